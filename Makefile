@@ -1,0 +1,34 @@
+# One command per habit. `make demo` and `make test` are the README's contract.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The demo writes to the default root, ./runlake, relative to demo-output/.
+demo: $(STAMP)
+	mkdir -p demo-output
+	cd demo-output && ../$(BIN)/python -m runlake.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check runlake tests benchmarks
+	$(BIN)/ruff format --check runlake tests benchmarks
+	$(BIN)/mypy runlake
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

@@ -1,0 +1,261 @@
+"""`runlake.init()`: create, fork, rewind or resume a run. Validates everything before writing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _flusher, _registry
+from ._manifests import (
+    claim_writer,
+    find_project,
+    is_running,
+    node_last_step,
+    read_segment,
+    read_state,
+    require_project,
+    segment_numbers,
+)
+from ._names import StepSpec, check_name, new_run_id, parse_step_spec
+from ._storage import Storage
+from .errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
+from .history import node_last_values
+from .lake import get_storage
+from .run import Run, jsonable
+
+_RESUME_MODES = ("allow", "must", "never")
+
+
+def init(
+    project: str = "demo",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    id: str | None = None,  # noqa: A002 - wandb's name
+    name: str | None = None,
+    config: Mapping[str, Any] | argparse.Namespace | None = None,
+    tags: Sequence[str] | None = None,
+    notes: str | None = None,
+    fork_from: str | None = None,
+    resume_from: str | None = None,
+    resume: str | None = None,
+) -> Run:
+    """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
+    check_name(project, "project name")
+    if id is not None:
+        check_name(id, "run id")
+    given = [n for n, v in (("fork_from", fork_from), ("resume_from", resume_from), ("resume", resume)) if v is not None]
+    if len(given) > 1:
+        raise InvalidSpecError(
+            f"{' and '.join(given)} cannot be combined: fork_from starts a new run from a step of "
+            "another, resume_from rewinds a run to a step, resume continues a run where it stopped"
+        )
+    config_dict = _check_config(config)
+    tag_list = _check_tags(tags)
+    for label, value in (("name", name), ("notes", notes)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{label} must be a str, got {type(value).__name__}")
+    fork = parse_step_spec(fork_from, "fork_from") if fork_from is not None else None
+    rewind = parse_step_spec(resume_from, "resume_from") if resume_from is not None else None
+    if fork is not None and id == fork.run_id:
+        raise InvalidSpecError(
+            f"id={id!r} is the run being forked: a fork is a new run with its own id; "
+            f'to rewind run {id!r} itself, use resume_from="{fork_from}"'
+        )
+    if rewind is not None and id is not None and id != rewind.run_id:
+        raise InvalidSpecError(
+            f"resume_from={resume_from!r} rewinds run {rewind.run_id!r}, but id={id!r}: "
+            "leave id out or pass the same id (to branch into a new run, use fork_from)"
+        )
+    if resume is not None:
+        if resume not in _RESUME_MODES:
+            raise InvalidSpecError(f"resume must be one of {', '.join(map(repr, _RESUME_MODES))}, got {resume!r}")
+        if id is None:
+            raise InvalidSpecError(f"resume={resume!r} needs the id= of the run to continue")
+
+    storage = get_storage(root)
+    if fork is not None:
+        run = _fork(storage, project, id, name, config_dict, tag_list, notes, fork)
+    elif rewind is not None:
+        run = _rewind(storage, rewind, config_dict)
+    elif resume is not None:
+        assert id is not None
+        existing = find_project(storage, id)
+        if existing is None and resume == "must":
+            raise RunNotFoundError(f"resume='must' but run {id!r} does not exist in root {storage.url!r}")
+        if existing is not None and resume == "never":
+            raise RunlakeError(f"resume='never' but run {id!r} already exists (in project {existing!r})")
+        if existing is not None:
+            run = _resume(storage, existing, id, config_dict)
+        else:
+            run = _create(storage, project, id, name, config_dict, tag_list, notes, None, 0)
+    else:
+        if id is not None and (existing := find_project(storage, id)) is not None:
+            raise RunlakeError(
+                f"run {id!r} already exists (in project {existing!r}): pass resume='allow' to "
+                f'continue it, resume_from="{id}?_step=N" to rewind it, or another id'
+            )
+        run = _create(storage, project, id or new_run_id(), name, config_dict, tag_list, notes, None, 0)
+    _registry.add(run)
+    _flusher.register(run)
+    return run
+
+
+def _check_config(config: object) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, argparse.Namespace):
+        config = vars(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict (or argparse.Namespace), got {type(config).__name__}")
+    out = {}
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise TypeError(f"config keys must be str, got {type(key).__name__} {key!r}")
+        out[key] = value
+    json.dumps(jsonable(out), allow_nan=True)
+    return out
+
+
+def _check_tags(tags: object) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not isinstance(tags, Sequence | set | frozenset):
+        raise TypeError(f"tags must be a list of str, got {type(tags).__name__}")
+    out = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise TypeError(f"tags must be str, got {type(tag).__name__} {tag!r}")
+        out.append(tag)
+    return out
+
+
+def _source_last_step(storage: Storage, project: str, run_id: str, state: dict[str, Any]) -> tuple[int, int | None]:
+    segment = int(state.get("segment", 0))
+    doc = read_segment(storage, project, run_id, segment)
+    return segment, node_last_step(storage, project, run_id, segment, doc.get("cutoff"))
+
+
+def _check_point(run_id: str, step: int, last: int | None, verb: str) -> None:
+    if last is None:
+        raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: it has no durable steps yet")
+    if step > last:
+        raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: its last step is {last}")
+
+
+def _fork(
+    storage: Storage, project: str, run_id: str | None, name: str | None, config: dict[str, Any],
+    tags: list[str], notes: str | None, spec: StepSpec,
+) -> Run:
+    source_project = require_project(storage, spec.run_id)
+    live = _registry.get(storage, spec.run_id)
+    if live is not None:
+        live.flush()  # so any step it has logged can be a fork point
+    state = read_state(storage, source_project, spec.run_id)
+    segment, last = _source_last_step(storage, source_project, spec.run_id, state)
+    _check_point(spec.run_id, spec.step, last, "fork")
+    if run_id is not None and (existing := find_project(storage, run_id)) is not None:
+        raise RunlakeError(f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork")
+    parent = {
+        "kind": "fork",
+        "parent_project": source_project,
+        "parent_run_id": spec.run_id,
+        "parent_segment": segment,
+        "cutoff": spec.step,
+    }
+    return _create(storage, project, run_id or new_run_id(), name, config, tags, notes, parent, spec.step + 1)
+
+
+def _create(
+    storage: Storage, project: str, run_id: str, name: str | None, config: dict[str, Any],
+    tags: list[str], notes: str | None, parent: dict[str, Any] | None, start_step: int,
+) -> Run:
+    root_existed = storage.exists(storage.root)
+    now = time.time()
+    if not storage.create_exclusive(
+        storage.meta_path(project, run_id, "writer-0.json"), json.dumps({"seq": 0, "what": "create", "at": now}).encode()
+    ):
+        raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
+    try:
+        identity = {"run_id": run_id, "project": project, "name": name or run_id, "notes": notes, "tags": tags, "created_at": now}
+        storage.write_json_atomic(storage.meta_path(project, run_id, "run.json"), identity)
+        segment = {"run_id": run_id, "segment": 0, "project": project, "created_at": now,
+                   **(parent or {"kind": "root", "parent_project": None, "parent_run_id": None,
+                                 "parent_segment": None, "cutoff": None})}
+        storage.write_json_atomic(storage.meta_path(project, run_id, "segment-0.json"), segment)
+        run = Run(
+            storage=storage, project=project, run_id=run_id, name=name or run_id, segment=0,
+            start_step=start_step, config=config, summary_auto={}, summary_user={},
+            runtime_offset=0.0, writer_seq=0, inherited_pending=parent is not None,
+        )
+        run._write_state()
+    except BaseException:
+        run_dir = storage.run_dir(project, run_id)
+        storage.remove_tree(run_dir)
+        stop = os.path.dirname(storage.root) if not root_existed else storage.root
+        storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
+        raise
+    return run
+
+
+def _refuse_live(storage: Storage, run_id: str, state: dict[str, Any], verb: str) -> None:
+    if _registry.get(storage, run_id) is not None:
+        raise RunlakeError(f"run {run_id!r} is still running in this process: finish() it before you {verb} it")
+    if is_running(state):
+        raise RunlakeError(
+            f"run {run_id!r} is still running (pid {state.get('pid')} on {state.get('host')}): "
+            f"it must finish before you {verb} it"
+        )
+
+
+def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
+    project = require_project(storage, spec.run_id)
+    state = read_state(storage, project, spec.run_id)
+    _refuse_live(storage, spec.run_id, state, "rewind")
+    segment, last = _source_last_step(storage, project, spec.run_id, state)
+    _check_point(spec.run_id, spec.step, last, "rewind")
+    seq = claim_writer(storage, project, spec.run_id, "rewind")
+    new_segment = max(segment_numbers(storage, project, spec.run_id), default=segment) + 1
+    seg_path = storage.meta_path(project, spec.run_id, f"segment-{new_segment}.json")
+    doc = {
+        "run_id": spec.run_id, "segment": new_segment, "project": project, "created_at": time.time(),
+        "kind": "rewind", "parent_project": project, "parent_run_id": spec.run_id,
+        "parent_segment": segment, "cutoff": spec.step,
+    }
+    if not storage.create_exclusive(seg_path, json.dumps(doc).encode()):
+        raise RunlakeError(f"run {spec.run_id!r} was rewound by another process at the same time; that one won")
+    try:
+        identity = storage.read_json(storage.meta_path(project, spec.run_id, "run.json")) or {}
+        summary = node_last_values(storage, project, spec.run_id, segment, spec.step)
+        run = Run(
+            storage=storage, project=project, run_id=spec.run_id, name=identity.get("name"),
+            segment=new_segment, start_step=spec.step + 1,
+            config={**(state.get("config") or {}), **config}, summary_auto=summary, summary_user={},
+            runtime_offset=0.0, writer_seq=seq, inherited_pending=False,
+        )
+        run._write_state()
+    except BaseException:
+        storage.fs.rm_file(seg_path)
+        raise
+    return run
+
+
+def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any]) -> Run:
+    state = read_state(storage, project, run_id)
+    _refuse_live(storage, run_id, state, "resume")
+    seq = claim_writer(storage, project, run_id, "resume")
+    segment, last = _source_last_step(storage, project, run_id, state)
+    identity = storage.read_json(storage.meta_path(project, run_id, "run.json")) or {}
+    run = Run(
+        storage=storage, project=project, run_id=run_id, name=identity.get("name"), segment=segment,
+        start_step=0 if last is None else last + 1,
+        config={**(state.get("config") or {}), **config},
+        summary_auto=dict(state.get("summary_auto") or {}), summary_user=dict(state.get("summary_user") or {}),
+        runtime_offset=float(state.get("runtime") or 0.0), writer_seq=seq,
+        inherited_pending=bool(state.get("inherited_pending")),
+    )
+    run._write_state()
+    return run

@@ -1,0 +1,178 @@
+"""Encoding buffered rows into long-layout Parquet parts (the only module using pyarrow.parquet)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("text", pa.string()),
+    ]
+)
+_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["key"],
+    # DESIGN.md: dictionary-encoding `value` would silently turn BYTE_STREAM_SPLIT off.
+    "column_encoding": {"step": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+    "write_statistics": True,
+}
+
+
+class _Block:
+    """Per-key chunks collected while converting rows; kept in step order."""
+
+    __slots__ = ("steps", "values", "texts")
+
+    def __init__(self) -> None:
+        self.steps: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.texts: list[list[str | None] | None] = []
+
+
+def rows_to_table(
+    steps: Sequence[int],
+    times: Sequence[float],
+    rows: Sequence[dict[str, float | str]],
+    runtime_origin: float,
+) -> tuple[pa.Table, dict[str, float | str]]:
+    """Committed rows -> (long table sorted by (key, step), last value of every key).
+
+    Each row also yields `_timestamp` and `_runtime` points. Runs of rows with the same
+    all-float keys (the common case) are converted with numpy; anything else row by row.
+    """
+    n = len(steps)
+    step_arr = np.asarray(steps, dtype=np.int64)
+    time_arr = np.asarray(times, dtype=np.float64)
+    blocks: dict[str, _Block] = {}
+
+    def block(key: str) -> _Block:
+        b = blocks.get(key)
+        if b is None:
+            b = blocks[key] = _Block()
+        return b
+
+    ts = block("_timestamp")
+    ts.steps.append(step_arr)
+    ts.values.append(time_arr)
+    ts.texts.append(None)
+    rt = block("_runtime")
+    rt.steps.append(step_arr)
+    rt.values.append(time_arr - runtime_origin)
+    rt.texts.append(None)
+
+    start = 0
+    while start < n:
+        keys = tuple(rows[start])
+        end = start + 1
+        while end < n and tuple(rows[end]) == keys:
+            end += 1
+        if keys:
+            chunk = rows[start:end]
+            width = len(keys)
+            try:
+                flat = np.fromiter(
+                    chain.from_iterable(r.values() for r in chunk),
+                    dtype=np.float64,
+                    count=(end - start) * width,
+                )
+            except (TypeError, ValueError):
+                _rows_slow(blocks, block, step_arr[start:end], chunk)
+            else:
+                matrix = flat.reshape(end - start, width)
+                seg_steps = step_arr[start:end]
+                for j, key in enumerate(keys):
+                    b = block(key)
+                    b.steps.append(seg_steps)
+                    b.values.append(matrix[:, j])
+                    b.texts.append(None)
+        start = end
+
+    step_parts, value_parts, key_parts, text_parts = [], [], [], []
+    last: dict[str, float | str] = {}
+    any_text = False
+    for key in sorted(blocks):
+        b = blocks[key]
+        s = np.concatenate(b.steps) if len(b.steps) > 1 else b.steps[0]
+        v = np.concatenate(b.values) if len(b.values) > 1 else b.values[0]
+        step_parts.append(s)
+        value_parts.append(v)
+        key_parts.append((key, len(s)))
+        if any(t is not None for t in b.texts):
+            any_text = True
+            texts: list[str | None] = []
+            for arr, t in zip(b.steps, b.texts, strict=True):
+                texts.extend(t if t is not None else [None] * len(arr))
+            text_parts.append(texts)
+            last[key] = texts[-1] if texts[-1] is not None else float(v[-1])
+        else:
+            text_parts.append(None)
+            last[key] = float(v[-1])
+    total = sum(c for _, c in key_parts)
+    key_names = [k for k, _ in key_parts]
+    indices = np.repeat(np.arange(len(key_names), dtype=np.int32), [c for _, c in key_parts])
+    key_col = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(key_names, pa.string()))
+    values = np.concatenate(value_parts) if value_parts else np.empty(0)
+    if any_text:
+        flat_texts: list[str | None] = []
+        for (_, count), texts in zip(key_parts, text_parts, strict=True):
+            flat_texts.extend(texts if texts is not None else [None] * count)
+        text_col = pa.array(flat_texts, pa.string())
+        # a text point has no numeric value
+        value_col = pa.array(values, pa.float64(), mask=~np.asarray(text_col.is_null()))
+    else:
+        text_col = pa.nulls(total, pa.string())
+        value_col = pa.array(values, pa.float64())
+    table = pa.table(
+        {
+            "step": pa.array(np.concatenate(step_parts) if step_parts else np.empty(0, np.int64)),
+            "key": key_col.cast(pa.string()),
+            "value": value_col,
+            "text": text_col,
+        },
+        schema=SCHEMA,
+    )
+    return table, last
+
+
+def _rows_slow(blocks: dict[str, _Block], block: Any, steps: np.ndarray, rows: Sequence[dict]) -> None:
+    per_key: dict[str, tuple[list[int], list[float | None], list[str | None]]] = {}
+    for step, row in zip(steps.tolist(), rows, strict=True):
+        for key, value in row.items():
+            entry = per_key.get(key)
+            if entry is None:
+                entry = per_key[key] = ([], [], [])
+            entry[0].append(step)
+            if type(value) is str:
+                entry[1].append(None)
+                entry[2].append(value)
+            else:
+                entry[1].append(value)
+                entry[2].append(None)
+    for key, (ks, kv, kt) in per_key.items():
+        b = block(key)
+        b.steps.append(np.asarray(ks, dtype=np.int64))
+        # a text point's value is masked to NULL once the text column is built
+        b.values.append(np.asarray([np.nan if v is None else v for v in kv], dtype=np.float64))
+        b.texts.append(kt if any(t is not None for t in kt) else None)
+
+
+def encode(table: pa.Table) -> bytes:
+    """Serialise one part with runlake's encodings."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **_WRITE_OPTIONS)
+    return sink.getvalue()
+
+
+def write_empty(path: str) -> None:
+    """A zero-row part with the history schema (used where a file list must not be empty)."""
+    pq.write_table(SCHEMA.empty_table(), path)

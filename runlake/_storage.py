@@ -1,0 +1,201 @@
+"""The root on storage: the one place that knows paths, fsspec and atomic writes.
+
+Layout (see DESIGN.md):
+    <root>/runs/<project>/<run_id>/meta/run.json          identity, write-once
+    <root>/runs/<project>/<run_id>/meta/segment-<k>.json  lineage row of segment k, write-once
+    <root>/runs/<project>/<run_id>/meta/state.json        state, heartbeat, config, summary (replaced)
+    <root>/history/project=<p>/run_id=<id>/segment=<k>/part-<first>-<last>-<uuid>.parquet
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import RunlakeError
+
+PART_RE = re.compile(r"part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
+SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> str:
+    """The root URL: the argument, else $RUNLAKE_ROOT, else ./runlake."""
+    if root is None:
+        root = os.environ.get("RUNLAKE_ROOT") or "./runlake"
+    return os.fspath(root)
+
+
+@dataclass(frozen=True)
+class PartFile:
+    path: str
+    step_lo: int
+    step_hi: int
+    size: int
+
+
+class Storage:
+    """A root: an fsspec filesystem plus the root path inside it."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        except ImportError as exc:
+            proto = url.split("://", 1)[0]
+            raise RunlakeError(
+                f"root {url!r} needs an fsspec driver for {proto!r} that is not installed ({exc})"
+            ) from None
+        self.fs = fs
+        self.is_local = isinstance(fs, LocalFileSystem)
+        self.root = path.rstrip("/") or "/"
+        self.key = (type(fs).__name__, self.root)
+
+    # ---- paths -------------------------------------------------------------------------
+    def run_dir(self, project: str, run_id: str) -> str:
+        return f"{self.root}/runs/{project}/{run_id}"
+
+    def meta_path(self, project: str, run_id: str, name: str) -> str:
+        return f"{self.root}/runs/{project}/{run_id}/meta/{name}"
+
+    def segment_dir(self, project: str, run_id: str, segment: int) -> str:
+        return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
+
+    def part_path(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
+        name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
+        return f"{self.segment_dir(project, run_id, segment)}/{name}"
+
+    def engine_path(self, path: str) -> str:
+        """The path as DuckDB / pyarrow readers are given it."""
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    # ---- reading -----------------------------------------------------------------------
+    def read_bytes(self, path: str) -> bytes | None:
+        try:
+            if self.is_local:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            return self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
+        data = self.read_bytes(path)
+        if data is None:
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError as exc:
+            raise RunlakeError(f"manifest {self.engine_path(path)} is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise RunlakeError(f"manifest {self.engine_path(path)} is not a JSON object")
+        return value
+
+    def listdir(self, path: str) -> list[str]:
+        """Names (not paths) in a directory; [] if it does not exist."""
+        try:
+            if self.is_local:
+                return os.listdir(path)
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def list_parts(self, segment_dir: str) -> list[PartFile]:
+        """The part files of one segment, by step range (a listing, never a read)."""
+        parts = []
+        if self.is_local:
+            try:
+                entries = list(os.scandir(segment_dir))
+            except FileNotFoundError:
+                return []
+            for entry in entries:
+                m = PART_RE.fullmatch(entry.name)
+                if m:
+                    parts.append(
+                        PartFile(entry.path, int(m[1]), int(m[2]), entry.stat().st_size)
+                    )
+        else:
+            try:
+                infos = self.fs.ls(segment_dir, detail=True)
+            except FileNotFoundError:
+                return []
+            for info in infos:
+                name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+                m = PART_RE.fullmatch(name)
+                if m:
+                    parts.append(PartFile(info["name"], int(m[1]), int(m[2]), int(info["size"])))
+        parts.sort(key=lambda p: (p.step_lo, p.step_hi, p.path))
+        return parts
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path) if self.is_local else bool(self.fs.exists(path))
+
+    # ---- writing -----------------------------------------------------------------------
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace `path` with `data`; a reader sees the old or the new file, never half."""
+        if self.is_local:
+            directory = os.path.dirname(path)
+            os.makedirs(directory, exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                _silent_remove(tmp)
+                raise
+        else:
+            self.fs.pipe_file(path, data)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create `path` with `data` unless it exists; False if it already did."""
+        if self.is_local:
+            directory = os.path.dirname(path)
+            os.makedirs(directory, exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.link(tmp, path)  # atomic and fails if `path` exists: the file appears whole
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                _silent_remove(tmp)
+        if self.fs.exists(path):
+            return False
+        self.fs.pipe_file(path, data)
+        return True
+
+    def write_json_atomic(self, path: str, value: dict[str, Any]) -> None:
+        self.write_atomic(path, json.dumps(value, allow_nan=True).encode())
+
+    def remove_tree(self, path: str) -> None:
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+
+    def remove_empty_dirs(self, path: str, stop: str) -> None:
+        """Remove `path` and its parents up to (not including) `stop` while they are empty."""
+        if not self.is_local:
+            return  # object stores have no empty directories
+        while path.startswith(stop + "/") and path != stop:
+            try:
+                os.rmdir(path)
+            except OSError:
+                return
+            path = os.path.dirname(path)
+
+
+def _silent_remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,456 @@
+"""The catalog: an in-memory DuckDB index of a root, folded incrementally from its manifests.
+
+It is derived: every row comes from `runs/*/*/meta/*.json` and from listing segment
+directories, so it can be deleted at any time. A reader keeps it in memory (no file lock is
+ever held while a user's query runs) and persists a copy by write-and-rename so the next
+process only reads what changed. Training processes never open it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from . import _sql
+from ._parquet import write_empty
+from ._state import derive_state
+from ._storage import SEGMENT_RE, Storage
+from .errors import RunlakeError, RunNotFoundError
+
+SCHEMA_VERSION = 1
+_TABLES = ("run_meta", "segments", "parts")
+_RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: always rescan them
+_PERSIST_EVERY = 2.0
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Catalog:
+    """The index of one root, for this process."""
+
+    def __init__(self, storage: Storage, persist_path: str | None) -> None:
+        self.storage = storage
+        self.persist_path = persist_path
+        self.con = duckdb.connect(":memory:")
+        if not storage.is_local:
+            self.con.register_filesystem(storage.fs)
+        # views over read_parquet(getvariable(...)) bind the variable when they are created
+        self.con.execute("SET VARIABLE runlake_parts = ?", [[empty_part()]])
+        _sql.install(self.con)
+        self._lock = threading.RLock()
+        self._seen: dict[str, str] = {}  # manifest path -> change token
+        self._dir_cache: dict[str, tuple[int, dict[str, str]]] = {}
+        self._crash_listed: set[tuple[str, int]] = set()
+        self._last_persist = 0.0
+        self._dirty_since_persist = False
+        if persist_path:
+            self._load(persist_path)
+
+    # ---- persistence ---------------------------------------------------------------------
+    def _load(self, path: str) -> None:
+        if not os.path.exists(path):
+            return
+        try:
+            self.con.execute(f"ATTACH {_quote_literal(path)} AS saved (READ_ONLY)")
+        except duckdb.Error:
+            self._discard(path)
+            return
+        try:
+            version = self.con.execute("SELECT version FROM saved.catalog_info").fetchall()
+            if not version or version[0][0] != SCHEMA_VERSION:
+                raise RunlakeError("catalog schema changed")
+            for table in _TABLES:
+                self.con.execute(f"INSERT INTO {table} SELECT * FROM saved.{table}")
+            rows = self.con.execute("SELECT path, token FROM saved.seen").fetchall()
+            self._seen = dict(rows)
+        except (duckdb.Error, RunlakeError):
+            for table in _TABLES:
+                self.con.execute(f"DELETE FROM {table}")
+            self._seen = {}
+            self.con.execute("DETACH saved")
+            self._discard(path)
+            return
+        self.con.execute("DETACH saved")
+
+    @staticmethod
+    def _discard(path: str) -> None:
+        warnings.warn(
+            f"runlake catalog {path} could not be read; rebuilding it from the root",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+    def persist(self, force: bool = False) -> None:
+        """Write the catalog copy (write to a temp name, then rename: readers never wait)."""
+        if not self.persist_path or not (self._dirty_since_persist or force):
+            return
+        with self._lock:
+            os.makedirs(os.path.dirname(self.persist_path), exist_ok=True)
+            tmp = f"{self.persist_path}.tmp-{uuid.uuid4().hex[:8]}"
+            cur = self.con.cursor()
+            try:
+                cur.execute(f"ATTACH {_quote_literal(tmp)} AS out")
+                for table in _TABLES:
+                    cur.execute(f"CREATE TABLE out.{table} AS SELECT * FROM {table}")
+                seen = pa.table(
+                    {"path": list(self._seen), "token": list(self._seen.values())},
+                    schema=pa.schema([("path", pa.string()), ("token", pa.string())]),
+                )
+                cur.register("seen_rows", seen)
+                cur.execute("CREATE TABLE out.seen AS SELECT * FROM seen_rows")
+                cur.unregister("seen_rows")
+                cur.execute(f"CREATE TABLE out.catalog_info AS SELECT {SCHEMA_VERSION} AS version")
+                cur.execute("DETACH out")
+                os.replace(tmp, self.persist_path)
+            except (duckdb.Error, OSError):
+                # a cache: failing to save it loses nothing
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("DETACH out")
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                with contextlib.suppress(OSError):
+                    os.remove(tmp + ".wal")
+            finally:
+                cur.close()
+            self._last_persist = time.monotonic()
+            self._dirty_since_persist = False
+
+    # ---- listing manifests ----------------------------------------------------------------
+    def _list_manifests(self) -> dict[str, str]:
+        """Every manifest file under runs/ with a token that changes whenever the file does."""
+        runs_dir = f"{self.storage.root}/runs"
+        if not self.storage.is_local:
+            try:
+                found = self.storage.fs.find(runs_dir, detail=True)
+            except FileNotFoundError:
+                return {}
+            out = {}
+            for path, info in found.items():
+                if "/meta/" in path and path.endswith(".json"):
+                    token = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                    out[path] = f"{token}:{info.get('size')}"
+            return out
+        out = {}
+        now = time.time()
+        cache: dict[str, tuple[int, dict[str, str]]] = {}
+        for project in _scandir(runs_dir):
+            if not project.is_dir():
+                continue
+            for run in _scandir(project.path):
+                meta = f"{run.path}/meta"
+                try:
+                    st = os.stat(meta)
+                except OSError:
+                    continue
+                previous = self._dir_cache.get(meta)
+                # Unchanged and older than the racy window: no file in it changed since we looked
+                # (directory mtimes are coarse, so a fresh one may hide a second change).
+                if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
+                    files = previous[1]
+                else:
+                    files = {}
+                    for entry in _scandir(meta):
+                        if entry.name.endswith(".json"):
+                            try:
+                                fst = entry.stat()
+                            except OSError:
+                                continue
+                            files[entry.path] = f"{fst.st_ino}:{fst.st_mtime_ns}:{fst.st_size}"
+                cache[meta] = (st.st_mtime_ns, files)
+                out.update(files)
+        self._dir_cache = cache
+        return out
+
+    # ---- refresh ------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Fold manifests that changed since the last refresh into the index."""
+        with self._lock:
+            listing = self._list_manifests()
+            changed = [p for p, token in listing.items() if self._seen.get(p) != token]
+            removed = [p for p in self._seen if p not in listing]
+            dirty_nodes: set[tuple[str, str, int]] = set()
+            if changed or removed:
+                self._apply(changed, removed, listing, dirty_nodes)
+            self._update_states(dirty_nodes)
+            if dirty_nodes:
+                self._relist(dirty_nodes)
+            if changed or removed or dirty_nodes:
+                self._dirty_since_persist = True
+        if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
+            self.persist()
+
+    def _apply(
+        self,
+        changed: list[str],
+        removed: list[str],
+        listing: dict[str, str],
+        dirty_nodes: set[tuple[str, str, int]],
+    ) -> None:
+        cur = self.con.cursor()
+        for path in removed:
+            project, run_id, name = _split_meta_path(path)
+            if name == "run.json":
+                for table in _TABLES:
+                    cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            elif (m := SEGMENT_RE.fullmatch(name)) is not None:
+                cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
+                cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
+            self._seen.pop(path, None)
+
+        identities: list[dict[str, Any]] = []
+        segments: list[dict[str, Any]] = []
+        states: list[tuple[str, dict[str, Any], str]] = []
+        for path in sorted(changed):
+            project, run_id, name = _split_meta_path(path)
+            if name not in ("run.json", "state.json") and not SEGMENT_RE.fullmatch(name):
+                self._seen[path] = listing[path]
+                continue
+            try:
+                doc = self.storage.read_json(path)
+            except RunlakeError as exc:
+                warnings.warn(f"skipping unreadable manifest: {exc}", RuntimeWarning, stacklevel=3)
+                continue
+            if doc is None:  # vanished between listing and reading
+                continue
+            if name == "run.json":
+                identities.append(doc)
+            elif name == "state.json":
+                states.append((run_id, doc, path))
+            else:
+                segments.append(doc)
+                dirty_nodes.add((project, run_id, int(doc["segment"])))
+            self._seen[path] = listing[path]
+
+        if identities:
+            rows = {
+                "run_id": [d["run_id"] for d in identities],
+                "project": [d["project"] for d in identities],
+                "name": [d.get("name") for d in identities],
+                "notes": [d.get("notes") for d in identities],
+                "tags": [list(d.get("tags") or []) for d in identities],
+                "created_at": [float(d.get("created_at") or 0.0) for d in identities],
+            }
+            cur.register("new_runs", pa.table(rows, schema=_IDENTITY_SCHEMA))
+            cur.execute(
+                """
+                INSERT INTO run_meta (run_id, project, name, notes, tags, created_at, segment, raw_state, state)
+                SELECT run_id, project, name, notes, tags, created_at, 0, 'running', 'running' FROM new_runs
+                ON CONFLICT (run_id) DO UPDATE SET
+                    project = excluded.project, name = excluded.name, notes = excluded.notes,
+                    tags = excluded.tags, created_at = excluded.created_at
+                """
+            )
+            cur.unregister("new_runs")
+        if segments:
+            self._insert_segments(cur, segments)
+        for run_id, doc, path in states:
+            known = cur.execute("SELECT project, segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
+            if not known:  # a state without identity: a run still being created; read it again
+                self._seen.pop(path, None)
+                continue
+            segment = int(doc.get("segment", 0))
+            cur.execute(
+                """
+                UPDATE run_meta SET segment = ?, raw_state = ?, state = ?, heartbeat = ?, host = ?,
+                    pid = ?, pid_start = ?, finished_at = ?, exit_code = ?, config = ?, summary = ?
+                WHERE run_id = ?
+                """,
+                [
+                    segment,
+                    doc.get("state"),
+                    derive_state(doc),
+                    doc.get("heartbeat"),
+                    doc.get("host"),
+                    doc.get("pid"),
+                    doc.get("pid_start"),
+                    doc.get("finished_at"),
+                    doc.get("exit_code"),
+                    json.dumps(doc.get("config") or {}),
+                    json.dumps(doc.get("summary") or {}),
+                    run_id,
+                ],
+            )
+            dirty_nodes.add((known[0][0], run_id, segment))
+            self._crash_listed.discard((run_id, segment))
+        cur.close()
+
+    @staticmethod
+    def _insert_segments(cur: duckdb.DuckDBPyConnection, segments: list[dict[str, Any]]) -> None:
+        rows = {
+            "run_id": [d["run_id"] for d in segments],
+            "segment": [int(d["segment"]) for d in segments],
+            "project": [d["project"] for d in segments],
+            "kind": [d["kind"] for d in segments],
+            "parent_run_id": [d.get("parent_run_id") for d in segments],
+            "parent_segment": [d.get("parent_segment") for d in segments],
+            "cutoff": [d.get("cutoff") for d in segments],
+            "created_at": [float(d.get("created_at") or 0.0) for d in segments],
+        }
+        cur.register("new_segments", pa.table(rows, schema=_SEGMENT_SCHEMA))
+        cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
+        cur.unregister("new_segments")
+
+    def _update_states(self, dirty_nodes: set[tuple[str, str, int]]) -> None:
+        """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
+        cur = self.con.cursor()
+        rows = cur.execute(
+            "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start "
+            "FROM run_meta WHERE raw_state = 'running'"
+        ).fetchall()
+        now = time.time()
+        for run_id, project, segment, state, heartbeat, host, pid, pid_start in rows:
+            derived = derive_state(
+                {"state": "running", "heartbeat": heartbeat, "host": host, "pid": pid, "pid_start": pid_start},
+                now,
+            )
+            if derived != state:
+                cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
+            if derived == "crashed" and (run_id, segment) not in self._crash_listed:
+                # parts written after the last state update of a killed writer
+                self._crash_listed.add((run_id, segment))
+                dirty_nodes.add((project, run_id, segment))
+        cur.close()
+
+    def _relist(self, nodes: Iterable[tuple[str, str, int]]) -> None:
+        paths, run_ids, segs, los, his, sizes = [], [], [], [], [], []
+        cur = self.con.cursor()
+        for project, run_id, segment in nodes:
+            cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, segment])
+            for part in self.storage.list_parts(self.storage.segment_dir(project, run_id, segment)):
+                paths.append(self.storage.engine_path(part.path))
+                run_ids.append(run_id)
+                segs.append(segment)
+                los.append(part.step_lo)
+                his.append(part.step_hi)
+                sizes.append(part.size)
+        if paths:
+            table = pa.table(
+                {"path": paths, "run_id": run_ids, "segment": segs, "step_lo": los, "step_hi": his, "bytes": sizes},
+                schema=_PARTS_SCHEMA,
+            )
+            cur.register("new_parts", table)
+            cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_parts")
+            cur.unregister("new_parts")
+        cur.close()
+
+    def load_chain(self, project: str, run_id: str, segment: int) -> None:
+        """Index just one node and its ancestors, from their manifests (no full listing)."""
+        nodes = []
+        docs = []
+        while True:
+            doc = self.storage.read_json(self.storage.meta_path(project, run_id, f"segment-{segment}.json"))
+            if doc is None:
+                raise RunNotFoundError(f"run {run_id!r} has no segment {segment} in {self.storage.url!r}")
+            docs.append(doc)
+            nodes.append((project, run_id, segment))
+            if doc.get("parent_run_id") is None:
+                break
+            project, run_id, segment = doc["parent_project"], doc["parent_run_id"], int(doc["parent_segment"])
+        with self._lock:
+            self._insert_segments(self.con.cursor(), docs)
+            self._relist(nodes)
+
+    # ---- querying -----------------------------------------------------------------------
+    def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
+        """A cursor on the index; `raw_history`/`history` see the parts as of now."""
+        cur = self.con.cursor()
+        if with_parts:
+            files = [r[0] for r in cur.execute("SELECT path FROM parts ORDER BY path").fetchall()]
+            cur.execute("SET VARIABLE runlake_parts = ?", [files or [empty_part()]]).fetchall()
+        return cur
+
+
+_IDENTITY_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("project", pa.string()),
+        ("name", pa.string()),
+        ("notes", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("created_at", pa.float64()),
+    ]
+)
+_SEGMENT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("segment", pa.int64()),
+        ("project", pa.string()),
+        ("kind", pa.string()),
+        ("parent_run_id", pa.string()),
+        ("parent_segment", pa.int64()),
+        ("cutoff", pa.int64()),
+        ("created_at", pa.float64()),
+    ]
+)
+_PARTS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("run_id", pa.string()),
+        ("segment", pa.int64()),
+        ("step_lo", pa.int64()),
+        ("step_hi", pa.int64()),
+        ("bytes", pa.int64()),
+    ]
+)
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _split_meta_path(path: str) -> tuple[str, str, str]:
+    """.../runs/<project>/<run_id>/meta/<name> -> (project, run_id, name)."""
+    parts = path.rstrip("/").split("/")
+    return parts[-4], parts[-3], parts[-1]
+
+
+_empty_part_path: str | None = None
+_empty_lock = threading.Lock()
+
+
+def empty_part() -> str:
+    """A zero-row part with the history schema, so `raw_history` works on an empty root."""
+    global _empty_part_path
+    with _empty_lock:
+        if _empty_part_path is None or not os.path.exists(_empty_part_path):
+            directory = os.path.join(
+                tempfile.mkdtemp(prefix="runlake-empty-"), "project=_", "run_id=_", "segment=0"
+            )
+            os.makedirs(directory)
+            path = os.path.join(directory, "part-empty.parquet")
+            write_empty(path)
+            _empty_part_path = path
+        return _empty_part_path
+
+
+def cache_path(storage: Storage) -> str | None:
+    """Where the persisted catalog of a root lives: inside a local root, else a cache dir."""
+    if storage.is_local:
+        return os.path.join(storage.root, "_catalog", "catalog.duckdb")
+    if storage.fs.protocol in ("memory",) or "memory" in (storage.fs.protocol or ()):
+        return None  # nothing outlives the process there
+    base = os.environ.get("RUNLAKE_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "runlake"
+    )
+    digest = hashlib.sha256(storage.fs.unstrip_protocol(storage.root).encode()).hexdigest()[:16]
+    return os.path.join(base, digest, "catalog.duckdb")

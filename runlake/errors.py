@@ -1,0 +1,23 @@
+"""runlake's exceptions: one root, builtins mixed in where they fit."""
+
+from __future__ import annotations
+
+
+class RunlakeError(Exception):
+    """Base class of every error runlake raises on purpose."""
+
+
+class RunNotFoundError(RunlakeError, LookupError):
+    """A run id that does not exist in the root."""
+
+
+class ForkPointError(RunlakeError, ValueError):
+    """A fork or rewind step past the last step the source run has."""
+
+
+class InvalidSpecError(RunlakeError, ValueError):
+    """A malformed argument: a run id, project name, fork spec or step."""
+
+
+class StepOrderWarning(UserWarning):
+    """A log call at a step below the current one; its data is dropped (as in W&B)."""

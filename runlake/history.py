@@ -1,0 +1,145 @@
+"""The one read path: resolve the lineage (closure_of), list the parts it needs, scan them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .catalog import Catalog
+from ._storage import Storage
+
+SYSTEM_KEYS = ("_timestamp", "_runtime")
+_HIVE = "hive_partitioning = true, hive_types = {'project': VARCHAR, 'run_id': VARCHAR, 'segment': BIGINT}"
+_LONG_SCHEMA = {
+    "step": pl.Int64,
+    "key": pl.String,
+    "value": pl.Float64,
+    "text": pl.String,
+    "source_run_id": pl.String,
+    "source_segment": pl.Int64,
+}
+
+
+def frame(cur: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pl.DataFrame:
+    """A query's result as a polars DataFrame (through Arrow); empty for a statement with none."""
+    relation = cur.sql(query, params=params)
+    if relation is None:
+        return pl.DataFrame()
+    result = pl.from_arrow(relation.to_arrow_table())
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+def node_files(cur: duckdb.DuckDBPyConnection, run_id: str, segment: int) -> list[str]:
+    """The exact part files a node's effective history needs: closure x parts, by step range."""
+    rows = cur.execute(
+        """
+        SELECT p.path
+        FROM closure_of(?, ?) AS c
+        JOIN parts AS p
+          ON p.run_id = c.run_id AND p.segment = c.segment
+         AND p.step_hi > c.step_lo AND p.step_lo <= c.step_hi
+        ORDER BY c.depth DESC, p.step_lo
+        """,
+        [run_id, segment],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def scan_long(
+    cur: duckdb.DuckDBPyConnection,
+    run_id: str,
+    segment: int,
+    keys: Sequence[str] | None,
+    max_step: int | None = None,
+) -> pl.DataFrame:
+    """A node's effective history, long: step, key, value, text, source_run_id, source_segment."""
+    files = node_files(cur, run_id, segment)
+    if not files or (keys is not None and not keys):
+        return pl.DataFrame(schema=_LONG_SCHEMA)
+    cur.execute("SET VARIABLE runlake_scan = ?", [files]).fetchall()
+    params: list[Any] = [run_id, segment]
+    where = ""
+    if keys is not None:
+        where += f" AND h.key IN ({', '.join('?' for _ in keys)})"
+        params.extend(keys)
+    if max_step is not None:
+        where += " AND h.step <= ?"
+        params.append(max_step)
+    query = f"""
+        SELECT h.step, h.key, h.value, h.text, h.run_id AS source_run_id, h.segment AS source_segment
+        FROM read_parquet(getvariable('runlake_scan'), {_HIVE}) AS h
+        JOIN closure_of(?, ?) AS c
+          ON h.run_id = c.run_id AND h.segment = c.segment
+         AND h.step > c.step_lo AND h.step <= c.step_hi
+        WHERE true {where}
+    """
+    return frame(cur, query, params)
+
+
+def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
+    """Long points -> one row per step: _step, _timestamp, _runtime, then one column per key.
+
+    Rows: every step where a selected key was logged (OR semantics). Numbers are Float64;
+    a key that was ever logged as text is a String column.
+    """
+    user_keys = [k for k in keys if k not in ("_step", *SYSTEM_KEYS)] if keys is not None else None
+    system = long.filter(pl.col("key").is_in(SYSTEM_KEYS))
+    user = long.filter(~pl.col("key").is_in(SYSTEM_KEYS))
+    if user_keys is None:
+        names = sorted(user.get_column("key").unique().to_list())
+    else:
+        names = list(dict.fromkeys(user_keys))
+    # rows: steps where a selected key has a point; with only system keys selected, every step
+    steps = (user if names else long).select(pl.col("step").unique())
+    wide = steps.sort("step")
+    if system.height:
+        sys_wide = system.pivot(on="key", index="step", values="value")
+        wide = wide.join(sys_wide, on="step", how="left")
+    for name in SYSTEM_KEYS:
+        if name not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
+    text_keys = set(user.filter(pl.col("text").is_not_null()).get_column("key").unique().to_list())
+    if user.height:
+        user = user.with_columns(
+            pl.when(pl.col("key").is_in(list(text_keys)))
+            .then(pl.coalesce(pl.col("text"), pl.col("value").cast(pl.String)))
+            .alias("text")
+        )
+        numeric = user.filter(~pl.col("key").is_in(list(text_keys)))
+        if numeric.height:
+            wide = wide.join(numeric.pivot(on="key", index="step", values="value"), on="step", how="left")
+        texts = user.filter(pl.col("key").is_in(list(text_keys)))
+        if texts.height:
+            wide = wide.join(texts.pivot(on="key", index="step", values="text"), on="step", how="left")
+    columns = []
+    for name in names:
+        if name in wide.columns:
+            columns.append(pl.col(name))
+        else:
+            columns.append(pl.lit(None, dtype=pl.Float64).alias(name))
+    return wide.select(
+        pl.col("step").alias("_step"),
+        pl.col("_timestamp"),
+        pl.col("_runtime"),
+        *columns,
+    )
+
+
+def node_last_values(storage: Storage, project: str, run_id: str, segment: int, max_step: int) -> dict[str, Any]:
+    """Last value of every key in a node's effective history up to `max_step` (a summary)."""
+    catalog = Catalog(storage, persist_path=None)
+    catalog.load_chain(project, run_id, segment)
+    cur = catalog.cursor(with_parts=False)
+    long = scan_long(cur, run_id, segment, None, max_step=max_step)
+    user = long.filter(~pl.col("key").is_in(SYSTEM_KEYS))
+    if user.height == 0:
+        return {}
+    last = user.sort("step").group_by("key").last()
+    return {
+        row["key"]: row["text"] if row["text"] is not None else row["value"]
+        for row in last.iter_rows(named=True)
+    }

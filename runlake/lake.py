@@ -1,0 +1,155 @@
+"""The public read API over a root: history, runs, lineage, sql, connect."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from . import _registry
+from ._names import check_name
+from ._storage import Storage, resolve_root
+from .catalog import Catalog, cache_path
+from .errors import RunNotFoundError
+from .history import SYSTEM_KEYS, frame, scan_long, to_wide
+
+_storages: dict[tuple[str, str], Storage] = {}
+_catalogs: dict[Any, Catalog] = {}
+_lock = threading.Lock()
+
+
+def get_storage(root: str | os.PathLike[str] | None) -> Storage:
+    url = resolve_root(root)
+    key = (url if "://" in url else os.path.abspath(url), "")
+    with _lock:
+        storage = _storages.get(key)
+        if storage is None:
+            storage = _storages[key] = Storage(url)
+        return storage
+
+
+def get_catalog(storage: Storage) -> Catalog:
+    """This process's catalog of a root, refreshed (in-process runs flushed first)."""
+    for run in _registry.open_runs(storage):
+        run.flush()
+    with _lock:
+        catalog = _catalogs.get(storage.key)
+        if catalog is None:
+            catalog = _catalogs[storage.key] = Catalog(storage, cache_path(storage))
+    catalog.refresh()
+    return catalog
+
+
+def _current_segment(cur: duckdb.DuckDBPyConnection, run_id: str, storage: Storage) -> int:
+    row = cur.execute("SELECT segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
+    if not row:
+        raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
+    return int(row[0][0])
+
+
+def history(
+    run_id: str,
+    keys: Sequence[str] | str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    segment: int | None = None,
+) -> pl.DataFrame:
+    """A run's effective history, wide and complete: one row per step where a selected key was logged.
+
+    Args:
+        keys: metric names to return (None: all). Rows are the steps where any of them was logged.
+        segment: read an archived segment (left by a rewind) instead of the current one.
+    """
+    check_name(run_id, "run id")
+    if isinstance(keys, str):
+        keys = [keys]
+    if keys is not None:
+        keys = list(keys)
+        for key in keys:
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
+    storage = get_storage(root)
+    catalog = get_catalog(storage)
+    cur = catalog.cursor(with_parts=False)
+    try:
+        current = _current_segment(cur, run_id, storage)
+        if segment is None:
+            segment = current
+        else:
+            if isinstance(segment, bool) or not isinstance(segment, int):
+                raise TypeError(f"segment must be an int, got {type(segment).__name__}")
+            exists = cur.execute(
+                "SELECT count(*) FROM segments WHERE run_id = ? AND segment = ?", [run_id, segment]
+            ).fetchall()
+            if not exists[0][0]:
+                raise RunNotFoundError(
+                    f"run {run_id!r} has no segment {segment}: its segments are 0..{current}"
+                )
+        scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
+        long = scan_long(cur, run_id, segment, scan_keys)
+    finally:
+        cur.close()
+    return to_wide(long, keys)
+
+
+def runs(project: str | None = None, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+    """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
+    if project is not None:
+        check_name(project, "project name")
+    catalog = get_catalog(get_storage(root))
+    cur = catalog.cursor(with_parts=False)
+    try:
+        if project is None:
+            return frame(cur, "SELECT * FROM runs ORDER BY created_at, run_id")
+        return frame(cur, "SELECT * FROM runs WHERE project = ? ORDER BY created_at, run_id", [project])
+    finally:
+        cur.close()
+
+
+def lineage(run_id: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+    """The chain of (run_id, segment) nodes from the run up to its root, nearest first.
+
+    Each row: the link's kind (root, fork, rewind), its parent node and cutoff step, and the
+    step range (step_lo, step_hi] that node contributes to the run's effective history.
+    """
+    check_name(run_id, "run id")
+    storage = get_storage(root)
+    catalog = get_catalog(storage)
+    cur = catalog.cursor(with_parts=False)
+    try:
+        segment = _current_segment(cur, run_id, storage)
+        return frame(
+            cur,
+            """
+            SELECT depth, run_id, segment, project, kind, parent_run_id, parent_segment, cutoff,
+                   step_lo, CASE WHEN step_hi = 9223372036854775807 THEN NULL ELSE step_hi END AS step_hi
+            FROM closure_of(?, ?) ORDER BY depth
+            """,
+            [run_id, segment],
+        )
+    finally:
+        cur.close()
+
+
+def sql(
+    query: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+) -> pl.DataFrame:
+    """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
+    catalog = get_catalog(get_storage(root))
+    cur = catalog.cursor()
+    try:
+        return frame(cur, query, params)
+    finally:
+        cur.close()
+
+
+def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
+    return get_catalog(get_storage(root)).cursor()

@@ -1,0 +1,348 @@
+"""A run being logged: W&B's step/commit bookkeeping over an in-memory columnar buffer.
+
+`log()` only validates and appends; encoding and writing happen in the background flusher
+(`_flusher.py`), on a size or time trigger, so a call costs a few microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from . import _flusher
+from ._parquet import encode, rows_to_table
+from ._state import writer_identity
+from ._storage import Storage
+from ._values import Row, flatten
+from .errors import RunlakeError, StepOrderWarning
+
+
+def jsonable(value: Any) -> Any:
+    """Config/summary values as JSON can hold them (numpy/torch scalars become numbers)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    for attr in ("item", "tolist"):
+        fn = getattr(value, attr, None)
+        if callable(fn):
+            try:
+                return jsonable(fn())
+            except Exception:  # not a scalar/array after all
+                pass
+    return str(value)
+
+
+class Config(dict):  # type: ignore[type-arg]
+    """The run's config: a dict (attribute access too, as in wandb) persisted with the run."""
+
+    def __init__(self, run: Run | None, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(data or {})
+        object.__setattr__(self, "_run", run)
+
+    def _touch(self) -> None:
+        run = object.__getattribute__(self, "_run")
+        if run is not None:
+            run._meta_dirty = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._touch()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._touch()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().update(*args, **kwargs)
+        self._touch()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._touch()
+        return value
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+class Summary(MutableMapping[str, Any]):
+    """Last logged value of every key (effective history), with values you set on top."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def _merged(self) -> dict[str, Any]:
+        return self._run._summary_snapshot()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._merged()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._run._summary_user[key] = value
+        self._run._meta_dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        self._run._summary_user.pop(key, None)
+        self._run._summary_deleted.add(key)
+        self._run._meta_dirty = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._merged())
+
+    def __len__(self) -> int:
+        return len(self._merged())
+
+    def __repr__(self) -> str:
+        return f"Summary({self._merged()!r})"
+
+
+def _check_step(step: Any) -> int:
+    if type(step) is int:
+        value = step
+    else:
+        if isinstance(step, bool):
+            raise TypeError(f"step must be an int, got bool {step!r}")
+        try:
+            value = operator.index(step)
+        except TypeError:
+            raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}") from None
+    if value < 0:
+        raise ValueError(f"step must be >= 0, got {value}")
+    return value
+
+
+class Run:
+    """What `runlake.init()` returns. Use `log()`, then `finish()` (or a `with` block)."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        project: str,
+        run_id: str,
+        name: str | None,
+        segment: int,
+        start_step: int,
+        config: Mapping[str, Any],
+        summary_auto: dict[str, Any],
+        summary_user: dict[str, Any],
+        runtime_offset: float,
+        writer_seq: int,
+        inherited_pending: bool,
+    ) -> None:
+        self._storage = storage
+        self.project = project
+        self.id = run_id
+        self.name = name
+        self._segment = segment
+        self._step = start_step
+        self.config = Config(self, config)
+        self.summary = Summary(self)
+        self._summary_auto = dict(summary_auto)  # from flushed rows (and inherited ones)
+        self._summary_user = dict(summary_user)
+        self._summary_deleted: set[str] = set()
+        self._inherited_pending = inherited_pending  # a fork's inherited summary, read lazily
+        self._started = time.time()
+        self._runtime_offset = runtime_offset
+        self._writer_seq = writer_seq
+        self._identity = writer_identity()
+        self._lock = threading.Lock()  # the buffer (training thread vs flusher)
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._steps: list[int] = []
+        self._times: list[float] = []
+        self._rows: list[Row] = []
+        self._pending: Row | None = None
+        self._finished = False
+        self._state = "running"
+        self._exit_code: int | None = None
+        self._meta_dirty = True
+        self._watermark: int | None = None
+        self._runtime_last = runtime_offset
+        self._flush_rows = _flusher.flush_rows()
+        self._unflushed_warning = False
+
+    # ---- W&B's logging semantics -------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The step the next committed row gets."""
+        return self._step
+
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Log metrics at the current step (W&B semantics: see the README)."""
+        if self._finished:
+            raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
+        row = flatten(data)  # raises before anything is kept
+        if step is not None:
+            step = _check_step(step)
+            if step < self._step:
+                warnings.warn(
+                    StepOrderWarning(
+                        f"run {self.id!r}: tried to log to step {step}, below the current step "
+                        f"{self._step}; steps must increase, so this data was dropped"
+                    ),
+                    stacklevel=2,
+                )
+                return
+            if commit is None:
+                commit = False
+            if step > self._step:
+                if self._pending is not None:
+                    self._commit()
+                self._step = step
+        elif commit is None:
+            commit = True
+        if commit is not None and not isinstance(commit, bool):
+            raise TypeError(f"commit must be a bool or None, got {type(commit).__name__}")
+        if self._pending is None:
+            self._pending = row
+        else:
+            self._pending.update(row)
+        if commit:
+            self._commit()
+
+    def _commit(self) -> None:
+        row = self._pending if self._pending is not None else {}
+        self._pending = None
+        with self._lock:
+            self._steps.append(self._step)
+            self._times.append(time.time())
+            self._rows.append(row)
+            size = len(self._steps)
+        self._step += 1
+        if size >= self._flush_rows:
+            _flusher.wake()
+
+    # ---- finishing -----------------------------------------------------------------------
+    def finish(self, exit_code: int = 0) -> None:
+        """Commit what is pending, flush everything, mark the run finished (or failed). Idempotent."""
+        if self._finished:
+            return
+        if self._pending is not None:
+            self._commit()
+        self._finished = True
+        self._exit_code = int(exit_code)
+        self._state = "finished" if exit_code == 0 else "failed"
+        _flusher.unregister(self)
+        if self._inherited_pending:
+            self._load_inherited_summary()
+        self.flush(final=True)
+        from . import _registry
+
+        _registry.forget(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish(exit_code=0 if exc_type is None else 1)
+
+    def __repr__(self) -> str:
+        return f"<runlake.Run {self.id} project={self.project!r} step={self._step} {self._state}>"
+
+    # ---- summary -------------------------------------------------------------------------
+    def _load_inherited_summary(self) -> None:
+        from .history import node_last_values
+
+        parent = self._storage.read_json(
+            self._storage.meta_path(self.project, self.id, f"segment-{self._segment}.json")
+        )
+        if parent and parent.get("parent_run_id"):
+            inherited = node_last_values(
+                self._storage, parent["parent_project"], parent["parent_run_id"],
+                int(parent["parent_segment"]), int(parent["cutoff"]),
+            )
+            self._summary_auto = {**inherited, **self._summary_auto}
+        self._inherited_pending = False
+
+    def _summary_snapshot(self) -> dict[str, Any]:
+        if self._inherited_pending:
+            self._load_inherited_summary()
+        merged = dict(self._summary_auto)
+        with self._lock:
+            rows = list(self._rows)
+        for row in rows:
+            merged.update(row)
+        merged.update(self._summary_user)
+        for key in self._summary_deleted:
+            if key not in self._summary_user:
+                merged.pop(key, None)
+        return merged
+
+    # ---- flushing (runs in the flusher thread, and in finish / before a fork) ----------
+    def flush(self, final: bool = False) -> None:
+        """Write buffered rows as one part, then the state manifest (the durable watermark)."""
+        with self._flush_lock:
+            with self._lock:
+                steps, self._steps = self._steps, []
+                times, self._times = self._times, []
+                rows, self._rows = self._rows, []
+            if steps:
+                try:
+                    table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset)
+                    path = self._storage.part_path(self.project, self.id, self._segment, steps[0], steps[-1])
+                    self._storage.write_atomic(path, encode(table))
+                except Exception as exc:
+                    with self._lock:  # keep them for the next try: nothing logged is dropped
+                        self._steps[:0] = steps
+                        self._times[:0] = times
+                        self._rows[:0] = rows
+                    if final:
+                        raise RunlakeError(
+                            f"run {self.id!r}: could not write {len(steps)} buffered rows "
+                            f"(steps {steps[0]}..{steps[-1]}) to {self._storage.url}: {exc}"
+                        ) from exc
+                    if not self._unflushed_warning:
+                        self._unflushed_warning = True
+                        warnings.warn(
+                            f"run {self.id!r}: flush failed ({exc}); rows stay buffered and are retried",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    return
+                self._summary_auto.update(last)
+                self._summary_auto.pop("_timestamp", None)
+                self._summary_auto.pop("_runtime", None)
+                self._watermark = steps[-1]
+                self._runtime_last = times[-1] - self._started + self._runtime_offset
+            self._write_state()
+
+    def _write_state(self) -> None:
+        auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}
+        summary = {**auto, **self._summary_user}
+        doc = {
+            "run_id": self.id,
+            "segment": self._segment,
+            "state": self._state,
+            "heartbeat": time.time(),
+            **self._identity,
+            "writer_seq": self._writer_seq,
+            "watermark": self._watermark,
+            "runtime": self._runtime_last,
+            "finished_at": time.time() if self._finished else None,
+            "exit_code": self._exit_code,
+            "config": jsonable(dict(self.config)),
+            "summary": jsonable(summary),
+            "summary_auto": jsonable(auto),
+            "summary_user": jsonable(self._summary_user),
+            "inherited_pending": self._inherited_pending,
+        }
+        self._storage.write_atomic(
+            self._storage.meta_path(self.project, self.id, "state.json"),
+            json.dumps(doc, allow_nan=True).encode(),
+        )
+        self._meta_dirty = False
+
