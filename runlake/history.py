@@ -93,8 +93,9 @@ def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
         names = sorted(user.get_column("key").unique().to_list())
     else:
         names = list(dict.fromkeys(user_keys))
-    # rows: steps where a selected key has a point; with only system keys selected, every step
-    steps = (user if names else long).select(pl.col("step").unique())
+    # rows: every committed step with keys=None (or only system keys selected); else the
+    # steps where a selected key has a point
+    steps = (user if user_keys else long).select(pl.col("step").unique())
     wide = steps.sort("step")
     if system.height:
         sys_wide = system.pivot(on="key", index="step", values="value")
