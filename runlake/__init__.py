@@ -6,9 +6,9 @@ from typing import Any
 
 from . import _registry
 from ._init import init
+from ._run import Run
 from .errors import ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
 from .lake import connect, history, lineage, runs, sql
-from .run import Run
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ._state import flush_interval
 
 if TYPE_CHECKING:
-    from .run import Run
+    from ._run import Run
 
 _runs: dict[int, Run] = {}
 _lock = threading.Lock()

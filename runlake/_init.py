@@ -21,11 +21,12 @@ from ._manifests import (
     segment_numbers,
 )
 from ._names import StepSpec, check_name, new_run_id, parse_step_spec
+from ._read import node_last_values
+from ._run import Run, jsonable
+from ._state import writer_identity
 from ._storage import Storage
 from .errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
-from .history import node_last_values
 from .lake import get_storage
-from .run import Run, jsonable
 
 _RESUME_MODES = ("allow", "must", "never")
 
@@ -47,7 +48,11 @@ def init(
     check_name(project, "project name")
     if id is not None:
         check_name(id, "run id")
-    given = [n for n, v in (("fork_from", fork_from), ("resume_from", resume_from), ("resume", resume)) if v is not None]
+    given = [
+        n
+        for n, v in (("fork_from", fork_from), ("resume_from", resume_from), ("resume", resume))
+        if v is not None
+    ]
     if len(given) > 1:
         raise InvalidSpecError(
             f"{' and '.join(given)} cannot be combined: fork_from starts a new run from a step of "
@@ -72,7 +77,9 @@ def init(
         )
     if resume is not None:
         if resume not in _RESUME_MODES:
-            raise InvalidSpecError(f"resume must be one of {', '.join(map(repr, _RESUME_MODES))}, got {resume!r}")
+            raise InvalidSpecError(
+                f"resume must be one of {', '.join(map(repr, _RESUME_MODES))}, got {resume!r}"
+            )
         if id is None:
             raise InvalidSpecError(f"resume={resume!r} needs the id= of the run to continue")
 
@@ -133,7 +140,9 @@ def _check_tags(tags: object) -> list[str]:
     return out
 
 
-def _source_last_step(storage: Storage, project: str, run_id: str, state: dict[str, Any]) -> tuple[int, int | None]:
+def _source_last_step(
+    storage: Storage, project: str, run_id: str, state: dict[str, Any]
+) -> tuple[int, int | None]:
     segment = int(state.get("segment", 0))
     doc = read_segment(storage, project, run_id, segment)
     return segment, node_last_step(storage, project, run_id, segment, doc.get("cutoff"))
@@ -147,8 +156,14 @@ def _check_point(run_id: str, step: int, last: int | None, verb: str) -> None:
 
 
 def _fork(
-    storage: Storage, project: str, run_id: str | None, name: str | None, config: dict[str, Any],
-    tags: list[str], notes: str | None, spec: StepSpec,
+    storage: Storage,
+    project: str,
+    run_id: str | None,
+    name: str | None,
+    config: dict[str, Any],
+    tags: list[str],
+    notes: str | None,
+    spec: StepSpec,
 ) -> Run:
     source_project = require_project(storage, spec.run_id)
     live = _registry.get(storage, spec.run_id)
@@ -158,7 +173,9 @@ def _fork(
     segment, last = _source_last_step(storage, source_project, spec.run_id, state)
     _check_point(spec.run_id, spec.step, last, "fork")
     if run_id is not None and (existing := find_project(storage, run_id)) is not None:
-        raise RunlakeError(f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork")
+        raise RunlakeError(
+            f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork"
+        )
     parent = {
         "kind": "fork",
         "parent_project": source_project,
@@ -170,26 +187,63 @@ def _fork(
 
 
 def _create(
-    storage: Storage, project: str, run_id: str, name: str | None, config: dict[str, Any],
-    tags: list[str], notes: str | None, parent: dict[str, Any] | None, start_step: int,
+    storage: Storage,
+    project: str,
+    run_id: str,
+    name: str | None,
+    config: dict[str, Any],
+    tags: list[str],
+    notes: str | None,
+    parent: dict[str, Any] | None,
+    start_step: int,
 ) -> Run:
     root_existed = storage.exists(storage.root)
     now = time.time()
     if not storage.create_exclusive(
-        storage.meta_path(project, run_id, "writer-0.json"), json.dumps({"seq": 0, "what": "create", "at": now}).encode()
+        storage.meta_path(project, run_id, "writer-0.json"),
+        json.dumps({"seq": 0, "what": "create", "at": now, **writer_identity()}).encode(),
     ):
         raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
     try:
-        identity = {"run_id": run_id, "project": project, "name": name or run_id, "notes": notes, "tags": tags, "created_at": now}
+        identity = {
+            "run_id": run_id,
+            "project": project,
+            "name": name or run_id,
+            "notes": notes,
+            "tags": tags,
+            "created_at": now,
+        }
         storage.write_json_atomic(storage.meta_path(project, run_id, "run.json"), identity)
-        segment = {"run_id": run_id, "segment": 0, "project": project, "created_at": now,
-                   **(parent or {"kind": "root", "parent_project": None, "parent_run_id": None,
-                                 "parent_segment": None, "cutoff": None})}
+        segment = {
+            "run_id": run_id,
+            "segment": 0,
+            "project": project,
+            "created_at": now,
+            **(
+                parent
+                or {
+                    "kind": "root",
+                    "parent_project": None,
+                    "parent_run_id": None,
+                    "parent_segment": None,
+                    "cutoff": None,
+                }
+            ),
+        }
         storage.write_json_atomic(storage.meta_path(project, run_id, "segment-0.json"), segment)
         run = Run(
-            storage=storage, project=project, run_id=run_id, name=name or run_id, segment=0,
-            start_step=start_step, config=config, summary_auto={}, summary_user={},
-            runtime_offset=0.0, writer_seq=0, inherited_pending=parent is not None,
+            storage=storage,
+            project=project,
+            run_id=run_id,
+            name=name or run_id,
+            segment=0,
+            start_step=start_step,
+            config=config,
+            summary_auto={},
+            summary_user={},
+            runtime_offset=0.0,
+            writer_seq=0,
+            inherited_pending=parent is not None,
         )
         run._write_state()
     except BaseException:
@@ -203,7 +257,9 @@ def _create(
 
 def _refuse_live(storage: Storage, run_id: str, state: dict[str, Any], verb: str) -> None:
     if _registry.get(storage, run_id) is not None:
-        raise RunlakeError(f"run {run_id!r} is still running in this process: finish() it before you {verb} it")
+        raise RunlakeError(
+            f"run {run_id!r} is still running in this process: finish() it before you {verb} it"
+        )
     if is_running(state):
         raise RunlakeError(
             f"run {run_id!r} is still running (pid {state.get('pid')} on {state.get('host')}): "
@@ -217,24 +273,40 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
     _refuse_live(storage, spec.run_id, state, "rewind")
     segment, last = _source_last_step(storage, project, spec.run_id, state)
     _check_point(spec.run_id, spec.step, last, "rewind")
-    seq = claim_writer(storage, project, spec.run_id, "rewind")
+    seq = claim_writer(storage, project, spec.run_id, state, "rewind")
     new_segment = max(segment_numbers(storage, project, spec.run_id), default=segment) + 1
     seg_path = storage.meta_path(project, spec.run_id, f"segment-{new_segment}.json")
     doc = {
-        "run_id": spec.run_id, "segment": new_segment, "project": project, "created_at": time.time(),
-        "kind": "rewind", "parent_project": project, "parent_run_id": spec.run_id,
-        "parent_segment": segment, "cutoff": spec.step,
+        "run_id": spec.run_id,
+        "segment": new_segment,
+        "project": project,
+        "created_at": time.time(),
+        "kind": "rewind",
+        "parent_project": project,
+        "parent_run_id": spec.run_id,
+        "parent_segment": segment,
+        "cutoff": spec.step,
     }
     if not storage.create_exclusive(seg_path, json.dumps(doc).encode()):
-        raise RunlakeError(f"run {spec.run_id!r} was rewound by another process at the same time; that one won")
+        raise RunlakeError(
+            f"run {spec.run_id!r} was rewound by another process at the same time; that one won"
+        )
     try:
         identity = storage.read_json(storage.meta_path(project, spec.run_id, "run.json")) or {}
         summary = node_last_values(storage, project, spec.run_id, segment, spec.step)
         run = Run(
-            storage=storage, project=project, run_id=spec.run_id, name=identity.get("name"),
-            segment=new_segment, start_step=spec.step + 1,
-            config={**(state.get("config") or {}), **config}, summary_auto=summary, summary_user={},
-            runtime_offset=0.0, writer_seq=seq, inherited_pending=False,
+            storage=storage,
+            project=project,
+            run_id=spec.run_id,
+            name=identity.get("name"),
+            segment=new_segment,
+            start_step=spec.step + 1,
+            config={**(state.get("config") or {}), **config},
+            summary_auto=summary,
+            summary_user={},
+            runtime_offset=0.0,
+            writer_seq=seq,
+            inherited_pending=False,
         )
         run._write_state()
     except BaseException:
@@ -246,15 +318,21 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
 def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any]) -> Run:
     state = read_state(storage, project, run_id)
     _refuse_live(storage, run_id, state, "resume")
-    seq = claim_writer(storage, project, run_id, "resume")
+    seq = claim_writer(storage, project, run_id, state, "resume")
     segment, last = _source_last_step(storage, project, run_id, state)
     identity = storage.read_json(storage.meta_path(project, run_id, "run.json")) or {}
     run = Run(
-        storage=storage, project=project, run_id=run_id, name=identity.get("name"), segment=segment,
+        storage=storage,
+        project=project,
+        run_id=run_id,
+        name=identity.get("name"),
+        segment=segment,
         start_step=0 if last is None else last + 1,
         config={**(state.get("config") or {}), **config},
-        summary_auto=dict(state.get("summary_auto") or {}), summary_user=dict(state.get("summary_user") or {}),
-        runtime_offset=float(state.get("runtime") or 0.0), writer_seq=seq,
+        summary_auto=dict(state.get("summary_auto") or {}),
+        summary_user=dict(state.get("summary_user") or {}),
+        runtime_offset=float(state.get("runtime") or 0.0),
+        writer_seq=seq,
         inherited_pending=bool(state.get("inherited_pending")),
     )
     run._write_state()

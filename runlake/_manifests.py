@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-from ._state import derive_state
+from ._state import derive_state, writer_alive, writer_identity
 from ._storage import SEGMENT_RE, Storage
 from .errors import RunlakeError, RunNotFoundError
-
-WRITER_RE_PREFIX = "writer-"
 
 
 def find_project(storage: Storage, run_id: str) -> str | None:
@@ -49,7 +48,9 @@ def segment_numbers(storage: Storage, project: str, run_id: str) -> list[int]:
     return sorted(int(m[1]) for n in names if (m := SEGMENT_RE.fullmatch(n)))
 
 
-def node_last_step(storage: Storage, project: str, run_id: str, segment: int, cutoff: int | None) -> int | None:
+def node_last_step(
+    storage: Storage, project: str, run_id: str, segment: int, cutoff: int | None
+) -> int | None:
     """The last durable step of a node's effective history (a fork has at least reached its cutoff)."""
     parts = storage.list_parts(storage.segment_dir(project, run_id, segment))
     own = max((p.step_hi for p in parts), default=None)
@@ -62,15 +63,20 @@ def is_running(state: dict[str, Any]) -> bool:
     return derive_state(state) == "running"
 
 
-def claim_writer(storage: Storage, project: str, run_id: str, what: str) -> int:
-    """Take the next writer slot of a run atomically: of two racing resumes/rewinds one wins."""
-    names = storage.listdir(f"{storage.run_dir(project, run_id)}/meta")
-    taken = [int(n[len(WRITER_RE_PREFIX) : -5]) for n in names if n.startswith(WRITER_RE_PREFIX) and n.endswith(".json")]
-    seq = max(taken, default=-1) + 1
-    doc = f'{{"seq": {seq}, "what": "{what}", "at": {time.time()}}}'.encode()
-    if not storage.create_exclusive(storage.meta_path(project, run_id, f"writer-{seq}.json"), doc):
-        raise RunlakeError(
-            f"run {run_id!r} was resumed or rewound by another process at the same time; "
-            "exactly one may continue it (that one won)"
-        )
-    return seq
+def claim_writer(storage: Storage, project: str, run_id: str, state: dict[str, Any], what: str) -> int:
+    """Take the writer slot after the one in `state`, atomically: of two racing resumes or
+    rewinds that read the same state, exactly one wins. A slot taken by a claimant that died
+    before taking over is skipped."""
+    seq = int(state.get("writer_seq") or 0) + 1
+    while True:
+        doc = {"seq": seq, "what": what, "at": time.time(), **writer_identity()}
+        path = storage.meta_path(project, run_id, f"writer-{seq}.json")
+        if storage.create_exclusive(path, json.dumps(doc).encode()):
+            return seq
+        other = storage.read_json(path) or {}
+        if writer_alive({**other, "heartbeat": other.get("at")}):
+            raise RunlakeError(
+                f"run {run_id!r} was resumed or rewound by another process at the same time "
+                f"(pid {other.get('pid')} on {other.get('host')}); exactly one may continue it"
+            )
+        seq += 1

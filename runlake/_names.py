@@ -25,8 +25,7 @@ def check_name(value: object, what: str) -> str:
         raise InvalidSpecError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
     if not _NAME_RE.fullmatch(value) or ".." in value or value in (".",):
         raise InvalidSpecError(
-            f"invalid {what} {value!r}: use 1-128 characters from A-Z a-z 0-9 _ . - "
-            "and no '..'"
+            f"invalid {what} {value!r}: use 1-128 characters from A-Z a-z 0-9 _ . - and no '..'"
         )
     return value
 
@@ -38,7 +37,9 @@ def new_run_id() -> str:
 
 def parse_step_spec(spec: object, argument: str) -> StepSpec:
     """Parse `"<run_id>?_step=<N>"` (the `fork_from` / `resume_from` format)."""
-    example = f'expected "<run_id>?_step=<N>" with N a non-negative integer, e.g. {argument}="abc12345?_step=200"'
+    example = (
+        f'expected "<run_id>?_step=<N>" with N a non-negative integer, e.g. {argument}="abc12345?_step=200"'
+    )
     if not isinstance(spec, str):
         raise InvalidSpecError(f"{argument} must be a str, got {type(spec).__name__}: {spec!r}; {example}")
     match = _SPEC_RE.fullmatch(spec)

@@ -97,7 +97,10 @@ def rows_to_table(
                     b.texts.append(None)
         start = end
 
-    step_parts, value_parts, key_parts, text_parts = [], [], [], []
+    step_parts: list[np.ndarray] = []
+    value_parts: list[np.ndarray] = []
+    key_parts: list[tuple[str, int]] = []
+    text_parts: list[list[str | None] | None] = []
     last: dict[str, float | str] = {}
     any_text = False
     for key in sorted(blocks):
@@ -124,8 +127,8 @@ def rows_to_table(
     values = np.concatenate(value_parts) if value_parts else np.empty(0)
     if any_text:
         flat_texts: list[str | None] = []
-        for (_, count), texts in zip(key_parts, text_parts, strict=True):
-            flat_texts.extend(texts if texts is not None else [None] * count)
+        for (_, count), key_texts in zip(key_parts, text_parts, strict=True):
+            flat_key_texts.extend(key_texts if key_texts is not None else [None] * count)
         text_col = pa.array(flat_texts, pa.string())
         # a text point has no numeric value
         value_col = pa.array(values, pa.float64(), mask=~np.asarray(text_col.is_null()))

@@ -8,8 +8,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._run import Run
     from ._storage import Storage
-    from .run import Run
 
 _open: dict[tuple[Any, str], Run] = {}
 _lock = threading.Lock()

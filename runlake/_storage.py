@@ -117,9 +117,7 @@ class Storage:
             for entry in entries:
                 m = PART_RE.fullmatch(entry.name)
                 if m:
-                    parts.append(
-                        PartFile(entry.path, int(m[1]), int(m[2]), entry.stat().st_size)
-                    )
+                    parts.append(PartFile(entry.path, int(m[1]), int(m[2]), entry.stat().st_size))
         else:
             try:
                 infos = self.fs.ls(segment_dir, detail=True)

@@ -71,9 +71,7 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str) -> None:
 def flatten(data: object) -> Row:
     """Validate and flatten a log payload. Raises TypeError/ValueError naming the bad key."""
     if not isinstance(data, Mapping):
-        raise TypeError(
-            f"run.log() takes a dict of metric names to values, got {type(data).__name__}"
-        )
+        raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     out: Row = {}
     # Fast path: flat dicts of floats with keys seen before.
     for key, value in data.items():

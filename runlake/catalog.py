@@ -143,7 +143,9 @@ class Catalog:
             out = {}
             for path, info in found.items():
                 if "/meta/" in path and path.endswith(".json"):
-                    token = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                    token = (
+                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                    )
                     out[path] = f"{token}:{info.get('size')}"
             return out
         out = {}
@@ -316,7 +318,13 @@ class Catalog:
         now = time.time()
         for run_id, project, segment, state, heartbeat, host, pid, pid_start in rows:
             derived = derive_state(
-                {"state": "running", "heartbeat": heartbeat, "host": host, "pid": pid, "pid_start": pid_start},
+                {
+                    "state": "running",
+                    "heartbeat": heartbeat,
+                    "host": host,
+                    "pid": pid,
+                    "pid_start": pid_start,
+                },
                 now,
             )
             if derived != state:
@@ -341,7 +349,14 @@ class Catalog:
                 sizes.append(part.size)
         if paths:
             table = pa.table(
-                {"path": paths, "run_id": run_ids, "segment": segs, "step_lo": los, "step_hi": his, "bytes": sizes},
+                {
+                    "path": paths,
+                    "run_id": run_ids,
+                    "segment": segs,
+                    "step_lo": los,
+                    "step_hi": his,
+                    "bytes": sizes,
+                },
                 schema=_PARTS_SCHEMA,
             )
             cur.register("new_parts", table)
@@ -449,8 +464,6 @@ def cache_path(storage: Storage) -> str | None:
         return os.path.join(storage.root, "_catalog", "catalog.duckdb")
     if storage.fs.protocol in ("memory",) or "memory" in (storage.fs.protocol or ()):
         return None  # nothing outlives the process there
-    base = os.environ.get("RUNLAKE_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "runlake"
-    )
+    base = os.environ.get("RUNLAKE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "runlake")
     digest = hashlib.sha256(storage.fs.unstrip_protocol(storage.root).encode()).hexdigest()[:16]
     return os.path.join(base, digest, "catalog.duckdb")

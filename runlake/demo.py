@@ -38,11 +38,15 @@ def main() -> None:
     print(f"rewound run {base.id} to step 250 and logged steps 251..{rewound.step - 1}\n")
 
     history = runlake.history(fork.id, keys=["loss"])
-    print(f"effective history of the fork: {history.height} steps, {history['_step'].min()}..{history['_step'].max()}")
+    first, last = history["_step"].min(), history["_step"].max()
+    print(f"effective history of the fork: {history.height} steps, {first!s}..{last!s}")
     print(history.select("_step", "loss").gather_every(50), "\n")
 
     print("lineage of the fork:")
-    print(runlake.lineage(fork.id).select("depth", "run_id", "segment", "kind", "cutoff", "step_lo", "step_hi"), "\n")
+    print(
+        runlake.lineage(fork.id).select("depth", "run_id", "segment", "kind", "cutoff", "step_lo", "step_hi"),
+        "\n",
+    )
 
     print("final loss of every run in the project (SQL over the `history` view):")
     final = runlake.sql(

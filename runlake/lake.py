@@ -12,10 +12,10 @@ import polars as pl
 
 from . import _registry
 from ._names import check_name
+from ._read import SYSTEM_KEYS, frame, scan_long, to_wide
 from ._storage import Storage, resolve_root
 from .catalog import Catalog, cache_path
 from .errors import RunNotFoundError
-from .history import SYSTEM_KEYS, frame, scan_long, to_wide
 
 _storages: dict[tuple[str, str], Storage] = {}
 _catalogs: dict[Any, Catalog] = {}

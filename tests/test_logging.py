@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import polars as pl
 import pytest
+from conftest import effective
 
 import runlake
-from conftest import effective
 
 
 def test_each_commit_advances_one_step(root):
@@ -144,10 +144,15 @@ def test_bad_values_raise_naming_the_key_and_log_nothing(root, data, error, matc
     assert run.step == 1
     run.log({"after": 2.0})  # the run keeps working
     run.finish()
-    assert effective(runlake.history(run.id, root=root)) == {0: {"ok": 0.0}, 1: {"pending": 1.0, "after": 2.0}}
+    assert effective(runlake.history(run.id, root=root)) == {
+        0: {"ok": 0.0},
+        1: {"pending": 1.0, "after": 2.0},
+    }
 
 
-@pytest.mark.parametrize(("step", "error"), [(-1, ValueError), (1.5, TypeError), ("3", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    ("step", "error"), [(-1, ValueError), (1.5, TypeError), ("3", TypeError), (True, TypeError)]
+)
 def test_bad_steps_raise(root, step, error):
     run = runlake.init("p", root=root)
     with pytest.raises(error, match="step"):
@@ -230,7 +235,13 @@ def test_config_and_summary_persist(root):
     row = runlake.runs(root=root).row(0, named=True)
     import json
 
-    assert json.loads(row["config"]) == {"lr": 0.1, "layers": [1, 2], "batch": 32, "opt": "adam", "dropout": 0.5}
+    assert json.loads(row["config"]) == {
+        "lr": 0.1,
+        "layers": [1, 2],
+        "batch": 32,
+        "opt": "adam",
+        "dropout": 0.5,
+    }
     assert json.loads(row["summary"]) == {"loss": 2.0, "name": "a", "best": 1.5}
     assert row["tags"] == ["x"] and row["notes"] == "hi" and row["name"] == run.id
 

@@ -8,12 +8,12 @@ import uuid
 import warnings
 
 import pytest
+from conftest import effective
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model import ForkPoint, ModelLake, StepOrder
 
 import runlake
-from conftest import effective
-from model import ForkPoint, ModelLake, StepOrder
 
 KEYS = ["a", "b", "c/d"]
 

@@ -255,15 +255,18 @@ class Run:
 
     # ---- summary -------------------------------------------------------------------------
     def _load_inherited_summary(self) -> None:
-        from .history import node_last_values
+        from ._read import node_last_values
 
         parent = self._storage.read_json(
             self._storage.meta_path(self.project, self.id, f"segment-{self._segment}.json")
         )
         if parent and parent.get("parent_run_id"):
             inherited = node_last_values(
-                self._storage, parent["parent_project"], parent["parent_run_id"],
-                int(parent["parent_segment"]), int(parent["cutoff"]),
+                self._storage,
+                parent["parent_project"],
+                parent["parent_run_id"],
+                int(parent["parent_segment"]),
+                int(parent["cutoff"]),
             )
             self._summary_auto = {**inherited, **self._summary_auto}
         self._inherited_pending = False
@@ -345,4 +348,3 @@ class Run:
             json.dumps(doc, allow_nan=True).encode(),
         )
         self._meta_dirty = False
-

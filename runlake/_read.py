@@ -8,8 +8,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .catalog import Catalog
 from ._storage import Storage
+from .catalog import Catalog
 
 SYSTEM_KEYS = ("_timestamp", "_runtime")
 _HIVE = "hive_partitioning = true, hive_types = {'project': VARCHAR, 'run_id': VARCHAR, 'segment': BIGINT}"
@@ -130,7 +130,9 @@ def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
     )
 
 
-def node_last_values(storage: Storage, project: str, run_id: str, segment: int, max_step: int) -> dict[str, Any]:
+def node_last_values(
+    storage: Storage, project: str, run_id: str, segment: int, max_step: int
+) -> dict[str, Any]:
     """Last value of every key in a node's effective history up to `max_step` (a summary)."""
     catalog = Catalog(storage, persist_path=None)
     catalog.load_chain(project, run_id, segment)
