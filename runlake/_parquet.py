@@ -128,7 +128,7 @@ def rows_to_table(
     if any_text:
         flat_texts: list[str | None] = []
         for (_, count), key_texts in zip(key_parts, text_parts, strict=True):
-            flat_key_texts.extend(key_texts if key_texts is not None else [None] * count)
+            flat_texts.extend(key_texts if key_texts is not None else [None] * count)
         text_col = pa.array(flat_texts, pa.string())
         # a text point has no numeric value
         value_col = pa.array(values, pa.float64(), mask=~np.asarray(text_col.is_null()))
