@@ -1,0 +1,162 @@
+"""Reading: runs/lineage/sql/connect, the catalog as a rebuildable cache, targeted scans."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import polars as pl
+import pytest
+
+import runlake
+
+
+def _make(root, n=5, **kw):
+    run = runlake.init("p", root=root, **kw)
+    for i in range(n):
+        run.log({"loss": float(i), "acc": i / 10})
+    run.finish()
+    return run
+
+
+def test_runs_columns_and_project_filter(root):
+    a = _make(root)
+    b = runlake.init("q", root=root, fork_from=f"{a.id}?_step=2", name="child")
+    b.finish()
+    table = runlake.runs(root=root)
+    for column in ("run_id", "project", "name", "state", "created_at", "parent_run_id", "fork_step",
+                   "last_step", "config", "summary"):
+        assert column in table.columns
+    assert table.height == 2
+    only_q = runlake.runs("q", root=root)
+    assert only_q["run_id"].to_list() == [b.id] and only_q["name"].to_list() == ["child"]
+    assert only_q["parent_run_id"].to_list() == [a.id] and only_q["fork_step"].to_list() == [2]
+    assert only_q["last_step"].to_list() == [2]
+    assert runlake.runs("nothing", root=root).height == 0
+
+
+def test_empty_root_reads(root):
+    assert runlake.runs(root=root).height == 0
+    assert runlake.sql("SELECT count(*) AS n FROM history", root=root)["n"].to_list() == [0]
+    assert runlake.sql("SELECT count(*) AS n FROM raw_history", root=root)["n"].to_list() == [0]
+    with pytest.raises(runlake.RunNotFoundError):
+        runlake.history("abcdefgh", root=root)
+
+
+def test_unknown_runs_and_segments(root):
+    run = _make(root)
+    with pytest.raises(runlake.RunNotFoundError, match="nosuch"):
+        runlake.history("nosuch", root=root)
+    with pytest.raises(runlake.RunNotFoundError, match="nosuch"):
+        runlake.lineage("nosuch", root=root)
+    with pytest.raises(runlake.RunNotFoundError, match="segment 3"):
+        runlake.history(run.id, root=root, segment=3)
+    with pytest.raises(ValueError, match="invalid run id"):
+        runlake.history("../etc", root=root)
+
+
+def test_sql_views_and_params(root):
+    a = _make(root, 10)
+    b = runlake.init("p", root=root, fork_from=f"{a.id}?_step=4")
+    b.log({"loss": -1.0})
+    b.finish()
+    out = runlake.sql(
+        "SELECT step, value, source_run_id FROM history WHERE run_id = $rid AND key = 'loss' ORDER BY step",
+        root=root,
+        params={"rid": b.id},
+    )
+    assert out["step"].to_list() == [0, 1, 2, 3, 4, 5]
+    assert out["source_run_id"].to_list() == [a.id] * 5 + [b.id]
+    lin = runlake.sql("SELECT ancestor_run_id, kind FROM lineage WHERE run_id = ? ORDER BY depth", root=root, params=[b.id])
+    assert lin.rows() == [(b.id, "fork"), (a.id, "root")]
+    clos = runlake.sql("SELECT run_id, step_lo, step_hi FROM closure_of(?, 0) ORDER BY depth", root=root, params=[b.id])
+    assert clos.rows()[1] == (a.id, -1, 4)
+    # a value is a value: it never changes the query
+    hostile = "x' OR '1'='1"
+    assert runlake.sql("SELECT * FROM runs WHERE run_id = ?", root=root, params=[hostile]).height == 0
+
+
+def test_connect_registers_every_view(root):
+    a = _make(root)
+    con = runlake.connect(root)
+    names = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert {"runs", "lineage", "history", "raw_history"} <= names
+    assert con.execute("SELECT count(*) FROM history WHERE run_id = ?", [a.id]).fetchall()[0][0] == 5 * 4
+    con.close()
+
+
+def test_reads_touch_only_the_parts_they_need(local_root):
+    a = _make(local_root)
+    b = _make(local_root)
+    for path in glob.glob(os.path.join(local_root, "history", f"project=p/run_id={b.id}", "**", "*.parquet"), recursive=True):
+        with open(path, "wb") as fh:
+            fh.write(b"not parquet")
+    assert runlake.history(a.id, root=local_root)["loss"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(Exception, match=b.id):
+        runlake.history(b.id, root=local_root)
+
+
+def test_catalog_is_a_cache_that_rebuilds(local_root):
+    a = _make(local_root)
+    before = runlake.history(a.id, root=local_root)
+    from runlake import lake
+
+    lake._catalogs.clear()
+    catalog_file = os.path.join(local_root, "_catalog", "catalog.duckdb")
+    runlake.runs(root=local_root)
+    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
+    assert os.path.exists(catalog_file)
+    os.remove(catalog_file)
+    lake._catalogs.clear()
+    assert runlake.history(a.id, root=local_root).equals(before)
+    # a corrupt catalog is rebuilt with a warning; nothing is lost
+    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
+    lake._catalogs.clear()
+    with open(catalog_file, "wb") as fh:
+        fh.write(b"garbage" * 100)
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        table = runlake.runs(root=local_root)
+    assert table["run_id"].to_list() == [a.id]
+    assert runlake.history(a.id, root=local_root).equals(before)
+
+
+def test_a_second_process_reads_the_persisted_catalog_and_new_runs(local_root):
+    a = _make(local_root)
+    from runlake import lake
+
+    runlake.runs(root=local_root)
+    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
+    b = _make(local_root, 3)
+    code = textwrap.dedent(
+        f"""
+        import runlake
+        t = runlake.runs(root={local_root!r})
+        print(sorted(t["run_id"].to_list()), runlake.history({b.id!r}, root={local_root!r}).height)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{sorted([a.id, b.id])} 3"
+
+
+def test_summary_and_config_are_json_in_runs(root):
+    run = runlake.init("p", root=root, config={"nested": {"x": 1}})
+    run.log({"loss": float("nan"), "label": "cat"})
+    run.finish()
+    row = runlake.runs(root=root).row(0, named=True)
+    assert json.loads(row["config"]) == {"nested": {"x": 1}}
+    summary = json.loads(row["summary"])
+    assert summary["label"] == "cat" and summary["loss"] != summary["loss"]
+
+
+def test_state_of_a_run_open_in_this_process(root):
+    run = runlake.init("p", root=root)
+    run.log({"a": 1.0})
+    table = runlake.runs(root=root)
+    assert table["state"].to_list() == ["running"] and table["last_step"].to_list() == [0]
+    assert runlake.history(run.id, root=root).height == 1  # reads flush in-process runs first
+    run.finish()
+    assert runlake.runs(root=root).filter(pl.col("run_id") == run.id)["state"].item() == "finished"
