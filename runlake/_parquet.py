@@ -79,13 +79,10 @@ def rows_to_table(
         if keys:
             chunk = rows[start:end]
             width = len(keys)
-            try:
-                flat = np.fromiter(
-                    chain.from_iterable(r.values() for r in chunk),
-                    dtype=np.float64,
-                    count=(end - start) * width,
-                )
-            except (TypeError, ValueError):
+            # np.array infers the dtype: any text makes it non-float (np.fromiter would
+            # silently parse a text "0" as 0.0)
+            flat = np.array(list(chain.from_iterable(r.values() for r in chunk)))
+            if flat.dtype.kind != "f":
                 _rows_slow(blocks, block, step_arr[start:end], chunk)
             else:
                 matrix = flat.reshape(end - start, width)

@@ -273,3 +273,13 @@ def test_many_rows_are_complete_never_sampled(local_root):
     for _dirpath, _dirs, files in os.walk(os.path.join(local_root, "history")):
         parts += [f for f in files if f.endswith(".parquet")]
     assert len(parts) >= 2  # the size trigger flushed before finish()
+
+
+def test_text_that_looks_like_a_number_stays_text(root):
+    run = runlake.init("p", root=root)
+    for text in ("0", "1.5", "nan", "-inf"):
+        run.log({"t": text, "x": 1.0})
+    run.finish()
+    frame = runlake.history(run.id, root=root)
+    assert frame.schema["t"] == pl.String
+    assert frame["t"].to_list() == ["0", "1.5", "nan", "-inf"]

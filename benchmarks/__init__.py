@@ -1,0 +1,1 @@
+"""runlake's benchmarks: `python -m benchmarks` (seeded, synthesized data; never timed in tests)."""
