@@ -1,6 +1,6 @@
 """Run the benchmark scenarios, print a table, write benchmarks/results/latest.json.
 
-    python -m benchmarks [--quick] [--repeat N]
+python -m benchmarks [--quick] [--repeat N]
 """
 
 from __future__ import annotations
@@ -110,9 +110,17 @@ def main() -> None:
     steps = 20_000 if args.quick else 100_000
     depths = (1, 10, 100) if args.quick else (1, 10, 100, 1000)
     results: dict[str, object] = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-        "versions": {"runlake": runlake.__version__, "duckdb": duckdb.__version__, "polars": pl.__version__,
-                     "pyarrow": pa.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "versions": {
+            "runlake": runlake.__version__,
+            "duckdb": duckdb.__version__,
+            "polars": pl.__version__,
+            "pyarrow": pa.__version__,
+        },
     }
     table = []
     base = tempfile.mkdtemp(prefix="runlake-bench-")
@@ -120,16 +128,30 @@ def main() -> None:
         runs = [ingest(os.path.join(base, f"ingest{i}"), steps) for i in range(3)]
         ing = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         results["ingest"] = ing
-        table.append(("ingest", f"{steps} steps x 10", f"{ing['points_per_s'] / 1e6:.2f} M points/s, "
-                      f"{ing['us_per_call']:.2f} us/call, {ing['bytes_per_point']:.2f} B/point"))
+        table.append(
+            (
+                "ingest",
+                f"{steps} steps x 10",
+                f"{ing['points_per_s'] / 1e6:.2f} M points/s, "
+                f"{ing['us_per_call']:.2f} us/call, {ing['bytes_per_point']:.2f} B/point",
+            )
+        )
         for points in (1_000, 1_000_000 if args.quick else 10_000_000):
             f = fork(os.path.join(base, f"fork{points}"), points)
             results[f"fork_{points}"] = f
-            table.append(("fork", f"parent {points:,} points", f"{f['ms']:.2f} ms, {f['bytes_written']:.0f} B"))
+            table.append(
+                ("fork", f"parent {points:,} points", f"{f['ms']:.2f} ms, {f['bytes_written']:.0f} B")
+            )
         for depth in depths:
             d = deep_lineage(os.path.join(base, f"deep{depth}"), depth, 1000 if depth < 1000 else 200)
             results[f"deep_{depth}"] = d
-            table.append(("deep lineage", f"depth {depth}", f"one key {d['one_key_ms']:.1f} ms, all keys {d['all_keys_ms']:.1f} ms"))
+            table.append(
+                (
+                    "deep lineage",
+                    f"depth {depth}",
+                    f"one key {d['one_key_ms']:.1f} ms, all keys {d['all_keys_ms']:.1f} ms",
+                )
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

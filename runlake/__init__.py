@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _registry
+from ._explore import compare, descendants, tree
 from ._init import init
+from ._plot import Plot, plot
 from ._run import Run
 from .errors import ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
 from .lake import connect, history, lineage, runs, sql
@@ -36,17 +38,22 @@ def finish(exit_code: int = 0) -> None:
 
 __all__ = [
     "ForkPointError",
+    "Plot",
     "Run",
     "RunNotFoundError",
     "RunlakeError",
     "StepOrderWarning",
+    "compare",
     "connect",
+    "descendants",
     "finish",
     "history",
     "init",
     "lineage",
     "log",
+    "plot",
     "run",
     "runs",
     "sql",
+    "tree",
 ]

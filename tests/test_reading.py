@@ -28,8 +28,18 @@ def test_runs_columns_and_project_filter(root):
     b = runlake.init("q", root=root, fork_from=f"{a.id}?_step=2", name="child")
     b.finish()
     table = runlake.runs(root=root)
-    for column in ("run_id", "project", "name", "state", "created_at", "parent_run_id", "fork_step",
-                   "last_step", "config", "summary"):
+    for column in (
+        "run_id",
+        "project",
+        "name",
+        "state",
+        "created_at",
+        "parent_run_id",
+        "fork_step",
+        "last_step",
+        "config",
+        "summary",
+    ):
         assert column in table.columns
     assert table.height == 2
     only_q = runlake.runs("q", root=root)
@@ -71,9 +81,13 @@ def test_sql_views_and_params(root):
     )
     assert out["step"].to_list() == [0, 1, 2, 3, 4, 5]
     assert out["source_run_id"].to_list() == [a.id] * 5 + [b.id]
-    lin = runlake.sql("SELECT ancestor_run_id, kind FROM lineage WHERE run_id = ? ORDER BY depth", root=root, params=[b.id])
+    lin = runlake.sql(
+        "SELECT ancestor_run_id, kind FROM lineage WHERE run_id = ? ORDER BY depth", root=root, params=[b.id]
+    )
     assert lin.rows() == [(b.id, "fork"), (a.id, "root")]
-    clos = runlake.sql("SELECT run_id, step_lo, step_hi FROM closure_of(?, 0) ORDER BY depth", root=root, params=[b.id])
+    clos = runlake.sql(
+        "SELECT run_id, step_lo, step_hi FROM closure_of(?, 0) ORDER BY depth", root=root, params=[b.id]
+    )
     assert clos.rows()[1] == (a.id, -1, 4)
     # a value is a value: it never changes the query
     hostile = "x' OR '1'='1"
@@ -92,7 +106,9 @@ def test_connect_registers_every_view(root):
 def test_reads_touch_only_the_parts_they_need(local_root):
     a = _make(local_root)
     b = _make(local_root)
-    for path in glob.glob(os.path.join(local_root, "history", f"project=p/run_id={b.id}", "**", "*.parquet"), recursive=True):
+    for path in glob.glob(
+        os.path.join(local_root, "history", f"project=p/run_id={b.id}", "**", "*.parquet"), recursive=True
+    ):
         with open(path, "wb") as fh:
             fh.write(b"not parquet")
     assert runlake.history(a.id, root=local_root)["loss"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]

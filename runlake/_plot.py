@@ -1,0 +1,294 @@
+"""Fork-tree charts: each run's effective history, the shared prefix drawn once, fork points marked.
+
+PNG through matplotlib, or a self-contained interactive HTML file through plotly (opens offline).
+Both come with the `plot` extra: pip install 'runlake[plot]'.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._names import check_name
+from .errors import RunlakeError
+from .lake import history, lineage
+
+PathLike = str | os.PathLike[str]
+# Colour-blind-safe (Okabe-Ito first, then tab10): one colour per branch.
+PALETTE = [
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+]
+
+
+@dataclass
+class Line:
+    """One branch: the own rows of one node (run_id, segment), joined to its parent's point."""
+
+    label: str
+    run_id: str
+    segment: int
+    steps: list[int]
+    values: list[float]
+    color: str
+
+
+@dataclass
+class Marker:
+    """A fork or rewind point on the chart."""
+
+    kind: str
+    step: int
+    value: float | None
+    label: str
+    color: str
+
+
+@dataclass
+class Plot:
+    key: str
+    lines: list[Line] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    path: str | None = None
+    figure: Any = None
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """W&B/TensorBoard-style exponential moving average, debiased at the start."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {weight}")
+    if weight == 0:
+        return list(values)
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        if math.isnan(v):
+            out.append(v)
+            continue
+        last = last * weight + (1 - weight) * v
+        norm = norm * weight + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def build(run_ids: Sequence[str], key: str, root: PathLike | None) -> Plot:
+    """Resolve the branches to draw: every node of the runs' lineages, each drawn once."""
+    if isinstance(run_ids, str):
+        run_ids = [run_ids]
+    if not run_ids:
+        raise ValueError("plot() needs at least one run id")
+    for run_id in run_ids:
+        check_name(run_id, "run id")
+    nodes: dict[tuple[str, int], dict[str, Any]] = {}
+    for run_id in dict.fromkeys(run_ids):
+        for row in lineage(run_id, root=root).iter_rows(named=True):
+            node = (row["run_id"], row["segment"])
+            hi = row["step_hi"]
+            entry = nodes.setdefault(
+                node, {**row, "hi": hi, "current": row["depth"] == 0 and run_id == row["run_id"]}
+            )
+            entry["hi"] = None if hi is None or entry["hi"] is None else max(entry["hi"], hi)
+            entry["current"] = entry["current"] or (row["depth"] == 0)
+    plot = Plot(key=key)
+    colors: dict[tuple[str, int], str] = {}
+    # ancestors first, so a branch's colour order follows the tree
+    for index, (node, info) in enumerate(sorted(nodes.items(), key=lambda kv: (kv[1]["step_lo"], kv[0]))):
+        colors[node] = PALETTE[index % len(PALETTE)]
+        run_id, segment = node
+        data = history(run_id, [key], root=root, segment=segment)
+        steps = data["_step"].to_list()
+        values = (
+            [float("nan") if v is None else float(v) for v in data[key].to_list()]
+            if key in data.columns
+            else []
+        )
+        lo, hi = info["step_lo"], info["hi"]
+        own = [(s, v) for s, v in zip(steps, values, strict=True) if s > lo and (hi is None or s <= hi)]
+        before = [(s, v) for s, v in zip(steps, values, strict=True) if s <= lo]
+        joint = before[-1:] + own  # start at the parent's point so the branch is continuous
+        label = run_id if info["kind"] != "rewind" and segment == 0 else f"{run_id} (segment {segment})"
+        if joint:
+            plot.lines.append(
+                Line(label, run_id, segment, [s for s, _ in joint], [v for _, v in joint], colors[node])
+            )
+        if info["kind"] in ("fork", "rewind"):
+            value = before[-1][1] if before else None
+            verb = "fork" if info["kind"] == "fork" else "rewind"
+            plot.markers.append(
+                Marker(
+                    info["kind"],
+                    int(info["cutoff"]),
+                    value,
+                    f"{verb} @{info['cutoff']} → {label}",
+                    colors[node],
+                )
+            )
+    return plot
+
+
+def plot(
+    run_ids: Sequence[str] | str,
+    key: str,
+    *,
+    root: PathLike | None = None,
+    output: PathLike | None = None,
+    log_scale: bool = False,
+    smoothing: float = 0.0,
+    title: str | None = None,
+) -> Plot:
+    """Chart one metric of several runs as a fork tree; write PNG or HTML when `output` is given.
+
+    Args:
+        output: a `.png` (matplotlib) or `.html` (self-contained plotly) path; None keeps the
+            matplotlib figure in `Plot.figure` for a notebook.
+        smoothing: exponential moving average weight in [0, 1), as W&B's smoothing slider.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError("plot() needs the key (metric name) to draw")
+    smooth([], smoothing)  # validates the weight before any work
+    suffix = os.path.splitext(os.fspath(output))[1].lower() if output is not None else ".png"
+    if suffix not in (".png", ".html"):
+        raise ValueError(f"plot output must end in .png or .html, got {os.fspath(output)!r}")
+    result = build(run_ids if not isinstance(run_ids, str) else [run_ids], key, root)
+    if not result.lines:
+        raise RunlakeError(f"none of the runs has logged {key!r}")
+    title = title or f"{key}: " + ", ".join(
+        dict.fromkeys(run_ids if not isinstance(run_ids, str) else [run_ids])
+    )
+    if suffix == ".html":
+        _html(result, title, log_scale, smoothing, os.fspath(output))  # type: ignore[arg-type]
+    else:
+        _png(result, title, log_scale, smoothing, None if output is None else os.fspath(output))
+    return result
+
+
+def _need(module: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise RunlakeError(f"plotting needs {module.split('.')[0]}: pip install 'runlake[plot]'") from None
+
+
+def _png(result: Plot, title: str, log_scale: bool, smoothing: float, path: str | None) -> None:
+    matplotlib = _need("matplotlib")
+    if path is not None:
+        matplotlib.use("Agg")
+    plt = _need("matplotlib.pyplot")
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
+    for line in result.lines:
+        if smoothing:
+            ax.plot(line.steps, line.values, color=line.color, alpha=0.25, linewidth=1)
+        ax.plot(
+            line.steps,
+            smooth(line.values, smoothing),
+            color=line.color,
+            linewidth=1.8,
+            label=line.label,
+            gid="branch",
+        )
+    for marker in result.markers:
+        if marker.value is None or math.isnan(marker.value):
+            continue
+        ax.scatter(
+            [marker.step],
+            [marker.value],
+            s=60,
+            marker="D",
+            color=marker.color,
+            edgecolor="black",
+            zorder=5,
+            gid="fork",
+        )
+        ax.annotate(
+            marker.label,
+            (marker.step, marker.value),
+            textcoords="offset points",
+            xytext=(6, 8),
+            fontsize=8,
+            color=marker.color,
+        )
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(result.key)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    result.figure = fig
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+        result.path = path
+
+
+def _html(result: Plot, title: str, log_scale: bool, smoothing: float, path: str) -> None:
+    go = _need("plotly.graph_objects")
+    fig = go.Figure()
+    for line in result.lines:
+        if smoothing:
+            fig.add_trace(
+                go.Scatter(
+                    x=line.steps,
+                    y=line.values,
+                    mode="lines",
+                    line={"color": line.color, "width": 1},
+                    opacity=0.25,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=line.steps,
+                y=smooth(line.values, smoothing),
+                mode="lines",
+                name=line.label,
+                line={"color": line.color, "width": 2},
+            )
+        )
+    shown = [m for m in result.markers if m.value is not None and not math.isnan(m.value)]
+    if shown:
+        fig.add_trace(
+            go.Scatter(
+                x=[m.step for m in shown],
+                y=[m.value for m in shown],
+                mode="markers+text",
+                name="fork points",
+                text=[m.label for m in shown],
+                textposition="top right",
+                marker={
+                    "symbol": "diamond",
+                    "size": 11,
+                    "color": [m.color for m in shown],
+                    "line": {"color": "black", "width": 1},
+                },
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="step",
+        yaxis_title=result.key,
+        template="plotly_white",
+        yaxis_type="log" if log_scale else "linear",
+        hovermode="x unified",
+    )
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    result.figure = fig
+    result.path = path

@@ -1,0 +1,328 @@
+"""The `runlake` command: a thin shell over the library. Each command parses, calls one library
+function, and formats its result; library errors become one line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+import polars as pl
+
+import runlake
+
+from ._explore import descendants
+from .lake import lineage as lineage_of
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+class _Group(click.Group):
+    """Turns every expected error into `runlake: error: ...` and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (runlake.RunlakeError, ValueError, TypeError, LookupError, OSError) as exc:
+            click.echo(f"runlake: error: {exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:  # duckdb errors in user SQL, and the like
+            if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "polars"):
+                click.echo(f"runlake: error: {str(exc).splitlines()[0]}", err=True)
+                ctx.exit(1)
+            raise
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+@contextlib.contextmanager
+def _busy(message: str) -> Iterator[None]:
+    """A spinner on a terminal for work that can take seconds; silent when piped."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(message):
+            yield
+    else:
+        yield
+
+
+def _print_frame(df: pl.DataFrame, fmt: str, output: str | None) -> None:
+    if fmt == "parquet":
+        if not output:
+            raise ValueError("--format parquet needs -o FILE (Parquet is binary)")
+        df.write_parquet(output)
+        return
+    if fmt == "csv":
+        text = df.write_csv()
+    elif fmt == "json":
+        text = json.dumps(df.to_dicts(), default=str, indent=None) + "\n"
+    elif output or not _tty():
+        text = _plain_table(df)
+    else:
+        _rich_table(df)
+        return
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _plain_table(df: pl.DataFrame) -> str:
+    """Tab-separated with a header line: what `cut`, `awk` and `sort` want."""
+    out = io.StringIO()
+    out.write("\t".join(df.columns) + "\n")
+    for row in df.iter_rows():
+        out.write("\t".join(_cell(v) for v in row) + "\n")
+    return out.getvalue()
+
+
+def _rich_table(df: pl.DataFrame, title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for name in df.columns:
+        table.add_column(name, justify="right" if df.schema[name].is_numeric() else "left")
+    for row in df.iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    Console().print(table)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    envvar="RUNLAKE_ROOT",
+    default=None,
+    show_envvar=True,
+    help="The root: a local path or fsspec URL (default ./runlake).",
+)
+@click.version_option(runlake.__version__, prog_name="runlake")
+@click.pass_context
+def main(ctx: click.Context, root: str | None) -> None:
+    """runlake: run histories with zero-copy fork and rewind, queried with SQL."""
+    ctx.obj = {"root": root}
+
+
+def _root(ctx: click.Context) -> str | None:
+    return ctx.obj["root"]
+
+
+@main.command()
+@click.option("--project", "-p", default=None, help="Only the runs of this project.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run, for scripts.")
+@click.pass_context
+def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """List runs: id, name, state, parent@step, last step, created."""
+    table = runlake.runs(project, root=_root(ctx))
+    if as_json:
+        click.echo(json.dumps(table.to_dicts(), default=str))
+        return
+    view = table.select(
+        pl.col("run_id").alias("id"),
+        "name",
+        "project",
+        "state",
+        pl.when(pl.col("parent_run_id").is_not_null())
+        .then(pl.col("parent_run_id") + "@" + pl.col("fork_step").cast(pl.String))
+        .otherwise(pl.lit(""))
+        .alias("parent@step"),
+        pl.col("last_step").alias("last step"),
+        pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("created"),
+    )
+    _print_frame(view, "table", None)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run: state, config, summary, lineage and segments."""
+    root = _root(ctx)
+    chain = lineage_of(run_id, root=root)
+    row = runlake.runs(root=root).filter(pl.col("run_id") == run_id).row(0, named=True)
+    segments = runlake.sql(
+        "SELECT segment, kind, parent_run_id, parent_segment, cutoff FROM segments WHERE run_id = ? ORDER BY segment",
+        root=root,
+        params=[run_id],
+    )
+    info = {
+        "run_id": run_id,
+        "name": row["name"],
+        "project": row["project"],
+        "state": row["state"],
+        "created_at": str(row["created_at"]),
+        "segment": row["segment"],
+        "last_step": row["last_step"],
+        "parent_run_id": row["parent_run_id"],
+        "fork_step": row["fork_step"],
+        "tags": row["tags"],
+        "notes": row["notes"],
+        "config": json.loads(row["config"] or "{}"),
+        "summary": json.loads(row["summary"] or "{}"),
+        "lineage": chain.to_dicts(),
+        "segments": segments.to_dicts(),
+    }
+    if as_json:
+        click.echo(json.dumps(info, default=str))
+        return
+    for name in (
+        "run_id",
+        "name",
+        "project",
+        "state",
+        "created_at",
+        "segment",
+        "last_step",
+        "parent_run_id",
+        "fork_step",
+        "tags",
+        "notes",
+    ):
+        click.echo(f"{name:<14} {_cell(info[name])}")
+    for name in ("config", "summary"):
+        click.echo(f"{name}:")
+        for key, value in sorted(info[name].items()):
+            click.echo(f"  {key} = {value!r}")
+        if not info[name]:
+            click.echo("  (empty)")
+    click.echo("lineage:")
+    _print_frame(
+        chain.select("depth", "run_id", "segment", "kind", "cutoff", "step_lo", "step_hi"), "table", None
+    )
+    click.echo("segments:")
+    _print_frame(segments, "table", None)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--keys", "-k", default=None, help="Comma-separated metric names (default: all).")
+@click.option("--segment", type=int, default=None, help="An archived segment instead of the current one.")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
+@click.pass_context
+def history(
+    ctx: click.Context, run_id: str, keys: str | None, segment: int | None, fmt: str, output: str | None
+) -> None:
+    """Print or export a run's effective history (one row per step)."""
+    key_list = [k for k in keys.split(",") if k] if keys else None
+    with _busy(f"reading {run_id}"):
+        df = runlake.history(run_id, key_list, root=_root(ctx), segment=segment)
+    _print_frame(df, fmt, output)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Ancestors and descendants as JSON.")
+@click.pass_context
+def lineage(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Draw the tree of a run's ancestors and descendants with fork and rewind steps."""
+    root = _root(ctx)
+    chain = lineage_of(run_id, root=root)
+    below = descendants(run_id, root=root)
+    if as_json:
+        click.echo(json.dumps({"ancestors": chain.to_dicts(), "descendants": below.to_dicts()}, default=str))
+        return
+    from rich.console import Console
+    from rich.tree import Tree
+
+    nodes = list(reversed(chain.to_dicts()))  # root first
+    tree = Tree(_node_label(nodes[0], run_id))
+    branches = {(nodes[0]["run_id"], nodes[0]["segment"]): tree}
+    branch = tree
+    for node in nodes[1:]:
+        arrow = "↺ rewind" if node["kind"] == "rewind" else "fork"
+        branch = branch.add(f"{arrow} @{node['cutoff']} → {_node_label(node, run_id)}")
+        branches[(node["run_id"], node["segment"])] = branch
+    children: dict[str, list[dict[str, Any]]] = {}
+    for child in below.to_dicts():
+        children.setdefault(child["parent_run_id"], []).append(child)
+
+    def add_children(parent_id: str, fallback: Tree) -> None:
+        for child in children.get(parent_id, []):
+            # attach a fork to the segment it was forked from when that node is drawn
+            parent = branches.get((parent_id, child["parent_segment"]), fallback)
+            sub = parent.add(f"fork @{child['fork_step']} → {child['run_id']} [{child['state']}]")
+            add_children(child["run_id"], sub)
+
+    add_children(run_id, branch)
+    Console(force_terminal=False if not _tty() else None, no_color=not _tty()).print(tree)
+
+
+def _node_label(node: dict[str, Any], selected: str) -> str:
+    text = node["run_id"] if node["segment"] == 0 else f"{node['run_id']} (segment {node['segment']})"
+    return f"{text}  ◀" if node["run_id"] == selected and node["depth"] == 0 else text
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str, output: str | None) -> None:
+    """Run SQL over the views runs, lineage, history and raw_history."""
+    with _busy("querying"):
+        df = runlake.sql(query, root=_root(ctx))
+    _print_frame(df, fmt, output)
+
+
+@main.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--key", "-k", required=True, help="The metric to draw.")
+@click.option(
+    "-o", "--output", default="plot.png", show_default=True, help="A .png or a self-contained .html file."
+)
+@click.option("--log-scale", is_flag=True, help="Logarithmic y axis.")
+@click.option(
+    "--smooth",
+    "smoothing",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Exponential moving average weight in [0, 1), as W&B's smoothing slider.",
+)
+@click.option("--title", default=None, help="Chart title.")
+@click.pass_context
+def plot(
+    ctx: click.Context,
+    run_ids: tuple[str, ...],
+    key: str,
+    output: str,
+    log_scale: bool,
+    smoothing: float,
+    title: str | None,
+) -> None:
+    """Chart runs as a fork tree: shared prefix once, fork points marked, one colour per branch."""
+    with _busy("drawing"):
+        result = runlake.plot(
+            list(run_ids),
+            key,
+            root=_root(ctx),
+            output=output,
+            log_scale=log_scale,
+            smoothing=smoothing,
+            title=title,
+        )
+    click.echo(f"wrote {result.path}: {len(result.lines)} branches, {len(result.markers)} fork/rewind points")
+
+
+if __name__ == "__main__":
+    main()
