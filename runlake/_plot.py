@@ -162,19 +162,20 @@ def plot(
     if not isinstance(key, str) or not key:
         raise ValueError("plot() needs the key (metric name) to draw")
     smooth([], smoothing)  # validates the weight before any work
-    suffix = os.path.splitext(os.fspath(output))[1].lower() if output is not None else ".png"
+    target = None if output is None else os.fspath(output)
+    suffix = os.path.splitext(target)[1].lower() if target is not None else ".png"
     if suffix not in (".png", ".html"):
-        raise ValueError(f"plot output must end in .png or .html, got {os.fspath(output)!r}")
+        raise ValueError(f"plot output must end in .png or .html, got {target!r}")
     result = build(run_ids if not isinstance(run_ids, str) else [run_ids], key, root)
     if not result.lines:
         raise RunlakeError(f"none of the runs has logged {key!r}")
     title = title or f"{key}: " + ", ".join(
         dict.fromkeys(run_ids if not isinstance(run_ids, str) else [run_ids])
     )
-    if suffix == ".html":
-        _html(result, title, log_scale, smoothing, os.fspath(output))  # type: ignore[arg-type]
+    if target is not None and suffix == ".html":
+        _html(result, title, log_scale, smoothing, target)
     else:
-        _png(result, title, log_scale, smoothing, None if output is None else os.fspath(output))
+        _png(result, title, log_scale, smoothing, target)
     return result
 
 
