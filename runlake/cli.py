@@ -242,15 +242,16 @@ def lineage(ctx: click.Context, run_id: str, as_json: bool) -> None:
         click.echo(json.dumps({"ancestors": chain.to_dicts(), "descendants": below.to_dicts()}, default=str))
         return
     from rich.console import Console
+    from rich.text import Text
     from rich.tree import Tree
 
     nodes = list(reversed(chain.to_dicts()))  # root first
-    tree = Tree(_node_label(nodes[0], run_id))
+    tree = Tree(Text(_node_label(nodes[0], run_id)))
     branches = {(nodes[0]["run_id"], nodes[0]["segment"]): tree}
     branch = tree
     for node in nodes[1:]:
         arrow = "↺ rewind" if node["kind"] == "rewind" else "fork"
-        branch = branch.add(f"{arrow} @{node['cutoff']} → {_node_label(node, run_id)}")
+        branch = branch.add(Text(f"{arrow} @{node['cutoff']} → {_node_label(node, run_id)}"))
         branches[(node["run_id"], node["segment"])] = branch
     children: dict[str, list[dict[str, Any]]] = {}
     for child in below.to_dicts():
@@ -260,7 +261,7 @@ def lineage(ctx: click.Context, run_id: str, as_json: bool) -> None:
         for child in children.get(parent_id, []):
             # attach a fork to the segment it was forked from when that node is drawn
             parent = branches.get((parent_id, child["parent_segment"]), fallback)
-            sub = parent.add(f"fork @{child['fork_step']} → {child['run_id']} [{child['state']}]")
+            sub = parent.add(Text(f"fork @{child['fork_step']} → {child['run_id']} [{child['state']}]"))
             add_children(child["run_id"], sub)
 
     add_children(run_id, branch)
