@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _registry
+from ._compact import compact
 from ._explore import compare, descendants, tree
 from ._init import init
 from ._plot import Plot, plot
@@ -43,6 +44,7 @@ __all__ = [
     "RunNotFoundError",
     "RunlakeError",
     "StepOrderWarning",
+    "compact",
     "compare",
     "connect",
     "descendants",

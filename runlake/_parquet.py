@@ -176,3 +176,9 @@ def encode(table: pa.Table) -> bytes:
 def write_empty(path: str) -> None:
     """A zero-row part with the history schema (used where a file list must not be empty)."""
     pq.write_table(SCHEMA.empty_table(), path)
+
+
+def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:
+    """Several parts as one table (the history schema)."""
+    tables = [pq.read_table(path, filesystem=fs, schema=SCHEMA) for path in paths]
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

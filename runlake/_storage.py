@@ -21,7 +21,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import RunlakeError
 
-PART_RE = re.compile(r"part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
+PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
 SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
 
 
@@ -38,6 +38,30 @@ class PartFile:
     step_lo: int
     step_hi: int
     size: int
+    compacted: bool = False
+
+
+def visible_parts(parts: list[PartFile]) -> list[PartFile]:
+    """Drop the parts a compacted part (`cpart-...`) already holds: writing the compacted file
+    is the index switch, so a listing taken at any moment of a compaction reads each row once."""
+    covers = [p for p in parts if p.compacted]
+    if not covers:
+        return parts
+    out = []
+    for part in parts:
+        covered = any(
+            c is not part
+            and c.step_lo <= part.step_lo
+            and part.step_hi <= c.step_hi
+            and (
+                not part.compacted
+                or (c.step_lo, -c.step_hi, c.path) < (part.step_lo, -part.step_hi, part.path)
+            )
+            for c in covers
+        )
+        if not covered:
+            out.append(part)
+    return out
 
 
 class Storage:
@@ -67,8 +91,10 @@ class Storage:
     def segment_dir(self, project: str, run_id: str, segment: int) -> str:
         return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
 
-    def part_path(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
-        name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
+    def part_path(
+        self, project: str, run_id: str, segment: int, lo: int, hi: int, compacted: bool = False
+    ) -> str:
+        name = f"{'c' if compacted else ''}part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
         return f"{self.segment_dir(project, run_id, segment)}/{name}"
 
     def engine_path(self, path: str) -> str:
@@ -106,7 +132,7 @@ class Storage:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def list_parts(self, segment_dir: str) -> list[PartFile]:
+    def list_parts(self, segment_dir: str, include_covered: bool = False) -> list[PartFile]:
         """The part files of one segment, by step range (a listing, never a read)."""
         parts = []
         if self.is_local:
@@ -117,7 +143,9 @@ class Storage:
             for entry in entries:
                 m = PART_RE.fullmatch(entry.name)
                 if m:
-                    parts.append(PartFile(entry.path, int(m[1]), int(m[2]), entry.stat().st_size))
+                    parts.append(
+                        PartFile(entry.path, int(m[2]), int(m[3]), entry.stat().st_size, m[1] == "c")
+                    )
         else:
             try:
                 infos = self.fs.ls(segment_dir, detail=True)
@@ -127,9 +155,9 @@ class Storage:
                 name = info["name"].rstrip("/").rsplit("/", 1)[-1]
                 m = PART_RE.fullmatch(name)
                 if m:
-                    parts.append(PartFile(info["name"], int(m[1]), int(m[2]), int(info["size"])))
+                    parts.append(PartFile(info["name"], int(m[2]), int(m[3]), int(info["size"]), m[1] == "c"))
         parts.sort(key=lambda p: (p.step_lo, p.step_hi, p.path))
-        return parts
+        return parts if include_covered else visible_parts(parts)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path) if self.is_local else bool(self.fs.exists(path))

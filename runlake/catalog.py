@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -30,6 +31,7 @@ from ._storage import SEGMENT_RE, Storage
 from .errors import RunlakeError, RunNotFoundError
 
 SCHEMA_VERSION = 1
+_COMPACTED_RE = re.compile(r"compacted-(\d+)\.json")
 _TABLES = ("run_meta", "segments", "parts")
 _RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: always rescan them
 _PERSIST_EVERY = 2.0
@@ -220,6 +222,10 @@ class Catalog:
         states: list[tuple[str, dict[str, Any], str]] = []
         for path in sorted(changed):
             project, run_id, name = _split_meta_path(path)
+            if (m := _COMPACTED_RE.fullmatch(name)) is not None:  # parts were swapped: list again
+                dirty_nodes.add((project, run_id, int(m[1])))
+                self._seen[path] = listing[path]
+                continue
             if name not in ("run.json", "state.json") and not SEGMENT_RE.fullmatch(name):
                 self._seen[path] = listing[path]
                 continue
@@ -380,6 +386,12 @@ class Catalog:
         with self._lock:
             self._insert_segments(self.con.cursor(), docs)
             self._relist(nodes)
+
+    def relist_all(self) -> None:
+        """List every segment again (after a read found a part that a compaction removed)."""
+        with self._lock:
+            nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
+            self._relist([(p, r, s) for p, r, s in nodes])
 
     # ---- querying -----------------------------------------------------------------------
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:

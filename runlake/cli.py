@@ -286,6 +286,23 @@ def sql(ctx: click.Context, query: str, fmt: str, output: str | None) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per segment looked at.")
+@click.pass_context
+def compact(ctx: click.Context, as_json: bool) -> None:
+    """Merge the small parts of finished segments into one (key, step)-sorted file each."""
+    result = runlake.compact(_root(ctx))
+    if as_json:
+        click.echo(json.dumps(result.to_dicts()))
+        return
+    changed = result.filter(pl.col("parts_before") > 1)
+    click.echo(
+        f"compacted {changed.height} of {result.height} segments: "
+        f"{int(changed['parts_before'].sum() or 0)} parts -> {changed.height}, "
+        f"{int(changed['bytes_before'].sum() or 0):,} B -> {int(changed['bytes_after'].sum() or 0):,} B"
+    )
+
+
+@main.command()
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--key", "-k", required=True, help="The metric to draw.")
 @click.option(

@@ -35,7 +35,8 @@ def get_storage(root: str | os.PathLike[str] | None) -> Storage:
 def get_catalog(storage: Storage) -> Catalog:
     """This process's catalog of a root, refreshed (in-process runs flushed first)."""
     for run in _registry.open_runs(storage):
-        run.flush()
+        if run._steps or run._meta_dirty:  # make what it logged visible; skip idle runs
+            run.flush()
     with _lock:
         catalog = _catalogs.get(storage.key)
         if catalog is None:
@@ -90,7 +91,12 @@ def history(
                     f"run {run_id!r} has no segment {segment}: its segments are 0..{current}"
                 )
         scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
-        long = scan_long(cur, run_id, segment, scan_keys)
+        try:
+            long = scan_long(cur, run_id, segment, scan_keys)
+        except duckdb.IOException:
+            # a compaction may have swapped parts since our listing: list again, read once more
+            catalog.relist_all()
+            long = scan_long(cur, run_id, segment, scan_keys)
     finally:
         cur.close()
     return to_wide(long, keys)
