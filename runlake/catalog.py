@@ -102,6 +102,8 @@ class Catalog:
         """Write the catalog copy (write to a temp name, then rename: readers never wait)."""
         if not self.persist_path or not (self._dirty_since_persist or force):
             return
+        if self.storage.is_local and not os.path.isdir(self.storage.root):
+            return  # a read never creates a root
         with self._lock:
             os.makedirs(os.path.dirname(self.persist_path), exist_ok=True)
             tmp = f"{self.persist_path}.tmp-{uuid.uuid4().hex[:8]}"

@@ -125,7 +125,25 @@ def _root(ctx: click.Context) -> str | None:
     return ctx.obj["root"]
 
 
+def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["root"] = value
+
+
+def _root_option(fn: Any) -> Any:
+    """`--root` after the command name too (`runlake runs --root PATH`), overriding the group's."""
+    return click.option(
+        "--root",
+        default=None,
+        expose_value=False,
+        callback=_set_root,
+        is_eager=True,
+        help="The root (overrides RUNLAKE_ROOT and the --root before the command).",
+    )(fn)
+
+
 @main.command()
+@_root_option
 @click.option("--project", "-p", default=None, help="Only the runs of this project.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run, for scripts.")
 @click.pass_context
@@ -151,6 +169,7 @@ def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@_root_option
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
 @click.pass_context
@@ -213,6 +232,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 
 @main.command()
+@_root_option
 @click.argument("run_id")
 @click.option("--keys", "-k", default=None, help="Comma-separated metric names (default: all).")
 @click.option("--segment", type=int, default=None, help="An archived segment instead of the current one.")
@@ -230,6 +250,7 @@ def history(
 
 
 @main.command()
+@_root_option
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Ancestors and descendants as JSON.")
 @click.pass_context
@@ -274,6 +295,7 @@ def _node_label(node: dict[str, Any], selected: str) -> str:
 
 
 @main.command()
+@_root_option
 @click.argument("query")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
@@ -286,6 +308,7 @@ def sql(ctx: click.Context, query: str, fmt: str, output: str | None) -> None:
 
 
 @main.command()
+@_root_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per segment looked at.")
 @click.pass_context
 def compact(ctx: click.Context, as_json: bool) -> None:
@@ -303,6 +326,7 @@ def compact(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
+@_root_option
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--key", "-k", required=True, help="The metric to draw.")
 @click.option(

@@ -114,6 +114,13 @@ def test_errors_are_one_line_without_traceback(lake, args, message):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_root_option_after_the_command(lake, tmp_path):
+    out = CliRunner().invoke(main, ["--root", str(tmp_path / "elsewhere"), "runs", "--json", "--root", lake])
+    assert out.exit_code == 0 and len(json.loads(out.output)) == 3
+    empty = CliRunner().invoke(main, ["runs", "--root", str(tmp_path / "missing")])
+    assert empty.exit_code == 0 and not (tmp_path / "missing").exists()  # reading creates nothing
+
+
 def test_console_script_and_env_root(lake):
     import os
     import shutil
