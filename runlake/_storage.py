@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from .errors import RunlakeError
 
 PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
 SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
+_RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: list them again
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> str:
@@ -159,6 +161,57 @@ class Storage:
         parts.sort(key=lambda p: (p.step_lo, p.step_hi, p.path))
         return parts if include_covered else visible_parts(parts)
 
+    def list_manifests(
+        self, dir_cache: dict[str, tuple[int, dict[str, str]]]
+    ) -> tuple[dict[str, str], dict[str, tuple[int, dict[str, str]]]]:
+        """Every manifest under runs/ with a token that changes whenever the file does.
+
+        Locally, a run's meta directory whose mtime is unchanged (and older than the racy
+        window) is not listed again: `dir_cache` carries what was seen last time.
+        """
+        runs_dir = f"{self.root}/runs"
+        out: dict[str, str] = {}
+        if not self.is_local:
+            try:
+                found = self.fs.find(runs_dir, detail=True)
+            except FileNotFoundError:
+                return {}, {}
+            for path, info in found.items():
+                if "/meta/" in path and path.endswith(".json"):
+                    token = (
+                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                    )
+                    out[path] = f"{token}:{info.get('size')}"
+            return out, {}
+        now = time.time()
+        cache: dict[str, tuple[int, dict[str, str]]] = {}
+        for project in _scandir(runs_dir):
+            if not project.is_dir():
+                continue
+            for run in _scandir(project.path):
+                meta = f"{run.path}/meta"
+                try:
+                    st = os.stat(meta)
+                except OSError:
+                    continue
+                previous = dir_cache.get(meta)
+                # Unchanged and older than the racy window: no file in it changed since we looked
+                # (directory mtimes are coarse, so a fresh one may hide a second change).
+                if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
+                    files = previous[1]
+                else:
+                    files = {}
+                    for entry in _scandir(meta):
+                        if entry.name.endswith(".json"):
+                            try:
+                                fst = entry.stat()
+                            except OSError:
+                                continue
+                            files[entry.path] = f"{fst.st_ino}:{fst.st_mtime_ns}:{fst.st_size}"
+                cache[meta] = (st.st_mtime_ns, files)
+                out.update(files)
+        return out, cache
+
     def exists(self, path: str) -> bool:
         return os.path.exists(path) if self.is_local else bool(self.fs.exists(path))
 
@@ -218,6 +271,14 @@ class Storage:
             except OSError:
                 return
             path = os.path.dirname(path)
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _silent_remove(path: str) -> None:

@@ -33,7 +33,6 @@ from .errors import RunlakeError, RunNotFoundError
 SCHEMA_VERSION = 1
 _COMPACTED_RE = re.compile(r"compacted-(\d+)\.json")
 _TABLES = ("run_meta", "segments", "parts")
-_RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: always rescan them
 _PERSIST_EVERY = 2.0
 
 
@@ -135,59 +134,11 @@ class Catalog:
             self._last_persist = time.monotonic()
             self._dirty_since_persist = False
 
-    # ---- listing manifests ----------------------------------------------------------------
-    def _list_manifests(self) -> dict[str, str]:
-        """Every manifest file under runs/ with a token that changes whenever the file does."""
-        runs_dir = f"{self.storage.root}/runs"
-        if not self.storage.is_local:
-            try:
-                found = self.storage.fs.find(runs_dir, detail=True)
-            except FileNotFoundError:
-                return {}
-            out = {}
-            for path, info in found.items():
-                if "/meta/" in path and path.endswith(".json"):
-                    token = (
-                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-                    )
-                    out[path] = f"{token}:{info.get('size')}"
-            return out
-        out = {}
-        now = time.time()
-        cache: dict[str, tuple[int, dict[str, str]]] = {}
-        for project in _scandir(runs_dir):
-            if not project.is_dir():
-                continue
-            for run in _scandir(project.path):
-                meta = f"{run.path}/meta"
-                try:
-                    st = os.stat(meta)
-                except OSError:
-                    continue
-                previous = self._dir_cache.get(meta)
-                # Unchanged and older than the racy window: no file in it changed since we looked
-                # (directory mtimes are coarse, so a fresh one may hide a second change).
-                if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
-                    files = previous[1]
-                else:
-                    files = {}
-                    for entry in _scandir(meta):
-                        if entry.name.endswith(".json"):
-                            try:
-                                fst = entry.stat()
-                            except OSError:
-                                continue
-                            files[entry.path] = f"{fst.st_ino}:{fst.st_mtime_ns}:{fst.st_size}"
-                cache[meta] = (st.st_mtime_ns, files)
-                out.update(files)
-        self._dir_cache = cache
-        return out
-
     # ---- refresh ------------------------------------------------------------------------
     def refresh(self) -> None:
         """Fold manifests that changed since the last refresh into the index."""
         with self._lock:
-            listing = self._list_manifests()
+            listing, self._dir_cache = self.storage.list_manifests(self._dir_cache)
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
             removed = [p for p in self._seen if p not in listing]
             dirty_nodes: set[tuple[str, str, int]] = set()
@@ -437,14 +388,6 @@ _PARTS_SCHEMA = pa.schema(
         ("bytes", pa.int64()),
     ]
 )
-
-
-def _scandir(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return list(it)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def _split_meta_path(path: str) -> tuple[str, str, str]:
