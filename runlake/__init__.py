@@ -10,7 +10,7 @@ from ._explore import compare, descendants, tree
 from ._init import init
 from ._plot import Plot, plot
 from ._run import Run
-from .errors import ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
+from .errors import CorruptPartError, ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
 from .lake import connect, history, lineage, runs, sql
 
 __version__ = "0.1.0"
@@ -38,6 +38,7 @@ def finish(exit_code: int = 0) -> None:
 
 
 __all__ = [
+    "CorruptPartError",
     "ForkPointError",
     "Plot",
     "Run",

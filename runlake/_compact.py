@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 import polars as pl
 
@@ -21,13 +22,18 @@ from .lake import get_catalog, get_storage
 PathLike = str | os.PathLike[str]
 
 
-def compact(root: PathLike | None = None, *, progress: bool | None = None) -> pl.DataFrame:
+def compact(
+    root: PathLike | None = None,
+    *,
+    progress: bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pl.DataFrame:
     """Compact every finished (or archived) segment with more than one part.
 
     Returns one row per segment looked at: run_id, segment, parts_before, parts_after,
     bytes_before, bytes_after. `progress=None` shows a progress bar on a terminal.
     """
-    storage = get_storage(root)
+    storage = get_storage(root, storage_options)
     catalog = get_catalog(storage)
     cur = catalog.cursor(with_parts=False)
     try:

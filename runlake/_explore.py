@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
@@ -15,7 +16,11 @@ PathLike = str | os.PathLike[str]
 
 
 def compare(
-    run_ids: Sequence[str], keys: Sequence[str] | str, *, root: PathLike | None = None
+    run_ids: Sequence[str],
+    keys: Sequence[str] | str,
+    *,
+    root: PathLike | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Several runs' effective histories in one frame aligned on `_step`.
 
@@ -29,7 +34,7 @@ def compare(
         raise ValueError("compare() needs at least one run id and one key")
     out: pl.DataFrame | None = None
     for run_id in dict.fromkeys(run_ids):
-        wide = history(run_id, list(keys), root=root).select(
+        wide = history(run_id, list(keys), root=root, storage_options=storage_options).select(
             "_step", *[pl.col(k).alias(f"{run_id}:{k}") for k in keys]
         )
         out = wide if out is None else out.join(wide, on="_step", how="full", coalesce=True)
@@ -51,10 +56,12 @@ ORDER BY d.generation, r.created_at, d.run_id
 """
 
 
-def descendants(run_id: str, *, root: PathLike | None = None) -> pl.DataFrame:
+def descendants(
+    run_id: str, *, root: PathLike | None = None, storage_options: dict[str, Any] | None = None
+) -> pl.DataFrame:
     """Every run forked from this one, directly or through other forks (generation 1 = children)."""
     check_name(run_id, "run id")
-    storage = get_storage(root)
+    storage = get_storage(root, storage_options)
     catalog = get_catalog(storage)
     cur = catalog.cursor(with_parts=False)
     try:
@@ -81,11 +88,13 @@ ORDER BY u.root_run_id, u.depth, r.created_at, r.run_id
 """
 
 
-def tree(project: str | None = None, *, root: PathLike | None = None) -> pl.DataFrame:
+def tree(
+    project: str | None = None, *, root: PathLike | None = None, storage_options: dict[str, Any] | None = None
+) -> pl.DataFrame:
     """The fork forest of a project (or the whole root): one row per run with its root and depth."""
     if project is not None:
         check_name(project, "project name")
-    catalog = get_catalog(get_storage(root))
+    catalog = get_catalog(get_storage(root, storage_options))
     cur = catalog.cursor(with_parts=False)
     try:
         return frame(cur, _TREE, {"project": project})

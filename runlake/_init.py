@@ -43,6 +43,7 @@ def init(
     fork_from: str | None = None,
     resume_from: str | None = None,
     resume: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Run:
     """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
     check_name(project, "project name")
@@ -83,7 +84,7 @@ def init(
         if id is None:
             raise InvalidSpecError(f"resume={resume!r} needs the id= of the run to continue")
 
-    storage = get_storage(root)
+    storage = get_storage(root, storage_options)
     if fork is not None:
         run = _fork(storage, project, id, name, config_dict, tag_list, notes, fork)
     elif rewind is not None:

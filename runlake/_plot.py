@@ -87,7 +87,9 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def build(run_ids: Sequence[str], key: str, root: PathLike | None) -> Plot:
+def build(
+    run_ids: Sequence[str], key: str, root: PathLike | None, storage_options: dict[str, Any] | None = None
+) -> Plot:
     """Resolve the branches to draw: every node of the runs' lineages, each drawn once."""
     if isinstance(run_ids, str):
         run_ids = [run_ids]
@@ -97,7 +99,7 @@ def build(run_ids: Sequence[str], key: str, root: PathLike | None) -> Plot:
         check_name(run_id, "run id")
     nodes: dict[tuple[str, int], dict[str, Any]] = {}
     for run_id in dict.fromkeys(run_ids):
-        for row in lineage(run_id, root=root).iter_rows(named=True):
+        for row in lineage(run_id, root=root, storage_options=storage_options).iter_rows(named=True):
             node = (row["run_id"], row["segment"])
             hi = row["step_hi"]
             entry = nodes.setdefault(
@@ -111,7 +113,7 @@ def build(run_ids: Sequence[str], key: str, root: PathLike | None) -> Plot:
     for index, (node, info) in enumerate(sorted(nodes.items(), key=lambda kv: (kv[1]["step_lo"], kv[0]))):
         colors[node] = PALETTE[index % len(PALETTE)]
         run_id, segment = node
-        data = history(run_id, [key], root=root, segment=segment)
+        data = history(run_id, [key], root=root, segment=segment, storage_options=storage_options)
         steps = data["_step"].to_list()
         values = (
             [float("nan") if v is None else float(v) for v in data[key].to_list()]
@@ -151,6 +153,7 @@ def plot(
     log_scale: bool = False,
     smoothing: float = 0.0,
     title: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Plot:
     """Chart one metric of several runs as a fork tree; write PNG or HTML when `output` is given.
 
@@ -166,7 +169,7 @@ def plot(
     suffix = os.path.splitext(target)[1].lower() if target is not None else ".png"
     if suffix not in (".png", ".html"):
         raise ValueError(f"plot output must end in .png or .html, got {target!r}")
-    result = build(run_ids if not isinstance(run_ids, str) else [run_ids], key, root)
+    result = build(run_ids if not isinstance(run_ids, str) else [run_ids], key, root, storage_options)
     if not result.lines:
         raise RunlakeError(f"none of the runs has logged {key!r}")
     title = title or f"{key}: " + ", ".join(

@@ -8,8 +8,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from ._parquet import UnreadablePart, check_part, fetch_parts
 from ._storage import Storage
 from .catalog import Catalog
+from .errors import CorruptPartError, RunlakeError
 
 SYSTEM_KEYS = ("_timestamp", "_runtime")
 _HIVE = "hive_partitioning = true, hive_types = {'project': VARCHAR, 'run_id': VARCHAR, 'segment': BIGINT}"
@@ -55,12 +57,21 @@ def scan_long(
     segment: int,
     keys: Sequence[str] | None,
     max_step: int | None = None,
+    storage: Storage | None = None,
 ) -> pl.DataFrame:
     """A node's effective history, long: step, key, value, text, source_run_id, source_segment."""
     files = node_files(cur, run_id, segment)
     if not files or (keys is not None and not keys):
         return pl.DataFrame(schema=_LONG_SCHEMA)
-    cur.execute("SET VARIABLE runlake_scan = ?", [files]).fetchall()
+    if storage is not None and not storage.is_local:
+        source = "runlake_fetched"
+        try:
+            cur.register(source, fetch_parts(storage.fs, files, keys))
+        except UnreadablePart as exc:
+            raise _unreadable(exc.path, exc.cause) from None
+    else:
+        source = f"read_parquet(getvariable('runlake_scan'), {_HIVE})"
+        cur.execute("SET VARIABLE runlake_scan = ?", [files]).fetchall()
     params: list[Any] = [run_id, segment]
     where = ""
     if keys is not None:
@@ -71,13 +82,29 @@ def scan_long(
         params.append(max_step)
     query = f"""
         SELECT h.step, h.key, h.value, h.text, h.run_id AS source_run_id, h.segment AS source_segment
-        FROM read_parquet(getvariable('runlake_scan'), {_HIVE}) AS h
+        FROM {source} AS h
         JOIN closure_of(?, ?) AS c
           ON h.run_id = c.run_id AND h.segment = c.segment
          AND h.step > c.step_lo AND h.step <= c.step_hi
         WHERE true {where}
     """
-    return frame(cur, query, params)
+    try:
+        return frame(cur, query, params)
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        bad = [f for f in files if f in str(exc)]
+        if storage is not None and not bad:
+            bad = [f for f in files if check_part(storage.fs, f) is not None][:1]
+        if not bad:
+            raise
+        raise _unreadable(bad[0], exc) from None
+
+
+def _unreadable(path: str, cause: BaseException) -> RunlakeError:
+    reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    return CorruptPartError(
+        f"history part {path} cannot be read ({reason}); other runs are unaffected: "
+        "`runlake doctor` lists such parts and `runlake doctor --fix` quarantines them"
+    )
 
 
 def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
@@ -137,7 +164,7 @@ def node_last_values(
     catalog = Catalog(storage, persist_path=None)
     catalog.load_chain(project, run_id, segment)
     cur = catalog.cursor(with_parts=False)
-    long = scan_long(cur, run_id, segment, None, max_step=max_step)
+    long = scan_long(cur, run_id, segment, None, max_step=max_step, storage=storage)
     user = long.filter(~pl.col("key").is_in(SYSTEM_KEYS))
     if user.height == 0:
         return {}

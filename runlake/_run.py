@@ -165,6 +165,7 @@ class Run:
         self._steps: list[int] = []
         self._times: list[float] = []
         self._rows: list[Row] = []
+        self._in_flight: list[Row] = []  # being written: still part of the summary until it lands
         self._pending: Row | None = None
         self._finished = False
         self._state = "running"
@@ -268,15 +269,16 @@ class Run:
                 int(parent["parent_segment"]),
                 int(parent["cutoff"]),
             )
-            self._summary_auto = {**inherited, **self._summary_auto}
+            with self._lock:
+                self._summary_auto = {**inherited, **self._summary_auto}
         self._inherited_pending = False
 
     def _summary_snapshot(self) -> dict[str, Any]:
         if self._inherited_pending:
             self._load_inherited_summary()
-        merged = dict(self._summary_auto)
         with self._lock:
-            rows = list(self._rows)
+            merged = dict(self._summary_auto)
+            rows = self._in_flight + self._rows
         for row in rows:
             merged.update(row)
         merged.update(self._summary_user)
@@ -293,6 +295,7 @@ class Run:
                 steps, self._steps = self._steps, []
                 times, self._times = self._times, []
                 rows, self._rows = self._rows, []
+                self._in_flight = rows
             if steps:
                 try:
                     table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset)
@@ -303,6 +306,7 @@ class Run:
                         self._steps[:0] = steps
                         self._times[:0] = times
                         self._rows[:0] = rows
+                        self._in_flight = []
                     if final:
                         raise RunlakeError(
                             f"run {self.id!r}: could not write {len(steps)} buffered rows "
@@ -316,9 +320,11 @@ class Run:
                             stacklevel=2,
                         )
                     return
-                self._summary_auto.update(last)
-                self._summary_auto.pop("_timestamp", None)
-                self._summary_auto.pop("_runtime", None)
+                last.pop("_timestamp", None)
+                last.pop("_runtime", None)
+                with self._lock:
+                    self._summary_auto.update(last)
+                    self._in_flight = []
                 self._watermark = steps[-1]
                 self._runtime_last = times[-1] - self._started + self._runtime_offset
             self._write_state()

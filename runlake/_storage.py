@@ -34,6 +34,36 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
     return os.fspath(root)
 
 
+def resolve_options(storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """fsspec options: the argument, else $RUNLAKE_STORAGE_OPTIONS (a JSON object), else none."""
+    if storage_options is not None:
+        if not isinstance(storage_options, dict):
+            raise TypeError(f"storage_options must be a dict, got {type(storage_options).__name__}")
+        return storage_options
+    raw = os.environ.get("RUNLAKE_STORAGE_OPTIONS")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise RunlakeError(f"$RUNLAKE_STORAGE_OPTIONS is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RunlakeError("$RUNLAKE_STORAGE_OPTIONS must be a JSON object")
+    return value
+
+
+_EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
+
+
 @dataclass(frozen=True)
 class PartFile:
     path: str
@@ -73,11 +103,13 @@ class Storage:
         self.url = url
         try:
             fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        except ImportError as exc:
-            proto = url.split("://", 1)[0]
-            raise RunlakeError(
-                f"root {url!r} needs an fsspec driver for {proto!r} that is not installed ({exc})"
-            ) from None
+        except ImportError:
+            proto = url.split("://", 1)[0].lower()
+            extra = _EXTRAS.get(proto)
+            hint = f"pip install 'runlake[{extra}]'" if extra else f"install the fsspec driver for {proto}://"
+            raise RunlakeError(f"root {url!r} needs a storage driver that is not installed: {hint}") from None
+        except ValueError as exc:
+            raise RunlakeError(f"root {url!r} is not a usable path or URL: {exc}") from None
         self.fs = fs
         self.is_local = isinstance(fs, LocalFileSystem)
         self.root = path.rstrip("/") or "/"
@@ -130,6 +162,7 @@ class Storage:
         try:
             if self.is_local:
                 return os.listdir(path)
+            self.fs.invalidate_cache(path)
             return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
@@ -150,6 +183,7 @@ class Storage:
                     )
         else:
             try:
+                self.fs.invalidate_cache(segment_dir)
                 infos = self.fs.ls(segment_dir, detail=True)
             except FileNotFoundError:
                 return []
@@ -173,6 +207,7 @@ class Storage:
         out: dict[str, str] = {}
         if not self.is_local:
             try:
+                self.fs.invalidate_cache(runs_dir)
                 found = self.fs.find(runs_dir, detail=True)
             except FileNotFoundError:
                 return {}, {}
@@ -213,7 +248,10 @@ class Storage:
         return out, cache
 
     def exists(self, path: str) -> bool:
-        return os.path.exists(path) if self.is_local else bool(self.fs.exists(path))
+        if self.is_local:
+            return os.path.exists(path)
+        self.fs.invalidate_cache(path)
+        return bool(self.fs.exists(path))
 
     # ---- writing -----------------------------------------------------------------------
     def write_atomic(self, path: str, data: bytes) -> None:
@@ -247,9 +285,15 @@ class Storage:
                 return False
             finally:
                 _silent_remove(tmp)
-        if self.fs.exists(path):
+        try:
+            # a conditional PUT (If-None-Match: *) on S3: atomic, so of two racers one wins
+            self.fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
             return False
-        self.fs.pipe_file(path, data)
+        except TypeError:  # a driver without exclusive create: best effort
+            if self.exists(path):
+                return False
+            self.fs.pipe_file(path, data)
         return True
 
     def write_json_atomic(self, path: str, value: dict[str, Any]) -> None:

@@ -15,6 +15,10 @@ class ForkPointError(RunlakeError, ValueError):
     """A fork or rewind step past the last step the source run has."""
 
 
+class CorruptPartError(RunlakeError):
+    """A history part that cannot be read (truncated or corrupt); the message names the file."""
+
+
 class InvalidSpecError(RunlakeError, ValueError):
     """A malformed argument: a run id, project name, fork spec or step."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -13,22 +14,26 @@ import polars as pl
 from . import _registry
 from ._names import check_name
 from ._read import SYSTEM_KEYS, frame, scan_long, to_wide
-from ._storage import Storage, resolve_root
+from ._storage import Storage, resolve_options, resolve_root
 from .catalog import Catalog, cache_path
-from .errors import RunNotFoundError
+from .errors import CorruptPartError, RunNotFoundError
 
 _storages: dict[tuple[str, str], Storage] = {}
 _catalogs: dict[Any, Catalog] = {}
 _lock = threading.Lock()
 
 
-def get_storage(root: str | os.PathLike[str] | None) -> Storage:
+def get_storage(
+    root: str | os.PathLike[str] | None, storage_options: dict[str, Any] | None = None
+) -> Storage:
+    """The root (`root=`, $RUNLAKE_ROOT, ./runlake) with its fsspec options, made once per process."""
     url = resolve_root(root)
-    key = (url if "://" in url else os.path.abspath(url), "")
+    options = resolve_options(storage_options)
+    key = (url if "://" in url else os.path.abspath(url), json.dumps(options, sort_keys=True, default=str))
     with _lock:
         storage = _storages.get(key)
         if storage is None:
-            storage = _storages[key] = Storage(url)
+            storage = _storages[key] = Storage(url, options)
         return storage
 
 
@@ -58,6 +63,7 @@ def history(
     *,
     root: str | os.PathLike[str] | None = None,
     segment: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """A run's effective history, wide and complete: one row per step where a selected key was logged.
 
@@ -73,7 +79,7 @@ def history(
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
-    storage = get_storage(root)
+    storage = get_storage(root, storage_options)
     catalog = get_catalog(storage)
     cur = catalog.cursor(with_parts=False)
     try:
@@ -92,21 +98,26 @@ def history(
                 )
         scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
         try:
-            long = scan_long(cur, run_id, segment, scan_keys)
-        except duckdb.IOException:
+            long = scan_long(cur, run_id, segment, scan_keys, storage=storage)
+        except (duckdb.IOException, FileNotFoundError, CorruptPartError):
             # a compaction may have swapped parts since our listing: list again, read once more
             catalog.relist_all()
-            long = scan_long(cur, run_id, segment, scan_keys)
+            long = scan_long(cur, run_id, segment, scan_keys, storage=storage)
     finally:
         cur.close()
     return to_wide(long, keys)
 
 
-def runs(project: str | None = None, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+def runs(
+    project: str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pl.DataFrame:
     """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
     if project is not None:
         check_name(project, "project name")
-    catalog = get_catalog(get_storage(root))
+    catalog = get_catalog(get_storage(root, storage_options))
     cur = catalog.cursor(with_parts=False)
     try:
         if project is None:
@@ -116,14 +127,16 @@ def runs(project: str | None = None, *, root: str | os.PathLike[str] | None = No
         cur.close()
 
 
-def lineage(run_id: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+def lineage(
+    run_id: str, *, root: str | os.PathLike[str] | None = None, storage_options: dict[str, Any] | None = None
+) -> pl.DataFrame:
     """The chain of (run_id, segment) nodes from the run up to its root, nearest first.
 
     Each row: the link's kind (root, fork, rewind), its parent node and cutoff step, and the
     step range (step_lo, step_hi] that node contributes to the run's effective history.
     """
     check_name(run_id, "run id")
-    storage = get_storage(root)
+    storage = get_storage(root, storage_options)
     catalog = get_catalog(storage)
     cur = catalog.cursor(with_parts=False)
     try:
@@ -146,9 +159,10 @@ def sql(
     *,
     root: str | os.PathLike[str] | None = None,
     params: Sequence[Any] | dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-    catalog = get_catalog(get_storage(root))
+    catalog = get_catalog(get_storage(root, storage_options))
     cur = catalog.cursor()
     try:
         return frame(cur, query, params)
@@ -156,6 +170,8 @@ def sql(
         cur.close()
 
 
-def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    root: str | os.PathLike[str] | None = None, *, storage_options: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
-    return get_catalog(get_storage(root)).cursor()
+    return get_catalog(get_storage(root, storage_options)).cursor()

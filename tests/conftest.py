@@ -3,22 +3,92 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 # Tests want flushes and heartbeats in tenths of a second, not in seconds.
 os.environ.setdefault("RUNLAKE_FLUSH_INTERVAL", "0.2")
 os.environ.setdefault("RUNLAKE_HEARTBEAT_TIMEOUT", "3")
+# Catalog caches of remote roots go to a throwaway directory, not ~/.cache.
+os.environ.setdefault(
+    "RUNLAKE_CACHE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"runlake-cache-{os.getpid()}")
+)
+# moto's S3 server accepts any credentials; never let a real profile leak in.
+os.environ.update(
+    {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+)
+os.environ.pop("AWS_PROFILE", None)
+BUCKET = "runlake-tests"
 
 import runlake  # noqa: E402
 
 
-@pytest.fixture(params=["local", "memory"])
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API server (moto's standalone server) on 127.0.0.1, killed by its PID at the end."""
+    exe = Path(sys.executable).with_name("moto_server")
+    command = (
+        [str(exe)]
+        if exe.exists()
+        else ([shutil.which("moto_server")] if shutil.which("moto_server") else None)
+    )
+    if command is None:
+        pytest.skip("moto_server is not installed (pip install 'moto[server]'; the dev extra has it)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    fs.call_s3("create_bucket", Bucket=BUCKET)  # no location constraint: moto rejects s3fs.mkdir's
+    yield endpoint
+    os.kill(proc.pid, 9)
+    proc.wait()
+
+
+@pytest.fixture
+def s3_root(s3_endpoint, monkeypatch) -> str:
+    """A fresh root on the S3 server; its endpoint comes from $RUNLAKE_STORAGE_OPTIONS (subprocesses too)."""
+    import json
+
+    monkeypatch.setenv(
+        "RUNLAKE_STORAGE_OPTIONS", json.dumps({"client_kwargs": {"endpoint_url": s3_endpoint}})
+    )
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
 def root(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A fresh, empty root on each backend."""
+    """A fresh, empty root on each backend: one contract suite for all of them."""
     if request.param == "local":
         return str(tmp_path / "lake")
+    if request.param == "s3":
+        return request.getfixturevalue("s3_root")
     return f"memory://runlake-tests/{uuid.uuid4().hex}"
 
 
