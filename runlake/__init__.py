@@ -10,6 +10,7 @@ from ._explore import compare, descendants, tree
 from ._init import init
 from ._plot import Plot, plot
 from ._run import Run
+from ._spill import sync
 from .errors import CorruptPartError, ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
 from .lake import connect, history, lineage, runs, sql
 
@@ -58,5 +59,6 @@ __all__ = [
     "run",
     "runs",
     "sql",
+    "sync",
     "tree",
 ]

@@ -7,9 +7,9 @@ early when a run's buffer reaches its size trigger, so a SIGKILL loses at most o
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
-import warnings
 from typing import TYPE_CHECKING
 
 from ._state import flush_interval
@@ -73,5 +73,5 @@ def _loop() -> None:
             if beat or (woke and len(run._steps) >= run._flush_rows):
                 try:
                     run.flush()
-                except Exception as exc:  # the thread must survive storage trouble
-                    warnings.warn(f"runlake flusher: run {run.id!r}: {exc}", RuntimeWarning, stacklevel=1)
+                except Exception as exc:  # the thread must survive anything
+                    print(f"runlake: flusher: run {run.id!r}: {exc}", file=sys.stderr)

@@ -14,10 +14,10 @@ import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from . import _flusher
+from . import _flusher, _spill
 from ._parquet import encode, rows_to_table
 from ._state import writer_identity
-from ._storage import Storage
+from ._storage import PART_RE, Storage
 from ._values import Row, flatten
 from .errors import RunlakeError, StepOrderWarning
 
@@ -110,6 +110,16 @@ class Summary(MutableMapping[str, Any]):
         return f"Summary({self._merged()!r})"
 
 
+def _notify(message: str, stacklevel: int = 3) -> None:
+    """A RuntimeWarning; never raises, even where warnings are errors (the flusher thread)."""
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
+    except Exception:
+        import sys
+
+        print(f"runlake: warning: {message}", file=sys.stderr)
+
+
 def _check_step(step: Any) -> int:
     if type(step) is int:
         value = step
@@ -147,6 +157,8 @@ class Run:
         self._storage = storage
         self.project = project
         self.id = run_id
+        self._history_prefix = f"history/project={project}/run_id={run_id}"
+        self._runs_prefix = f"runs/{project}/{run_id}"
         self.name = name
         self._segment = segment
         self._step = start_step
@@ -174,7 +186,7 @@ class Run:
         self._watermark: int | None = None
         self._runtime_last = runtime_offset
         self._flush_rows = _flusher.flush_rows()
-        self._unflushed_warning = False
+        self._spilled = bool(_spill.pending(storage, self._history_prefix))
 
     # ---- W&B's logging semantics -------------------------------------------------------
     @property
@@ -289,7 +301,12 @@ class Run:
 
     # ---- flushing (runs in the flusher thread, and in finish / before a fork) ----------
     def flush(self, final: bool = False) -> None:
-        """Write buffered rows as one part, then the state manifest (the durable watermark)."""
+        """Write buffered rows as one part, then the state manifest (the durable watermark).
+
+        Storage errors are retried with backoff; if storage stays down, the part and state go
+        to the local spill directory (memory stays bounded) and are uploaded by a later flush,
+        `finish()` or `runlake sync`.
+        """
         with self._flush_lock:
             with self._lock:
                 steps, self._steps = self._steps, []
@@ -299,27 +316,18 @@ class Run:
             if steps:
                 try:
                     table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset)
-                    path = self._storage.part_path(self.project, self.id, self._segment, steps[0], steps[-1])
-                    self._storage.write_atomic(path, encode(table))
-                except Exception as exc:
-                    with self._lock:  # keep them for the next try: nothing logged is dropped
+                    data = encode(table)
+                except BaseException:
+                    with self._lock:  # keep them: nothing logged is dropped
                         self._steps[:0] = steps
                         self._times[:0] = times
                         self._rows[:0] = rows
                         self._in_flight = []
-                    if final:
-                        raise RunlakeError(
-                            f"run {self.id!r}: could not write {len(steps)} buffered rows "
-                            f"(steps {steps[0]}..{steps[-1]}) to {self._storage.url}: {exc}"
-                        ) from exc
-                    if not self._unflushed_warning:
-                        self._unflushed_warning = True
-                        warnings.warn(
-                            f"run {self.id!r}: flush failed ({exc}); rows stay buffered and are retried",
-                            RuntimeWarning,
-                            stacklevel=2,
-                        )
-                    return
+                    raise
+                # one name per batch: a retried upload rewrites it, never duplicates it
+                self._store(
+                    self._storage.part_path(self.project, self.id, self._segment, steps[0], steps[-1]), data
+                )
                 last.pop("_timestamp", None)
                 last.pop("_runtime", None)
                 with self._lock:
@@ -328,6 +336,45 @@ class Run:
                 self._watermark = steps[-1]
                 self._runtime_last = times[-1] - self._started + self._runtime_offset
             self._write_state()
+            if final and self._spilled:
+                self._report_unsynced()
+
+    def _store(self, target: str, data: bytes) -> None:
+        """Upload one file (after any backlog of this run), or keep it in the spill directory."""
+        if self._spilled:
+            _, waiting = _spill.upload(self._storage, self._history_prefix)
+            if not waiting:
+                _, waiting = _spill.upload(self._storage, self._runs_prefix)
+            if waiting:
+                _spill.put(self._storage, target, data)
+                return
+            self._spilled = False
+            _notify(f"run {self.id!r}: storage is back; spilled parts were uploaded")
+        try:
+            self._storage.write_with_retry(target, data)
+        except Exception as exc:  # storage down: spill, keep logging
+            _spill.put(self._storage, target, data)
+            self._spilled = True
+            _notify(
+                f"run {self.id!r}: storage {self._storage.url} failed after retries ({exc}); "
+                f"logging goes on and parts wait in {_spill.spill_root(self._storage)} until it is back"
+            )
+
+    def _report_unsynced(self) -> None:
+        waiting = _spill.pending(self._storage, self._history_prefix) + _spill.pending(
+            self._storage, self._runs_prefix
+        )
+        if not waiting:
+            return
+        parts = [t for _, t in waiting if "/history/" in t]
+        matches = [PART_RE.fullmatch(t.rsplit("/", 1)[-1]) for t in parts]
+        steps = [(int(m[2]), int(m[3])) for m in matches if m]
+        span = f" holding steps {min(a for a, _ in steps)}..{max(b for _, b in steps)}" if steps else ""
+        _notify(
+            f"run {self.id!r} finished, but {len(parts)} part(s){span} and its state are not uploaded yet: "
+            f"they are kept in {_spill.spill_root(self._storage)}; run `runlake sync` when storage is back",
+            stacklevel=4,
+        )
 
     def _write_state(self) -> None:
         auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}
@@ -349,7 +396,7 @@ class Run:
             "summary_user": jsonable(self._summary_user),
             "inherited_pending": self._inherited_pending,
         }
-        self._storage.write_atomic(
+        self._store(
             self._storage.meta_path(self.project, self.id, "state.json"),
             json.dumps(doc, allow_nan=True).encode(),
         )

@@ -270,6 +270,18 @@ class Storage:
         else:
             self.fs.pipe_file(path, data)
 
+    def write_with_retry(self, path: str, data: bytes, attempts: int = 4, backoff: float = 0.05) -> None:
+        """`write_atomic` with exponential backoff. Retries rewrite the same path, so a write
+        that failed after storing (an ambiguous error) never leaves a duplicate."""
+        for attempt in range(attempts):
+            try:
+                self.write_atomic(path, data)
+                return
+            except OSError:
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(backoff * (2**attempt))
+
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create `path` with `data` unless it exists; False if it already did."""
         if self.is_local:

@@ -327,6 +327,19 @@ def compact(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @_root_option
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """Upload the parts and state that runs spilled to local disk while storage was down."""
+    result = runlake.sync(_root(ctx)).row(0, named=True)
+    click.echo(
+        f"uploaded {result['uploaded']} of {result['spilled']} spilled files; {result['waiting']} still waiting"
+    )
+    if result["waiting"]:
+        ctx.exit(1)
+
+
+@main.command()
+@_root_option
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--key", "-k", required=True, help="The metric to draw.")
 @click.option(

@@ -1,0 +1,36 @@
+"""A filesystem that fails on demand: memory:// underneath, `flaky://` on top."""
+
+from __future__ import annotations
+
+import fsspec
+from fsspec.implementations.memory import MemoryFileSystem
+
+
+class FlakyFileSystem(MemoryFileSystem):
+    """Writes fail while `down` is set, or for the next `fail_next` writes; with `ambiguous`,
+    a failing write stores the object first (the network dropped the reply, not the request)."""
+
+    protocol = "flaky"
+    down = False
+    fail_next = 0
+    ambiguous = False
+    writes = 0
+    failures = 0
+
+    def pipe_file(self, path, value, mode="overwrite", **kwargs):  # noqa: D102
+        cls = type(self)
+        cls.writes += 1
+        if cls.down or cls.fail_next > 0:
+            cls.fail_next = max(0, cls.fail_next - 1)
+            cls.failures += 1
+            if cls.ambiguous:
+                super().pipe_file(path, value, mode=mode, **kwargs)
+            raise OSError(f"injected storage failure writing {path}")
+        return super().pipe_file(path, value, mode=mode, **kwargs)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.down, cls.fail_next, cls.ambiguous, cls.writes, cls.failures = False, 0, False, 0, 0
+
+
+fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)

@@ -1,0 +1,108 @@
+"""Storage faults: retries without duplicates, spilling while storage is down, sync, corrupt parts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import polars as pl
+import pytest
+from faulty import FlakyFileSystem
+
+import runlake
+
+
+@pytest.fixture
+def flaky_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
+    FlakyFileSystem.reset()
+    yield f"flaky://lake-{uuid.uuid4().hex}"
+    FlakyFileSystem.reset()
+
+
+def _parts(root):
+    fs = FlakyFileSystem()
+    return [p for p in fs.find(fs._strip_protocol(root)) if p.endswith(".parquet")]
+
+
+def test_transient_failures_are_retried_without_duplicates(flaky_root):
+    run = runlake.init("p", root=flaky_root)
+    for i in range(100):
+        run.log({"x": float(i)})
+    FlakyFileSystem.fail_next = 2
+    FlakyFileSystem.ambiguous = True  # the failed attempts did store the object
+    run.flush()
+    assert FlakyFileSystem.failures == 2
+    run.finish()
+    assert len(_parts(flaky_root)) == 1
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(100)]
+
+
+def test_storage_down_spills_with_bounded_memory_then_catches_up(flaky_root, tmp_path):
+    run = runlake.init("p", root=flaky_root)
+    FlakyFileSystem.down = True
+    with pytest.warns(RuntimeWarning, match="storage .* failed after retries"):
+        for i in range(5000):
+            run.log({"x": float(i)})
+            if i % 500 == 499:
+                run.flush()
+                assert len(run._rows) == 0  # memory stays bounded: rows went to the spill directory
+    spilled = [f for _, _, files in os.walk(tmp_path / "spill") for f in files if f.endswith(".parquet")]
+    assert len(spilled) == 10
+    FlakyFileSystem.down = False
+    with pytest.warns(RuntimeWarning, match="storage is back"):
+        run.log({"x": 5000.0})
+        run.flush()
+    run.finish()
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(5001)]
+    assert runlake.runs(root=flaky_root)["state"].to_list() == ["finished"]
+    assert not [f for _, _, files in os.walk(tmp_path / "spill") for f in files]
+
+
+def test_finish_reports_what_is_not_uploaded_and_sync_uploads_it(flaky_root):
+    run = runlake.init("p", root=flaky_root)
+    for i in range(300):
+        run.log({"x": float(i)})
+    FlakyFileSystem.down = True
+    with pytest.warns(RuntimeWarning) as caught:
+        run.finish()
+    assert any(
+        "not uploaded yet" in str(w.message)
+        and "steps 0..299" in str(w.message)
+        and "runlake sync" in str(w.message)
+        for w in caught
+    )
+    result = runlake.sync(flaky_root).row(0, named=True)
+    assert result["uploaded"] == 0 and result["waiting"] == 2
+    FlakyFileSystem.down = False
+    result = runlake.sync(flaky_root).row(0, named=True)
+    assert result == {**result, "uploaded": 2, "waiting": 0}
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(300)]
+    assert runlake.runs(root=flaky_root)["state"].to_list() == ["finished"]
+
+
+def test_sync_command(flaky_root):
+    from click.testing import CliRunner
+
+    from runlake.cli import main
+
+    out = CliRunner().invoke(main, ["--root", flaky_root, "sync"])
+    assert out.exit_code == 0 and "uploaded 0 of 0" in out.output
+
+
+def test_corrupt_part_raises_naming_the_file_and_other_runs_stay_readable(root):
+    good = runlake.init("p", root=root)
+    good.log({"x": 1.0})
+    good.finish()
+    bad = runlake.init("p", root=root)
+    bad.log({"x": 1.0})
+    bad.finish()
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    part = [p for p in fs.find(f"{path}/history/project=p/run_id={bad.id}") if p.endswith(".parquet")][0]
+    fs.pipe_file(part, fs.cat_file(part)[:40])  # truncated
+    with pytest.raises(runlake.CorruptPartError, match=part.rsplit("/", 1)[-1]):
+        runlake.history(bad.id, root=root)
+    assert runlake.history(good.id, root=root)["x"].to_list() == [1.0]
+    assert isinstance(runlake.runs(root=root), pl.DataFrame)
