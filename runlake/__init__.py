@@ -6,6 +6,7 @@ from typing import Any
 
 from . import _registry
 from ._compact import compact
+from ._doctor import doctor
 from ._explore import compare, descendants, tree
 from ._init import init
 from ._plot import Plot, plot
@@ -50,6 +51,7 @@ __all__ = [
     "compare",
     "connect",
     "descendants",
+    "doctor",
     "finish",
     "history",
     "init",

@@ -31,7 +31,7 @@ from ._storage import SEGMENT_RE, Storage
 from .errors import RunlakeError, RunNotFoundError
 
 SCHEMA_VERSION = 1
-_COMPACTED_RE = re.compile(r"compacted-(\d+)\.json")
+_RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")  # parts of segment k were swapped
 _TABLES = ("run_meta", "segments", "parts")
 _PERSIST_EVERY = 2.0
 
@@ -175,7 +175,7 @@ class Catalog:
         states: list[tuple[str, dict[str, Any], str]] = []
         for path in sorted(changed):
             project, run_id, name = _split_meta_path(path)
-            if (m := _COMPACTED_RE.fullmatch(name)) is not None:  # parts were swapped: list again
+            if (m := _RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
                 dirty_nodes.add((project, run_id, int(m[1])))
                 self._seen[path] = listing[path]
                 continue

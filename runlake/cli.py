@@ -327,6 +327,31 @@ def compact(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @_root_option
+@click.option(
+    "--fix", is_flag=True, help="Quarantine unreadable parts (moved to <root>/_quarantine/, never deleted)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per bad part.")
+@click.pass_context
+def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
+    """Check every history part; report unreadable ones and, with --fix, quarantine them."""
+    with _busy("checking parts"):
+        result = runlake.doctor(_root(ctx), fix=fix)
+    if as_json:
+        click.echo(json.dumps(result.to_dicts()))
+    elif result.height == 0:
+        click.echo("all parts are readable")
+    else:
+        for row in result.iter_rows(named=True):
+            click.echo(
+                f"{row['path']}: {row['problem']}\n  steps {row['step_lo']}..{row['step_hi']} of run {row['run_id']} "
+                f"segment {row['segment']} (in the history of: {', '.join(row['affected_runs'])})\n  {row['action']}"
+            )
+    if result.height and not fix:
+        ctx.exit(1)
+
+
+@main.command()
+@_root_option
 @click.pass_context
 def sync(ctx: click.Context) -> None:
     """Upload the parts and state that runs spilled to local disk while storage was down."""

@@ -106,3 +106,39 @@ def test_corrupt_part_raises_naming_the_file_and_other_runs_stay_readable(root):
         runlake.history(bad.id, root=root)
     assert runlake.history(good.id, root=root)["x"].to_list() == [1.0]
     assert isinstance(runlake.runs(root=root), pl.DataFrame)
+
+
+def test_doctor_reports_and_quarantines_corrupt_parts(root):
+    from click.testing import CliRunner
+
+    from runlake.cli import main
+
+    src = runlake.init("p", root=root)
+    for i in range(10):
+        src.log({"x": float(i)})
+    src.flush()
+    for i in range(10, 20):
+        src.log({"x": float(i)})
+    src.finish()
+    fork = runlake.init("p", root=root, fork_from=f"{src.id}?_step=15")
+    fork.finish()
+    assert runlake.doctor(root).height == 0
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    parts = sorted(p for p in fs.find(f"{path}/history/project=p/run_id={src.id}") if p.endswith(".parquet"))
+    fs.pipe_file(parts[1], b"PAR1garbagePAR1")
+    report = runlake.doctor(root)
+    assert report.height == 1
+    row = report.row(0, named=True)
+    assert (row["run_id"], row["step_lo"], row["step_hi"], row["action"]) == (src.id, 10, 19, "none")
+    assert row["affected_runs"] == sorted([src.id, fork.id])
+    cli = CliRunner().invoke(main, ["--root", root, "doctor"])
+    assert cli.exit_code == 1 and "steps 10..19" in cli.output
+    fixed = runlake.doctor(root, fix=True)
+    assert "quarantined" in fixed["action"][0] and "lost steps 10..19" in fixed["action"][0]
+    assert runlake.doctor(root).height == 0
+    assert runlake.history(src.id, root=root)["_step"].to_list() == list(range(10))
+    assert runlake.history(fork.id, root=root)["_step"].to_list() == list(range(10))
+    assert any("_quarantine" in p for p in fs.find(path))
+    assert CliRunner().invoke(main, ["--root", root, "doctor"]).output.strip() == "all parts are readable"

@@ -1,0 +1,91 @@
+"""`runlake doctor`: find history parts that cannot be read; with fix, quarantine them and say
+which steps of which runs were lost (the part's own run and every run that inherits those steps)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import polars as pl
+
+from ._parquet import check_part
+from .lake import get_catalog, get_storage
+
+_SCHEMA: dict[str, Any] = {
+    "path": pl.String,
+    "run_id": pl.String,
+    "segment": pl.Int64,
+    "step_lo": pl.Int64,
+    "step_hi": pl.Int64,
+    "problem": pl.String,
+    "affected_runs": pl.List(pl.String),
+    "action": pl.String,
+}
+
+
+def doctor(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    fix: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> pl.DataFrame:
+    """Read every part of the root; one row per unreadable part (empty frame: all healthy).
+
+    With `fix=True` each bad part is moved to `<root>/_quarantine/` (kept, never deleted) and
+    the index is switched, so queries work again without the lost steps.
+    """
+    storage = get_storage(root, storage_options)
+    catalog = get_catalog(storage)
+    cur = catalog.cursor(with_parts=False)
+    try:
+        parts = cur.execute(
+            "SELECT p.path, p.run_id, p.segment, p.step_lo, p.step_hi, s.project FROM parts AS p "
+            "JOIN segments AS s USING (run_id, segment) ORDER BY p.path"
+        ).fetchall()
+    finally:
+        cur.close()
+    rows = []
+    for path, run_id, segment, lo, hi, project in parts:
+        local = path if storage.is_local else storage.fs._strip_protocol(path)
+        problem = check_part(storage.fs, local)
+        if problem is None:
+            continue
+        cur = catalog.cursor()
+        try:
+            affected = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT DISTINCT run_id FROM lineage WHERE ancestor_run_id = ? AND ancestor_segment = ? "
+                    "AND step_hi >= ? AND step_lo < ? ORDER BY run_id",
+                    [run_id, segment, lo, hi],
+                ).fetchall()
+            ]
+        finally:
+            cur.close()
+        action = "none"
+        if fix:
+            target = f"{storage.root}/_quarantine/{local[len(storage.root) + 1 :]}"
+            with storage.fs.open(local, "rb") as fh:
+                storage.write_atomic(target, fh.read())
+            storage.fs.rm_file(local)
+            storage.write_json_atomic(
+                storage.meta_path(project, run_id, f"repaired-{segment}.json"),
+                {"segment": segment, "quarantined": target, "steps": [lo, hi], "at": time.time()},
+            )
+            action = f"quarantined to {storage.engine_path(target)}; lost steps {lo}..{hi} of {run_id} segment {segment}"
+        rows.append(
+            {
+                "path": path,
+                "run_id": run_id,
+                "segment": segment,
+                "step_lo": lo,
+                "step_hi": hi,
+                "problem": problem,
+                "affected_runs": affected,
+                "action": action,
+            }
+        )
+    if fix and rows:
+        catalog.refresh()
+    return pl.DataFrame(rows, schema=_SCHEMA)
