@@ -43,6 +43,6 @@ def parse_step_spec(spec: object, argument: str) -> StepSpec:
     if not isinstance(spec, str):
         raise InvalidSpecError(f"{argument} must be a str, got {type(spec).__name__}: {spec!r}; {example}")
     match = _SPEC_RE.fullmatch(spec)
-    if match is None or ".." in match.group(1):
+    if match is None or ".." in match.group(1) or match.group(1) == ".":
         raise InvalidSpecError(f"invalid {argument}={spec!r}: {example}")
     return StepSpec(match.group(1), int(match.group(2)))
