@@ -84,7 +84,14 @@ def test_log_in_one_process_fork_in_a_second_read_in_a_third(local_root):
     assert out.split() == ["510", "509", "499.0", "-1.0"]
 
 
-def test_sigkilled_logger_reads_crashed_and_loses_nothing_flushed(local_root):
+@pytest.fixture(params=["local", "s3"])
+def shared_root(request, tmp_path) -> str:
+    """A root that several processes share: a local path, or the S3 server (options via env)."""
+    return str(tmp_path / "lake") if request.param == "local" else request.getfixturevalue("s3_root")
+
+
+def test_sigkilled_logger_reads_crashed_and_loses_nothing_flushed(shared_root):
+    local_root = shared_root
     proc = _spawn(
         f"""
         import time, runlake
@@ -140,7 +147,8 @@ def test_uncaught_exception_marks_the_run_failed(local_root):
     assert row["state"] == "failed" and row["last_step"] == 0
 
 
-def test_fork_a_live_run_of_another_process_up_to_its_watermark(local_root):
+def test_fork_a_live_run_of_another_process_up_to_its_watermark(shared_root):
+    local_root = shared_root
     proc = _spawn(
         f"""
         import time, runlake
@@ -207,7 +215,8 @@ def test_two_writers_and_an_open_reader(local_root):
         assert frame["x"].to_list() == [float(i) for i in range(20000)]
 
 
-def test_two_processes_rewinding_one_run_at_once_one_wins(local_root):
+def test_two_processes_rewinding_one_run_at_once_one_wins(shared_root):
+    local_root = shared_root
     run = runlake.init("p", root=local_root, id="contested")
     for i in range(10):
         run.log({"x": float(i)})
