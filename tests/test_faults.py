@@ -142,3 +142,14 @@ def test_doctor_reports_and_quarantines_corrupt_parts(root):
     assert runlake.history(fork.id, root=root)["_step"].to_list() == list(range(10))
     assert any("_quarantine" in p for p in fs.find(path))
     assert CliRunner().invoke(main, ["--root", root, "doctor"]).output.strip() == "all parts are readable"
+
+
+def test_a_missing_storage_driver_names_the_extra_to_install():
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    with pytest.raises(runlake.RunlakeError, match=r"pip install 'runlake\[gcs\]'"):
+        runlake.init("p", root="gs://some-bucket/lake")
+    with pytest.raises(runlake.RunlakeError, match=r"pip install 'runlake\[gcs\]'"):
+        runlake.runs(root="gs://some-bucket/lake")
