@@ -110,51 +110,35 @@ def _unreadable(path: str, cause: BaseException) -> RunlakeError:
 def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
     """Long points -> one row per step: _step, _timestamp, _runtime, then one column per key.
 
-    Rows: every step where a selected key was logged (OR semantics). Numbers are Float64;
-    a key that was ever logged as text is a String column.
+    Rows: every committed step with keys=None (or only system keys selected), else the steps
+    where a selected key has a point (OR semantics). Numbers are Float64; a key that was ever
+    logged as text is a String column.
     """
     user_keys = [k for k in keys if k not in ("_step", *SYSTEM_KEYS)] if keys is not None else None
-    system = long.filter(pl.col("key").is_in(SYSTEM_KEYS))
-    user = long.filter(~pl.col("key").is_in(SYSTEM_KEYS))
+    by_key = {k[0]: df for k, df in long.partition_by("key", as_dict=True, include_key=False).items()}
     if user_keys is None:
-        names = sorted(user.get_column("key").unique().to_list())
+        names = sorted(k for k in by_key if k not in SYSTEM_KEYS)
     else:
         names = list(dict.fromkeys(user_keys))
-    # rows: every committed step with keys=None (or only system keys selected); else the
-    # steps where a selected key has a point
-    steps = (user if user_keys else long).select(pl.col("step").unique())
-    wide = steps.sort("step")
-    if system.height:
-        sys_wide = system.pivot(on="key", index="step", values="value")
-        wide = wide.join(sys_wide, on="step", how="left")
-    for name in SYSTEM_KEYS:
-        if name not in wide.columns:
+    if user_keys:
+        present = [by_key[k].get_column("step") for k in names if k in by_key]
+        steps = pl.concat(present).unique() if present else pl.Series("step", [], pl.Int64)
+    else:
+        steps = long.get_column("step").unique()
+    wide = steps.sort().to_frame("step")
+    for name in (*SYSTEM_KEYS, *names):
+        part = by_key.get(name)
+        if part is None:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
-    text_keys = set(user.filter(pl.col("text").is_not_null()).get_column("key").unique().to_list())
-    if user.height:
-        user = user.with_columns(
-            pl.when(pl.col("key").is_in(list(text_keys)))
-            .then(pl.coalesce(pl.col("text"), pl.col("value").cast(pl.String)))
-            .alias("text")
-        )
-        numeric = user.filter(~pl.col("key").is_in(list(text_keys)))
-        if numeric.height:
-            wide = wide.join(numeric.pivot(on="key", index="step", values="value"), on="step", how="left")
-        texts = user.filter(pl.col("key").is_in(list(text_keys)))
-        if texts.height:
-            wide = wide.join(texts.pivot(on="key", index="step", values="text"), on="step", how="left")
-    columns = []
-    for name in names:
-        if name in wide.columns:
-            columns.append(pl.col(name))
-        else:
-            columns.append(pl.lit(None, dtype=pl.Float64).alias(name))
-    return wide.select(
-        pl.col("step").alias("_step"),
-        pl.col("_timestamp"),
-        pl.col("_runtime"),
-        *columns,
-    )
+            continue
+        if part.get_column("text").null_count() == part.height:
+            column = part.select("step", pl.col("value").alias(name))
+        else:  # ever logged as text: a String column, numbers rendered as text
+            column = part.select(
+                "step", pl.coalesce(pl.col("text"), pl.col("value").cast(pl.String)).alias(name)
+            )
+        wide = wide.join(column, on="step", how="left", maintain_order="left")
+    return wide.rename({"step": "_step"})
 
 
 def node_last_values(
