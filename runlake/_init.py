@@ -184,7 +184,18 @@ def _fork(
         "parent_segment": segment,
         "cutoff": spec.step,
     }
-    return _create(storage, project, run_id or new_run_id(), name, config, tags, notes, parent, spec.step + 1)
+    # Forking at the source's watermark (PBT forks the latest step): the summary the source
+    # wrote with that watermark is exactly the inherited one, so no history needs reading.
+    inherited = None
+    if (
+        state.get("watermark") == spec.step
+        and not state.get("inherited_pending")
+        and state.get("segment") == segment
+    ):
+        inherited = dict(state.get("summary_auto") or {})
+    return _create(
+        storage, project, run_id or new_run_id(), name, config, tags, notes, parent, spec.step + 1, inherited
+    )
 
 
 def _create(
@@ -197,6 +208,7 @@ def _create(
     notes: str | None,
     parent: dict[str, Any] | None,
     start_step: int,
+    inherited: dict[str, Any] | None = None,
 ) -> Run:
     root_existed = storage.exists(storage.root)
     now = time.time()
@@ -240,11 +252,11 @@ def _create(
             segment=0,
             start_step=start_step,
             config=config,
-            summary_auto={},
+            summary_auto=inherited or {},
             summary_user={},
             runtime_offset=0.0,
             writer_seq=0,
-            inherited_pending=parent is not None,
+            inherited_pending=parent is not None and inherited is None,
         )
         run._write_state()
     except BaseException:

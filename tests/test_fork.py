@@ -302,3 +302,22 @@ def test_failed_init_leaves_nothing_behind(local_root, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         runlake.init("p", root=local_root)
     assert not os.path.exists(local_root)
+
+
+@pytest.mark.parametrize("at", [1, 3])  # below the watermark (read) and at it (from the state)
+def test_fork_summary_both_ways(root, at):
+    src = runlake.init("p", root=root)
+    src.log({"a": 1.0, "b": 2.0})
+    src.log({"a": 3.0})
+    src.log({"c": "x"})
+    src.log({"a": 9.0})
+    src.finish()
+    fork = runlake.init("p", root=root, fork_from=f"{src.id}?_step={at}")
+    fork.finish()
+    expected = {"a": 3.0, "b": 2.0} if at == 1 else {"a": 9.0, "b": 2.0, "c": "x"}
+    assert (
+        json.loads(runlake.runs(root=root).filter(pl.col("run_id") == fork.id)["summary"].item()) == expected
+    )
+    grandchild = runlake.init("p", root=root, fork_from=f"{fork.id}?_step={at}")
+    assert dict(grandchild.summary) == expected
+    grandchild.finish()

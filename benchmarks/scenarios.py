@@ -1,0 +1,453 @@
+"""The benchmark scenarios. Each returns (results dict, table rows)."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing as mp
+import os
+import random
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+import runlake
+from runlake import _parquet
+
+Rows = list[tuple[str, str, str]]
+
+
+def _median_ms(fn: Callable[[], object], repeat: int = 5) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _bytes(path: str, sub: str = "history") -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(os.path.join(path, sub)):
+        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+    return total
+
+
+def _all_bytes(path: str) -> int:
+    return _bytes(path, "history") + _bytes(path, "runs")
+
+
+# ---- 1. ingest ---------------------------------------------------------------------------
+def _ingest_child(root: str, steps: int, queue: Any) -> None:
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(steps, 10)), axis=0)
+    rows = [{f"m{j}": float(walk[i, j]) for j in range(10)} for i in range(steps)]
+    run = runlake.init("bench", root=root)
+    log = run.log
+    t0 = time.perf_counter()
+    for row in rows:
+        log(row)
+    t_calls = time.perf_counter() - t0
+    run.finish()
+    total = time.perf_counter() - t0
+    queue.put(
+        {
+            "points_per_s": steps * 10 / total,
+            "us_per_call": t_calls / steps * 1e6,
+            "seconds": total,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
+
+
+def ingest(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    steps = 20_000 if quick else 100_000
+    outs = []
+    ctx = mp.get_context("spawn")
+    for i in range(3):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_ingest_child, args=(f"{path}/{i}", steps, queue))
+        proc.start()
+        outs.append(queue.get())
+        proc.join()
+    med = {k: statistics.median(o[k] for o in outs) for k in outs[0]}
+    return med, [
+        (
+            "ingest",
+            f"{steps:,} steps x 10 floats, run.log + finish",
+            f"{med['points_per_s'] / 1e6:.2f} M points/s, {med['us_per_call']:.2f} us/call, "
+            f"peak RSS {med['peak_rss_mb']:.0f} MB",
+        )
+    ]
+
+
+# ---- 2. fork -----------------------------------------------------------------------------
+def fork(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    out, rows = {}, []
+    for points in (1_000, 1_000_000 if quick else 10_000_000):
+        root = f"{path}/{points}"
+        run = runlake.init("bench", root=root)
+        row = {f"m{j}": float(j) for j in range(10)}
+        for _ in range(points // 10):
+            run.log(row)
+        run.finish()
+        last = points // 10 - 1
+        times, written = [], []
+        for _ in range(5):
+            before = _all_bytes(root)
+            t0 = time.perf_counter()
+            child = runlake.init("bench", root=root, fork_from=f"{run.id}?_step={last}")
+            times.append(time.perf_counter() - t0)
+            written.append(_all_bytes(root) - before)
+            child.finish()
+        out[points] = {"ms": statistics.median(times) * 1e3, "bytes_written": statistics.median(written)}
+        rows.append(
+            (
+                "fork",
+                f"parent of {points:,} points",
+                f"{out[points]['ms']:.2f} ms, {out[points]['bytes_written']:.0f} B written",
+            )
+        )
+    small, big = out[1_000]["ms"], out[max(out)]["ms"]
+    out["ratio_big_small"] = big / small
+    rows.append(("fork", "big / small parent", f"{big / small:.2f}x"))
+    return out, rows
+
+
+# ---- 3. deep lineage ---------------------------------------------------------------------
+def deep(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    out, rows = {}, []
+    for depth in (1, 10, 100) if quick else (1, 10, 100, 1000):
+        root = f"{path}/{depth}"
+        steps = 1000
+        run = runlake.init("bench", root=root)
+        for i in range(steps):
+            run.log({"loss": float(i), "acc": 1.0, "lr": 0.1})
+        run.finish()
+        for d in range(1, depth):
+            cut = d * steps - 1
+            run = runlake.init("bench", root=root, fork_from=f"{run.id}?_step={cut}")
+            for i in range(steps):
+                run.log({"loss": float(cut + i), "acc": 1.0, "lr": 0.1})
+            run.finish()
+        leaf = run.id
+        one = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, ["loss"], root=root))
+        every = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, root=root), repeat=3)
+        out[depth] = {"one_key_ms": one, "all_keys_ms": every}
+        rows.append(
+            ("deep lineage", f"depth {depth}, leaf history", f"one key {one:.1f} ms, all keys {every:.1f} ms")
+        )
+    return out, rows
+
+
+# ---- 4. population-based training (and the copy-on-fork baseline) -----------------------
+def _pbt(root: str, population: int, generations: int, steps: int, copy_on_fork: bool) -> dict[str, Any]:
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    members = [runlake.init("pbt", root=root, config={"lr": rng.random()}) for _ in range(population)]
+    score = {m.id: 0.0 for m in members}
+    generation_of = {m.id: 0 for m in members}
+    for gen in range(generations):
+        for m in members:
+            value = score[m.id]
+            for _ in range(steps):
+                value += rng.gauss(0.01, 0.1)
+                m.log({"score": value, "loss": 1.0 / (1.0 + abs(value))})
+            score[m.id] = value
+        if gen == generations - 1:
+            break
+        ranked = sorted(members, key=lambda m: score[m.id])
+        quarter = population // 4
+        for loser in ranked[:quarter]:
+            winner = rng.choice(ranked[-quarter:])
+            loser.finish()
+            members.remove(loser)
+            if copy_on_fork:
+                winner.flush()
+                child = runlake.init("pbt", root=root, config={"lr": rng.random()})
+                inherited = runlake.history(winner.id, root=root)
+                for row in inherited.drop("_timestamp", "_runtime").iter_rows(named=True):
+                    step = row.pop("_step")
+                    child.log({k: v for k, v in row.items() if v is not None}, step=step)
+            else:
+                child = runlake.init(
+                    "pbt",
+                    root=root,
+                    fork_from=f"{winner.id}?_step={winner.step - 1}",
+                    config={"lr": rng.random()},
+                )
+            members.append(child)
+            score[child.id] = score[winner.id]
+            generation_of[child.id] = gen + 1
+    finals = [m.id for m in members]
+    for m in members:
+        m.finish()
+    build = time.perf_counter() - t0
+    return {
+        "build_s": build,
+        "bytes": _all_bytes(root),
+        "finals": finals,
+        "runs": len(score),
+        "generation_of": generation_of,
+    }
+
+
+def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    population, generations, steps = (32, 10, 100) if quick else (32, 50, 200)
+    zero = _pbt(f"{path}/zero", population, generations, steps, copy_on_fork=False)
+    root = f"{path}/zero"
+    member = statistics.median(
+        _median_ms(lambda rid=rid: runlake.history(rid, ["loss"], root=root), repeat=3)
+        for rid in zero["finals"][:8]
+    )
+    final_sql = """
+        SELECT run_id, arg_max(value, step) AS final_loss FROM history WHERE key = 'loss' GROUP BY run_id
+    """
+    finals_ms = _median_ms(lambda: runlake.sql(final_sql, root=root), repeat=3)
+    best_sql = """
+        SELECT g.generation, arg_max(h.run_id, h.value) AS best_run
+        FROM (SELECT run_id, arg_max(value, step) AS value FROM history WHERE key = 'score' GROUP BY run_id) AS h
+        JOIN gens AS g USING (run_id) GROUP BY g.generation ORDER BY g.generation
+    """
+    gens = pl.DataFrame(
+        {"run_id": list(zero["generation_of"]), "generation": list(zero["generation_of"].values())}
+    )
+    con = runlake.connect(root)
+    con.register("gens", gens.to_arrow())
+    best_ms = _median_ms(lambda: con.sql(best_sql).fetchall(), repeat=3)
+    copy = _pbt(f"{path}/copy", population, generations, steps, copy_on_fork=True)
+    out = {
+        "population": population,
+        "generations": generations,
+        "steps": steps,
+        "runs": zero["runs"],
+        "build_s": zero["build_s"],
+        "bytes": zero["bytes"],
+        "member_history_one_key_ms": member,
+        "final_value_every_run_ms": finals_ms,
+        "best_per_generation_ms": best_ms,
+        "copy_on_fork": {"build_s": copy["build_s"], "bytes": copy["bytes"]},
+        "storage_ratio": copy["bytes"] / zero["bytes"],
+        "build_ratio": copy["build_s"] / zero["build_s"],
+    }
+    rows = [
+        (
+            "pbt",
+            f"{population} x {generations} gens x {steps} steps ({zero['runs']} runs)",
+            f"build {zero['build_s']:.1f} s, {zero['bytes'] / 1e6:.1f} MB",
+        ),
+        ("pbt", "final member history, one key", f"{member:.1f} ms (median of members)"),
+        ("pbt", "final value of every run (SQL)", f"{finals_ms:.1f} ms"),
+        ("pbt", "best run per generation (SQL)", f"{best_ms:.1f} ms"),
+        (
+            "pbt",
+            "copy-on-fork baseline",
+            f"build {copy['build_s']:.1f} s, {copy['bytes'] / 1e6:.1f} MB: "
+            f"zero-copy is {out['storage_ratio']:.1f}x smaller, {out['build_ratio']:.1f}x faster",
+        ),
+    ]
+    return out, rows
+
+
+# ---- 5. many runs ------------------------------------------------------------------------
+def many(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    n_runs, steps = (200, 500) if quick else (2000, 2500)
+    rng = np.random.default_rng(1)
+    root = path
+    ids = []
+    for r in range(n_runs):
+        run = runlake.init("many", root=root)
+        walk = np.cumsum(rng.normal(size=(steps, 10)), axis=0).tolist()
+        for row in walk:
+            run.log({f"k{j}": row[j] for j in range(10)})
+        run.finish()
+        ids.append(run.id)
+    points = n_runs * steps * 10
+    out: dict[str, Any] = {"runs": n_runs, "points": points}
+    rows: Rows = []
+    for phase in ("before", "after"):
+        if phase == "after":
+            t0 = time.perf_counter()
+            runlake.compact(root, progress=False)
+            out["compact_s"] = time.perf_counter() - t0
+        one_key = _median_ms(
+            lambda: runlake.sql("SELECT run_id, step, value FROM history WHERE key = 'k0'", root=root), 3
+        )
+        one_run = _median_ms(lambda: runlake.history(ids[len(ids) // 2], root=root), 3)
+        scan = _median_ms(lambda: runlake.sql("SELECT count(*), sum(value) FROM raw_history", root=root), 3)
+        total_points = points + n_runs * steps * 2  # with _timestamp and _runtime
+        out[phase] = {
+            "one_key_all_runs_ms": one_key,
+            "one_run_ms": one_run,
+            "full_scan_ms": scan,
+            "full_scan_points_per_s": total_points / (scan / 1e3),
+        }
+        rows.append(
+            (
+                "many runs",
+                f"{n_runs} runs x 10 keys x {steps} steps, {phase} compaction",
+                f"one key/all runs {one_key:.0f} ms, one run {one_run:.0f} ms, "
+                f"full scan {total_points / (scan / 1e3) / 1e6:.0f} M points/s",
+            )
+        )
+    return out, rows
+
+
+# ---- 6. storage --------------------------------------------------------------------------
+def storage(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    steps = 20_000 if quick else 100_000
+    rng = np.random.default_rng(2)
+    out, rows = {}, []
+    for name, data in (
+        ("float64 random walk", np.cumsum(rng.normal(size=(steps, 10)), axis=0)),
+        (
+            "float32-origin",
+            np.cumsum(rng.normal(size=(steps, 10)), axis=0).astype(np.float32).astype(np.float64),
+        ),
+    ):
+        root = f"{path}/{name.replace(' ', '_')}"
+        run = runlake.init("bench", root=root)
+        for row in data.tolist():
+            run.log({f"m{j}": row[j] for j in range(10)})
+        run.finish()
+        runlake.compact(root, progress=False)
+        total = _bytes(root)
+        table = _parquet.read_parts(
+            None, [os.path.join(d, f) for d, _, fs in os.walk(f"{root}/history") for f in fs]
+        )
+        user = table.filter(~np.isin(np.asarray(table.column("key").to_pylist()), ["_timestamp", "_runtime"]))
+        user_only = len(_parquet.encode(user.sort_by([("key", "ascending"), ("step", "ascending")])))
+        out[name] = {
+            "bytes_per_point": total / (steps * 10),
+            "metric_bytes_per_point": user_only / (steps * 10),
+        }
+        rows.append(
+            (
+                "storage",
+                name,
+                f"{total / (steps * 10):.2f} B/point with _timestamp/_runtime, "
+                f"{user_only / (steps * 10):.2f} B/point for the metrics alone",
+            )
+        )
+    return out, rows
+
+
+# ---- 7. concurrency ----------------------------------------------------------------------
+def _creator(root: str, seed_id: str, count: int, start_at: float, queue: Any) -> None:
+    import runlake as _warm  # noqa: F401 - imports before the clock starts
+
+    while time.time() < start_at:  # every process starts creating at once
+        time.sleep(0.001)
+    latencies = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        if i % 2:
+            run = runlake.init("conc", root=root, fork_from=f"{seed_id}?_step=9")
+        else:
+            run = runlake.init("conc", root=root)
+        latencies.append(time.perf_counter() - t0)
+        run.finish()
+    queue.put({"latencies": latencies, "end": time.time()})
+
+
+def concurrency(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    procs_n, per = (16, 20) if quick else (16, 100)
+    seed = runlake.init("conc", root=path)
+    for i in range(10):
+        seed.log({"x": float(i)})
+    seed.finish()
+    ctx = mp.get_context("spawn")  # forking a process with runlake's threads running is unsafe
+    queue = ctx.Queue()
+    start_at = time.time() + 8.0  # time for 16 interpreters to start and import
+    procs = [ctx.Process(target=_creator, args=(path, seed.id, per, start_at, queue)) for _ in range(procs_n)]
+    for p in procs:
+        p.start()
+    latencies, ends = [], []
+    for _ in procs:
+        got = queue.get()
+        latencies += got["latencies"]
+        ends.append(got["end"])
+    for p in procs:
+        p.join()
+    wall = max(ends) - start_at
+    t1 = time.perf_counter()
+    deadline = time.time() + 120
+    while runlake.runs("conc", root=path).height < procs_n * per + 1:
+        if time.time() > deadline:
+            raise RuntimeError("a reader never saw every created run")
+        time.sleep(0.01)
+    visible = time.perf_counter() - t1
+    lat = np.asarray(latencies) * 1e3
+    out = {
+        "creates": len(latencies),
+        "creates_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "reader_sees_all_s": visible,
+    }
+    return out, [
+        (
+            "concurrency",
+            f"{procs_n} processes x {per} creates (half forks)",
+            f"{out['creates_per_s']:.0f} creates/s, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, "
+            f"a reader sees all in {visible:.2f} s",
+        )
+    ]
+
+
+# ---- peers -------------------------------------------------------------------------------
+def peers(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    out: dict[str, Any] = {}
+    rows: Rows = []
+    steps = 2_000 if quick else 10_000
+    if importlib.util.find_spec("mlflow") is None:
+        out["mlflow"] = "skipped: not installed (pip install 'runlake[bench]')"
+        rows.append(("peers", "MLflow (sqlite)", out["mlflow"]))
+    else:
+        import mlflow
+        from mlflow.entities import Metric
+
+        mlflow.set_tracking_uri(f"sqlite:///{path}/mlflow.db")
+        client = mlflow.tracking.MlflowClient()
+        exp = client.create_experiment("bench")
+        run = client.create_run(exp)
+        t0 = time.perf_counter()
+        now = int(time.time() * 1000)
+        for i in range(steps):
+            client.log_batch(
+                run.info.run_id, metrics=[Metric(f"m{j}", float(i * j), now, i) for j in range(10)]
+            )
+        ingest = steps * 10 / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        client.get_metric_history(run.info.run_id, "m1")
+        read = time.perf_counter() - t0
+        out["mlflow"] = {"points_per_s": ingest, "read_one_metric_s": read, "steps": steps}
+        rows.append(
+            (
+                "peers",
+                f"MLflow sqlite, {steps} steps x 10",
+                f"{ingest:,.0f} points/s, one-metric read {read * 1e3:.0f} ms",
+            )
+        )
+    if importlib.util.find_spec("wandb") is None:
+        out["wandb"] = "skipped: not installed (pip install 'runlake[bench]')"
+        rows.append(("peers", "W&B offline", out["wandb"]))
+    else:
+        import wandb
+
+        os.environ["WANDB_MODE"] = "offline"
+        os.environ["WANDB_DIR"] = path
+        run = wandb.init(project="bench")
+        t0 = time.perf_counter()
+        for i in range(steps):
+            run.log({f"m{j}": float(i * j) for j in range(10)})
+        run.finish()
+        ingest = steps * 10 / (time.perf_counter() - t0)
+        out["wandb"] = {"points_per_s": ingest, "steps": steps}
+        rows.append(("peers", f"W&B offline, {steps} steps x 10", f"{ingest:,.0f} points/s"))
+    return out, rows
