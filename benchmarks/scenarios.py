@@ -260,7 +260,7 @@ def many(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     rng = np.random.default_rng(1)
     root = path
     ids = []
-    for r in range(n_runs):
+    for _ in range(n_runs):
         run = runlake.init("many", root=root)
         walk = np.cumsum(rng.normal(size=(steps, 10)), axis=0).tolist()
         for row in walk:
