@@ -70,7 +70,7 @@ def _loop() -> None:
         for run in runs:
             if run._finished:
                 continue
-            if beat or (woke and len(run._steps) >= run._flush_rows):
+            if beat or (woke and len(run._buf) >= run._flush_rows):
                 try:
                     run.flush()
                 except Exception as exc:  # the thread must survive anything

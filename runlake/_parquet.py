@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ SCHEMA = pa.schema(
         pa.field("text", pa.string()),
     ]
 )
+# What rows_to_table builds: the key column stays dictionary-encoded (no per-point strings).
+WRITE_SCHEMA = SCHEMA.set(1, pa.field("key", pa.dictionary(pa.int32(), pa.string()), nullable=False))
 _WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "use_dictionary": ["key"],
@@ -46,6 +49,7 @@ def rows_to_table(
     times: Sequence[float],
     rows: Sequence[dict[str, float | str]],
     runtime_origin: float,
+    may_have_text: bool = True,
 ) -> tuple[pa.Table, dict[str, float | str]]:
     """Committed rows -> (long table sorted by (key, step), last value of every key).
 
@@ -72,18 +76,33 @@ def rows_to_table(
     rt.values.append(time_arr - runtime_origin)
     rt.texts.append(None)
 
+    # The common case, checked in C: every row has the first row's keys (itemgetter raises
+    # KeyError on a missing one, and equal total length rules out extra ones).
+    uniform = bool(n and rows[0]) and sum(map(len, rows)) == n * len(rows[0])
     start = 0
     while start < n:
+        if uniform:
+            end = n
+        else:
+            first = rows[start].keys()
+            end = start + 1
+            while end < n and rows[end].keys() == first:
+                end += 1
         keys = tuple(rows[start])
-        end = start + 1
-        while end < n and tuple(rows[end]) == keys:
-            end += 1
         if keys:
             chunk = rows[start:end]
             width = len(keys)
-            # np.array infers the dtype: any text makes it non-float (np.fromiter would
-            # silently parse a text "0" as 0.0)
-            flat = np.array(list(chain.from_iterable(r.values() for r in chunk)))
+            pick = itemgetter(*keys) if width > 1 else (lambda r, k=keys[0]: (r[k],))
+            stream = chain.from_iterable(map(pick, chunk))  # in `keys` order whatever each row's order
+            try:
+                if may_have_text:
+                    # np.array infers the dtype: text makes it non-float (np.fromiter would parse "0")
+                    flat = np.array(list(stream))
+                else:
+                    flat = np.fromiter(stream, dtype=np.float64, count=(end - start) * width)
+            except KeyError:  # not uniform after all: group row by row
+                uniform = False
+                continue
             if flat.dtype.kind != "f":
                 _rows_slow(blocks, block, step_arr[start:end], chunk)
             else:
@@ -122,7 +141,9 @@ def rows_to_table(
     total = sum(c for _, c in key_parts)
     key_names = [k for k, _ in key_parts]
     indices = np.repeat(np.arange(len(key_names), dtype=np.int32), [c for _, c in key_parts])
-    key_col = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(key_names, pa.string()))
+    key_col = pa.DictionaryArray.from_arrays(
+        pa.array(indices, type=pa.int32()), pa.array(key_names, pa.string()), safe=False
+    )
     values = np.concatenate(value_parts) if value_parts else np.empty(0)
     if any_text:
         flat_texts: list[str | None] = []
@@ -137,11 +158,11 @@ def rows_to_table(
     table = pa.table(
         {
             "step": pa.array(np.concatenate(step_parts) if step_parts else np.empty(0, np.int64)),
-            "key": key_col.cast(pa.string()),
+            "key": key_col,  # written dictionary-encoded as is; read back as strings (SCHEMA)
             "value": value_col,
             "text": text_col,
         },
-        schema=SCHEMA,
+        schema=WRITE_SCHEMA,
     )
     return table, last
 

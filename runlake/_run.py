@@ -18,7 +18,7 @@ from . import _flusher, _spill
 from ._parquet import encode, rows_to_table
 from ._state import writer_identity
 from ._storage import PART_RE, Storage
-from ._values import Row, flatten
+from ._values import Row, flatten_flagged
 from .errors import RunlakeError, StepOrderWarning
 
 
@@ -110,6 +110,9 @@ class Summary(MutableMapping[str, Any]):
         return f"Summary({self._merged()!r})"
 
 
+_now = time.time
+
+
 def _notify(message: str, stacklevel: int = 3) -> None:
     """A RuntimeWarning; never raises, even where warnings are errors (the flusher thread)."""
     try:
@@ -174,10 +177,10 @@ class Run:
         self._identity = writer_identity()
         self._lock = threading.Lock()  # the buffer (training thread vs flusher)
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._steps: list[int] = []
-        self._times: list[float] = []
-        self._rows: list[Row] = []
-        self._in_flight: list[Row] = []  # being written: still part of the summary until it lands
+        self._buf: list[tuple[int, float, Row]] = []  # committed rows: (step, timestamp, row)
+        self._buf_text = False  # may a row in _buf hold text? (all-float batches take a fast path)
+        self._pending_text = False
+        self._in_flight: list[tuple[int, float, Row]] = []  # being written: in the summary until it lands
         self._pending: Row | None = None
         self._finished = False
         self._state = "running"
@@ -198,7 +201,20 @@ class Run:
         """Log metrics at the current step (W&B semantics: see the README)."""
         if self._finished:
             raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
-        row = flatten(data)  # raises before anything is kept
+        row, text = flatten_flagged(data)  # raises before anything is kept
+        if text:
+            self._pending_text = True
+        if step is None and self._pending is None and (commit is None or commit is True):
+            # the common call: one committed row (same effect as the general path below)
+            with self._lock:
+                self._buf.append((self._step, _now(), row))
+                if text:
+                    self._buf_text = True
+                size = len(self._buf)
+            self._step += 1
+            if size == self._flush_rows:
+                _flusher.wake()
+            return
         if step is not None:
             step = _check_step(step)
             if step < self._step:
@@ -231,12 +247,13 @@ class Run:
         row = self._pending if self._pending is not None else {}
         self._pending = None
         with self._lock:
-            self._steps.append(self._step)
-            self._times.append(time.time())
-            self._rows.append(row)
-            size = len(self._steps)
+            self._buf.append((self._step, _now(), row))
+            if self._pending_text:
+                self._buf_text = True
+            size = len(self._buf)
+        self._pending_text = False
         self._step += 1
-        if size >= self._flush_rows:
+        if size == self._flush_rows:  # once per batch: waking costs more than the call itself
             _flusher.wake()
 
     # ---- finishing -----------------------------------------------------------------------
@@ -290,8 +307,8 @@ class Run:
             self._load_inherited_summary()
         with self._lock:
             merged = dict(self._summary_auto)
-            rows = self._in_flight + self._rows
-        for row in rows:
+            pending = self._in_flight + self._buf
+        for _, _, row in pending:
             merged.update(row)
         merged.update(self._summary_user)
         for key in self._summary_deleted:
@@ -309,19 +326,18 @@ class Run:
         """
         with self._flush_lock:
             with self._lock:
-                steps, self._steps = self._steps, []
-                times, self._times = self._times, []
-                rows, self._rows = self._rows, []
-                self._in_flight = rows
-            if steps:
+                batch, self._buf = self._buf, []
+                text, self._buf_text = self._buf_text, False
+                self._in_flight = batch
+            if batch:
+                steps, times, rows = zip(*batch)
                 try:
-                    table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset)
+                    table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset, text)
                     data = encode(table)
                 except BaseException:
                     with self._lock:  # keep them: nothing logged is dropped
-                        self._steps[:0] = steps
-                        self._times[:0] = times
-                        self._rows[:0] = rows
+                        self._buf[:0] = batch
+                        self._buf_text = self._buf_text or text
                         self._in_flight = []
                     raise
                 # one name per batch: a retried upload rewrites it, never duplicates it

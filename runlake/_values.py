@@ -12,6 +12,7 @@ Row = dict[str, "float | str"]
 # Keys already checked once; the check is pure, so the cache only saves time on the hot path.
 _valid_keys: set[str] = set()
 _MAX_CACHED_KEYS = 100_000
+_FLOAT_ONLY = frozenset([float])
 
 
 def _check_key(key: object, path: str) -> str:
@@ -70,10 +71,18 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str) -> None:
 
 def flatten(data: object) -> Row:
     """Validate and flatten a log payload. Raises TypeError/ValueError naming the bad key."""
+    return flatten_flagged(data)[0]
+
+
+def flatten_flagged(data: object) -> tuple[Row, bool]:
+    """`flatten`, plus whether the row may hold text (False only when every value is a float)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
+    # Fastest path: a flat dict of floats whose keys were all checked before (C-level checks).
+    if type(data) is dict and _FLOAT_ONLY.issuperset(map(type, data.values())) and _valid_keys.issuperset(data):
+        return data.copy(), False
     out: Row = {}
-    # Fast path: flat dicts of floats with keys seen before.
+    # Fast path: flat dicts of floats and ints with keys seen before.
     for key, value in data.items():
         if key in _valid_keys:
             t = type(value)
@@ -85,7 +94,7 @@ def flatten(data: object) -> Row:
                 continue
         break
     else:
-        return out
+        return out, False
     out.clear()
     _flatten_into(out, data, "")
     for name in out:
@@ -97,4 +106,4 @@ def flatten(data: object) -> Row:
                 )
             if len(_valid_keys) < _MAX_CACHED_KEYS:
                 _valid_keys.add(name)
-    return out
+    return out, not _FLOAT_ONLY.issuperset(map(type, out.values()))

@@ -46,7 +46,7 @@ def test_storage_down_spills_with_bounded_memory_then_catches_up(flaky_root, tmp
             run.log({"x": float(i)})
             if i % 500 == 499:
                 run.flush()
-                assert len(run._rows) == 0  # memory stays bounded: rows went to the spill directory
+                assert len(run._buf) == 0  # memory stays bounded: rows went to the spill directory
     spilled = [f for _, _, files in os.walk(tmp_path / "spill") for f in files if f.endswith(".parquet")]
     assert len(spilled) == 10
     FlakyFileSystem.down = False
