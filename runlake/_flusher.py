@@ -70,8 +70,9 @@ def _loop() -> None:
         for run in runs:
             if run._finished:
                 continue
-            if beat or (woke and len(run._buf) >= run._flush_rows):
+            if beat or (woke and run._packed):
                 try:
-                    run.flush()
+                    # between beats, write only batches the training thread already packed
+                    run.flush(rows=beat)
                 except Exception as exc:  # the thread must survive anything
                     print(f"runlake: flusher: run {run.id!r}: {exc}", file=sys.stderr)

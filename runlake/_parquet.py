@@ -44,6 +44,9 @@ class _Block:
         self.texts: list[list[str | None] | None] = []
 
 
+Blocks = dict[str, _Block]
+
+
 def rows_to_table(
     steps: Sequence[int],
     times: Sequence[float],
@@ -51,7 +54,43 @@ def rows_to_table(
     runtime_origin: float,
     may_have_text: bool = True,
 ) -> tuple[pa.Table, dict[str, float | str]]:
-    """Committed rows -> (long table sorted by (key, step), last value of every key).
+    """Committed rows -> (long table sorted by (key, step), last value of every key)."""
+    return blocks_to_table(pack_rows(steps, times, rows, runtime_origin, may_have_text))
+
+
+def merge_blocks(batches: Sequence[Blocks]) -> Blocks:
+    """Several consecutive packed batches as one (their steps are already in order)."""
+    if len(batches) == 1:
+        return batches[0]
+    out: Blocks = {}
+    for batch in batches:
+        for key, b in batch.items():
+            target = out.get(key)
+            if target is None:
+                target = out[key] = _Block()
+            target.steps.extend(b.steps)
+            target.values.extend(b.values)
+            target.texts.extend(b.texts)
+    return out
+
+
+def blocks_last(blocks: Blocks) -> dict[str, float | str]:
+    """The last value of every key in packed blocks."""
+    out: dict[str, float | str] = {}
+    for key, b in blocks.items():
+        text = b.texts[-1]
+        out[key] = text[-1] if text is not None and text[-1] is not None else float(b.values[-1][-1])
+    return out
+
+
+def pack_rows(
+    steps: Sequence[int],
+    times: Sequence[float],
+    rows: Sequence[dict[str, float | str]],
+    runtime_origin: float,
+    may_have_text: bool = True,
+) -> Blocks:
+    """Committed rows -> per-key numpy blocks (the Python-bound half of encoding a part).
 
     Each row also yields `_timestamp` and `_runtime` points. Runs of rows with the same
     all-float keys (the common case) are converted with numpy; anything else row by row.
@@ -114,7 +153,11 @@ def rows_to_table(
                     b.values.append(matrix[:, j])
                     b.texts.append(None)
         start = end
+    return blocks
 
+
+def blocks_to_table(blocks: Blocks) -> tuple[pa.Table, dict[str, float | str]]:
+    """Packed blocks -> (long table sorted by (key, step), last value of every key)."""
     step_parts: list[np.ndarray] = []
     value_parts: list[np.ndarray] = []
     key_parts: list[tuple[str, int]] = []

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from . import _flusher, _spill
-from ._parquet import encode, rows_to_table
+from ._parquet import Blocks, blocks_last, blocks_to_table, encode, merge_blocks, pack_rows
 from ._state import writer_identity
 from ._storage import PART_RE, Storage
 from ._values import Row, flatten_flagged
@@ -180,7 +180,12 @@ class Run:
         self._buf: list[tuple[int, float, Row]] = []  # committed rows: (step, timestamp, row)
         self._buf_text = False  # may a row in _buf hold text? (all-float batches take a fast path)
         self._pending_text = False
-        self._in_flight: list[tuple[int, float, Row]] = []  # being written: in the summary until it lands
+        # Full batches, converted to numpy by the training thread when they fill up (a few ms
+        # per 10k rows): the flusher thread then only builds Arrow, encodes and writes, which
+        # mostly runs without the GIL. Doing the conversion there starved it of the GIL.
+        self._packed: list[tuple[int, int, Blocks]] = []
+        self._packing = False
+        self._in_flight: tuple[list[tuple[int, int, Blocks]], list[tuple[int, float, Row]]] = ([], [])
         self._pending: Row | None = None
         self._finished = False
         self._state = "running"
@@ -212,8 +217,8 @@ class Run:
                     self._buf_text = True
                 size = len(self._buf)
             self._step += 1
-            if size == self._flush_rows:
-                _flusher.wake()
+            if size >= self._flush_rows:
+                self._pack()
             return
         if step is not None:
             step = _check_step(step)
@@ -253,8 +258,28 @@ class Run:
             size = len(self._buf)
         self._pending_text = False
         self._step += 1
-        if size == self._flush_rows:  # once per batch: waking costs more than the call itself
-            _flusher.wake()
+        if size >= self._flush_rows:
+            self._pack()
+
+    def _pack(self) -> None:
+        """Hand a full buffer to the flusher as numpy blocks (runs on the training thread)."""
+        with self._lock:
+            batch, self._buf = self._buf, []
+            text, self._buf_text = self._buf_text, False
+            self._packing = True  # a flush now must not write later rows before these
+        try:
+            steps, times, rows = zip(*batch)
+            blocks = pack_rows(steps, times, rows, self._started - self._runtime_offset, text)
+        except BaseException:
+            with self._lock:
+                self._buf[:0] = batch
+                self._buf_text = self._buf_text or text
+                self._packing = False
+            raise
+        with self._lock:
+            self._packed.append((steps[0], steps[-1], blocks))
+            self._packing = False
+        _flusher.wake()
 
     # ---- finishing -----------------------------------------------------------------------
     def finish(self, exit_code: int = 0) -> None:
@@ -307,9 +332,15 @@ class Run:
             self._load_inherited_summary()
         with self._lock:
             merged = dict(self._summary_auto)
-            pending = self._in_flight + self._buf
-        for _, _, row in pending:
+            flying_packed, flying_rows = self._in_flight
+            packed = flying_packed + self._packed
+            rows = flying_rows + self._buf
+        for _, _, blocks in packed:
+            merged.update(blocks_last(blocks))
+        for _, _, row in rows:
             merged.update(row)
+        merged.pop("_timestamp", None)
+        merged.pop("_runtime", None)
         merged.update(self._summary_user)
         for key in self._summary_deleted:
             if key not in self._summary_user:
@@ -317,7 +348,7 @@ class Run:
         return merged
 
     # ---- flushing (runs in the flusher thread, and in finish / before a fork) ----------
-    def flush(self, final: bool = False) -> None:
+    def flush(self, final: bool = False, rows: bool = True) -> None:
         """Write buffered rows as one part, then the state manifest (the durable watermark).
 
         Storage errors are retried with backoff; if storage stays down, the part and state go
@@ -326,31 +357,45 @@ class Run:
         """
         with self._flush_lock:
             with self._lock:
-                batch, self._buf = self._buf, []
-                text, self._buf_text = self._buf_text, False
-                self._in_flight = batch
-            if batch:
-                steps, times, rows = zip(*batch)
+                packed, self._packed = self._packed, []
+                batch: list[tuple[int, float, Row]] = []
+                text = False
+                # rows=False: only what the training thread packed (no conversion on this
+                # thread); while it packs older rows, newer rows must wait for the next flush
+                if rows and not self._packing:
+                    batch, self._buf = self._buf, []
+                    text, self._buf_text = self._buf_text, False
+                self._in_flight = (packed, batch)
+            if packed or batch:
                 try:
-                    table, last = rows_to_table(steps, times, rows, self._started - self._runtime_offset, text)
+                    parts = [blocks for _, _, blocks in packed]
+                    if batch:
+                        steps, times, row_dicts = zip(*batch)
+                        parts.append(
+                            pack_rows(steps, times, row_dicts, self._started - self._runtime_offset, text)
+                        )
+                    table, last = blocks_to_table(merge_blocks(parts))
                     data = encode(table)
                 except BaseException:
                     with self._lock:  # keep them: nothing logged is dropped
+                        self._packed[:0] = packed
                         self._buf[:0] = batch
                         self._buf_text = self._buf_text or text
-                        self._in_flight = []
+                        self._in_flight = ([], [])
                     raise
+                first = packed[0][0] if packed else batch[0][0]
+                final_step = batch[-1][0] if batch else packed[-1][1]
                 # one name per batch: a retried upload rewrites it, never duplicates it
                 self._store(
-                    self._storage.part_path(self.project, self.id, self._segment, steps[0], steps[-1]), data
+                    self._storage.part_path(self.project, self.id, self._segment, first, final_step), data
                 )
+                runtime = float(last.pop("_runtime", 0.0))
                 last.pop("_timestamp", None)
-                last.pop("_runtime", None)
                 with self._lock:
                     self._summary_auto.update(last)
-                    self._in_flight = []
-                self._watermark = steps[-1]
-                self._runtime_last = times[-1] - self._started + self._runtime_offset
+                    self._in_flight = ([], [])
+                self._watermark = final_step
+                self._runtime_last = runtime
             self._write_state()
             if final and self._spilled:
                 self._report_unsynced()

@@ -79,7 +79,11 @@ def flatten_flagged(data: object) -> tuple[Row, bool]:
     if not isinstance(data, Mapping):
         raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     # Fastest path: a flat dict of floats whose keys were all checked before (C-level checks).
-    if type(data) is dict and _FLOAT_ONLY.issuperset(map(type, data.values())) and _valid_keys.issuperset(data):
+    if (
+        type(data) is dict
+        and _FLOAT_ONLY.issuperset(map(type, data.values()))
+        and _valid_keys.issuperset(data)
+    ):
         return data.copy(), False
     out: Row = {}
     # Fast path: flat dicts of floats and ints with keys seen before.

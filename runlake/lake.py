@@ -40,7 +40,7 @@ def get_storage(
 def get_catalog(storage: Storage) -> Catalog:
     """This process's catalog of a root, refreshed (in-process runs flushed first)."""
     for run in _registry.open_runs(storage):
-        if run._buf or run._meta_dirty:  # make what it logged visible; skip idle runs
+        if run._buf or run._packed or run._meta_dirty:  # make what it logged visible; skip idle runs
             run.flush()
     with _lock:
         catalog = _catalogs.get(storage.key)
