@@ -268,7 +268,7 @@ class Run:
             text, self._buf_text = self._buf_text, False
             self._packing = True  # a flush now must not write later rows before these
         try:
-            steps, times, rows = zip(*batch)
+            steps, times, rows = zip(*batch, strict=True)
             blocks = pack_rows(steps, times, rows, self._started - self._runtime_offset, text)
         except BaseException:
             with self._lock:
@@ -370,7 +370,7 @@ class Run:
                 try:
                     parts = [blocks for _, _, blocks in packed]
                     if batch:
-                        steps, times, row_dicts = zip(*batch)
+                        steps, times, row_dicts = zip(*batch, strict=True)
                         parts.append(
                             pack_rows(steps, times, row_dicts, self._started - self._runtime_offset, text)
                         )
