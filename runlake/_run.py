@@ -207,8 +207,6 @@ class Run:
         if self._finished:
             raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
         row, text = flatten_flagged(data)  # raises before anything is kept
-        if text:
-            self._pending_text = True
         if step is None and self._pending is None and (commit is None or commit is True):
             # the common call: one committed row (same effect as the general path below)
             with self._lock:
@@ -220,6 +218,8 @@ class Run:
             if size >= self._flush_rows:
                 self._pack()
             return
+        if text:
+            self._pending_text = True
         if step is not None:
             step = _check_step(step)
             if step < self._step:
@@ -266,7 +266,9 @@ class Run:
         with self._lock:
             batch, self._buf = self._buf, []
             text, self._buf_text = self._buf_text, False
-            self._packing = True  # a flush now must not write later rows before these
+            self._packing = bool(batch)  # a flush now must not write later rows before these
+        if not batch:  # a flush took them first
+            return
         try:
             steps, times, rows = zip(*batch, strict=True)
             blocks = pack_rows(steps, times, rows, self._started - self._runtime_offset, text)

@@ -283,3 +283,21 @@ def test_text_that_looks_like_a_number_stays_text(root):
     frame = runlake.history(run.id, root=root)
     assert frame.schema["t"] == pl.String
     assert frame["t"].to_list() == ["0", "1.5", "nan", "-inf"]
+
+
+def test_batches_packed_on_the_training_thread_keep_every_row(local_root, monkeypatch):
+    monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "7")
+    run = runlake.init("p", root=local_root)
+    expected = {}
+    for i in range(100):
+        row = {"a": float(i)} if i % 3 else {"a": float(i), "t": f"s{i}"}
+        if i % 10 == 5:
+            run.log({"b": 1.0}, commit=False)
+            row = {"b": 1.0, **row}
+        run.log({k: v for k, v in row.items() if k != "b"})
+        expected[i] = row
+        if i % 13 == 0:
+            run.flush()
+    assert run.summary["a"] == 99.0 and run.summary["t"] == "s99"
+    run.finish()
+    assert effective(runlake.history(run.id, root=local_root)) == expected
