@@ -10,7 +10,8 @@ import polars as pl
 
 from ._names import check_name
 from ._read import frame
-from .lake import get_catalog, get_storage, history
+from .errors import RunNotFoundError
+from .lake import history, reading
 
 PathLike = str | os.PathLike[str]
 
@@ -61,17 +62,10 @@ def descendants(
 ) -> pl.DataFrame:
     """Every run forked from this one, directly or through other forks (generation 1 = children)."""
     check_name(run_id, "run id")
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
-    cur = catalog.cursor(with_parts=False)
-    try:
+    with reading(root, storage_options) as (storage, _, cur):
         if not cur.execute("SELECT 1 FROM run_meta WHERE run_id = ?", [run_id]).fetchall():
-            from .errors import RunNotFoundError
-
             raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
         return frame(cur, _DESCENDANTS, [run_id])
-    finally:
-        cur.close()
 
 
 _TREE = """
@@ -94,9 +88,5 @@ def tree(
     """The fork forest of a project (or the whole root): one row per run with its root and depth."""
     if project is not None:
         check_name(project, "project name")
-    catalog = get_catalog(get_storage(root, storage_options))
-    cur = catalog.cursor(with_parts=False)
-    try:
+    with reading(root, storage_options) as (_, _, cur):
         return frame(cur, _TREE, {"project": project})
-    finally:
-        cur.close()

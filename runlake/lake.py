@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -50,6 +51,23 @@ def get_catalog(storage: Storage) -> Catalog:
     return catalog
 
 
+@contextlib.contextmanager
+def reading(
+    root: str | os.PathLike[str] | None,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    with_parts: bool = False,
+) -> Iterator[tuple[Storage, Catalog, duckdb.DuckDBPyConnection]]:
+    """The root, its refreshed catalog and a cursor on it, closed afterwards: every read's start."""
+    storage = get_storage(root, storage_options)
+    catalog = get_catalog(storage)
+    cur = catalog.cursor(with_parts=with_parts)
+    try:
+        yield storage, catalog, cur
+    finally:
+        cur.close()
+
+
 def _current_segment(cur: duckdb.DuckDBPyConnection, run_id: str, storage: Storage) -> int:
     row = cur.execute("SELECT segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
     if not row:
@@ -79,10 +97,7 @@ def history(
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
-    cur = catalog.cursor(with_parts=False)
-    try:
+    with reading(root, storage_options) as (storage, catalog, cur):
         current = _current_segment(cur, run_id, storage)
         if segment is None:
             segment = current
@@ -103,8 +118,6 @@ def history(
             # a compaction may have swapped parts since our listing: list again, read once more
             catalog.relist_all()
             long = scan_long(cur, run_id, segment, scan_keys, storage=storage)
-    finally:
-        cur.close()
     return to_wide(long, keys)
 
 
@@ -117,14 +130,10 @@ def runs(
     """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
     if project is not None:
         check_name(project, "project name")
-    catalog = get_catalog(get_storage(root, storage_options))
-    cur = catalog.cursor(with_parts=False)
-    try:
+    with reading(root, storage_options) as (_, _, cur):
         if project is None:
             return frame(cur, "SELECT * FROM runs ORDER BY created_at, run_id")
         return frame(cur, "SELECT * FROM runs WHERE project = ? ORDER BY created_at, run_id", [project])
-    finally:
-        cur.close()
 
 
 def lineage(
@@ -136,10 +145,7 @@ def lineage(
     step range (step_lo, step_hi] that node contributes to the run's effective history.
     """
     check_name(run_id, "run id")
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
-    cur = catalog.cursor(with_parts=False)
-    try:
+    with reading(root, storage_options) as (storage, _, cur):
         segment = _current_segment(cur, run_id, storage)
         return frame(
             cur,
@@ -150,8 +156,6 @@ def lineage(
             """,
             [run_id, segment],
         )
-    finally:
-        cur.close()
 
 
 def sql(
@@ -162,12 +166,8 @@ def sql(
     storage_options: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-    catalog = get_catalog(get_storage(root, storage_options))
-    cur = catalog.cursor()
-    try:
+    with reading(root, storage_options, with_parts=True) as (_, _, cur):
         return frame(cur, query, params)
-    finally:
-        cur.close()
 
 
 def connect(
