@@ -20,31 +20,55 @@ WRITERS, RUNS, STEPS = 16, 3, 200
 
 WRITER = textwrap.dedent(
     """
-    import json, random, sys, time
+    import json, os, random, sys, time
     import polars as pl
     import runlake
     root, wid = sys.argv[1], int(sys.argv[2])
-    runs, steps = int(sys.argv[3]), int(sys.argv[4])
+    runs, steps, barrier, writers = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
     rng = random.Random(wid)
-    for r in range(runs):
-        fork_from = None
-        if rng.random() < 0.7:
-            live = runlake.runs("many", root=root).filter(
-                (pl.col("state") == "running") & ~pl.col("run_id").str.starts_with(f"w{wid:02d}")
-                & pl.col("last_step").is_not_null()
-            )
-            if live.height:
-                pick = live.row(rng.randrange(live.height), named=True)
-                fork_from = (pick["run_id"], pick["last_step"])
-        run = runlake.init("many", root=root, id=f"w{wid:02d}r{r}",
-                           fork_from=None if fork_from is None else f"{fork_from[0]}?_step={fork_from[1]}")
+
+    def value(r, i):
+        return float(wid * 1_000_000 + r * 10_000 + i)
+
+    def live_source():
+        live = runlake.runs("many", root=root).filter(
+            (pl.col("state") == "running") & ~pl.col("run_id").str.starts_with(f"w{wid:02d}")
+            & pl.col("last_step").is_not_null()
+        )
+        if not live.height:
+            return None
+        pick = live.row(rng.randrange(live.height), named=True)
+        return f"{pick['run_id']}?_step={pick['last_step']}"
+
+    # run 0 stays live until every writer has forked someone else's live run
+    first = runlake.init("many", root=root, id=f"w{wid:02d}r0")
+    for i in range(steps // 2):
+        first.log({"x": value(0, i), "w": float(wid)})
+    first.flush()
+    open(os.path.join(barrier, str(wid)), "w").close()
+    deadline = time.time() + 300
+    while len([n for n in os.listdir(barrier) if n.isdigit()]) < writers and time.time() < deadline:
+        time.sleep(0.05)
+    made = []
+    for r in range(1, runs):
+        spec = live_source() if r == 1 or rng.random() < 0.5 else None
+        run = runlake.init("many", root=root, id=f"w{wid:02d}r{r}", fork_from=spec)
+        if r == 1:
+            open(os.path.join(barrier, f"forked-{wid}"), "w").close()
         start = run.step
         for i in range(steps):
-            run.log({"x": float(wid * 1_000_000 + r * 10_000 + i), "w": float(wid)})
-            if i % 50 == 49:
-                time.sleep(0.05)  # stay live long enough to be forked
+            run.log({"x": value(r, i), "w": float(wid)})
         run.finish()
-        print(json.dumps({"id": run.id, "parent": fork_from, "start": start}), flush=True)
+        made.append({"id": run.id, "parent": spec and [spec.split("?")[0], int(spec.split("=")[1])], "start": start})
+    # every run 0 stays live until every writer has forked one
+    while len(os.listdir(barrier)) < 2 * writers and time.time() < deadline:
+        time.sleep(0.05)
+    for i in range(steps // 2, steps):
+        first.log({"x": value(0, i), "w": float(wid)})
+    first.finish()
+    made.insert(0, {"id": first.id, "parent": None, "start": 0})
+    for m in made:
+        print(json.dumps(m), flush=True)
     """
 )
 
@@ -85,10 +109,12 @@ def _run_population(root: str, tmp_path) -> float:
         )
         for _ in range(2)
     ]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     started = time.time()
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, root, str(w), str(RUNS), str(STEPS)],
+            [sys.executable, "-c", WRITER, root, str(w), str(RUNS), str(STEPS), str(barrier), str(WRITERS)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -115,7 +141,7 @@ def _run_population(root: str, tmp_path) -> float:
     assert sorted(table["run_id"].to_list()) == sorted(m["id"] for m in made)
     assert set(table["state"].to_list()) == {"finished"}
     forks = [m for m in made if m["parent"]]
-    assert forks, "no writer forked a live run"
+    assert len(forks) >= WRITERS, "every writer forks another writer's live run once"
     for m in made:
         frame = runlake.history(m["id"], ["x"], root=root)
         wid, r = int(m["id"][1:3]), int(m["id"][4:])
