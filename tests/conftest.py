@@ -28,6 +28,12 @@ os.environ.pop("AWS_PROFILE", None)
 BUCKET = "runlake-tests"
 
 import runlake  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI replays the same examples every time (a red CI must mean a change broke something);
+# locally every run explores new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def _free_port() -> int:

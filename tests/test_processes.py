@@ -215,14 +215,18 @@ def test_two_writers_and_an_open_reader(local_root):
         assert frame["x"].to_list() == [float(i) for i in range(20000)]
 
 
-def test_two_processes_rewinding_one_run_at_once_one_wins(shared_root):
+def test_two_processes_rewinding_one_run_at_once_one_wins(shared_root, tmp_path):
     local_root = shared_root
     run = runlake.init("p", root=local_root, id="contested")
     for i in range(10):
         run.log({"x": float(i)})
     run.finish()
+    gate = str(tmp_path / "gate")
     code = f"""
-        import time, runlake
+        import os, sys, time, runlake
+        open({gate!r} + "-ready-" + str(os.getpid()), "w").close()
+        while not os.path.exists({gate!r} + "-go"):  # both processes race from the same instant
+            time.sleep(0.005)
         try:
             run = runlake.init(root={local_root!r}, resume_from="contested?_step=4")
         except runlake.RunlakeError as exc:
@@ -233,12 +237,20 @@ def test_two_processes_rewinding_one_run_at_once_one_wins(shared_root):
             run.log({{"x": 100.0}})
             run.finish()
     """
+    import glob
+
     procs = [_spawn(code) for _ in range(2)]
+    deadline = time.time() + 60
+    while len(glob.glob(gate + "-ready-*")) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    open(gate + "-go", "w").close()
     outs = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         outs.append(out.split()[0])
+    for path in glob.glob(gate + "-*"):
+        os.remove(path)
     assert sorted(outs) == ["lost", "won"]
     assert runlake.history("contested", root=local_root)["x"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 100.0]
     assert runlake.runs(root=local_root).filter(pl.col("run_id") == "contested")["segment"].item() == 1
