@@ -27,8 +27,9 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 BUCKET = "runlake-tests"
 
-import runlake  # noqa: E402
 from hypothesis import settings  # noqa: E402
+
+import runlake  # noqa: E402
 
 # CI replays the same examples every time (a red CI must mean a change broke something);
 # locally every run explores new ones.
