@@ -22,7 +22,7 @@ SCHEMA = pa.schema(
         pa.field("text", pa.string()),
     ]
 )
-# What rows_to_table builds: the key column stays dictionary-encoded (no per-point strings).
+# What blocks_to_table builds: the key column stays dictionary-encoded (no per-point strings).
 WRITE_SCHEMA = SCHEMA.set(1, pa.field("key", pa.dictionary(pa.int32(), pa.string()), nullable=False))
 _WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -45,17 +45,6 @@ class _Block:
 
 
 Blocks = dict[str, _Block]
-
-
-def rows_to_table(
-    steps: Sequence[int],
-    times: Sequence[float],
-    rows: Sequence[dict[str, float | str]],
-    runtime_origin: float,
-    may_have_text: bool = True,
-) -> tuple[pa.Table, dict[str, float | str]]:
-    """Committed rows -> (long table sorted by (key, step), last value of every key)."""
-    return blocks_to_table(pack_rows(steps, times, rows, runtime_origin, may_have_text))
 
 
 def merge_blocks(batches: Sequence[Blocks]) -> Blocks:

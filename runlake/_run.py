@@ -18,7 +18,7 @@ from . import _flusher, _spill
 from ._parquet import Blocks, blocks_last, blocks_to_table, encode, merge_blocks, pack_rows
 from ._state import writer_identity
 from ._storage import PART_RE, Storage
-from ._values import Row, flatten_flagged
+from ._values import Row, flatten
 from .errors import RunlakeError, StepOrderWarning
 
 
@@ -206,7 +206,7 @@ class Run:
         """Log metrics at the current step (W&B semantics: see the README)."""
         if self._finished:
             raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
-        row, text = flatten_flagged(data)  # raises before anything is kept
+        row, text = flatten(data)  # raises before anything is kept
         if step is None and self._pending is None and (commit is None or commit is True):
             # the common call: one committed row (same effect as the general path below)
             with self._lock:

@@ -69,13 +69,12 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str) -> None:
         out[name] = _scalar(value, name)  # type: ignore[assignment]
 
 
-def flatten(data: object) -> Row:
-    """Validate and flatten a log payload. Raises TypeError/ValueError naming the bad key."""
-    return flatten_flagged(data)[0]
+def flatten(data: object) -> tuple[Row, bool]:
+    """Validate and flatten a log payload into (row, may_hold_text).
 
-
-def flatten_flagged(data: object) -> tuple[Row, bool]:
-    """`flatten`, plus whether the row may hold text (False only when every value is a float)."""
+    Raises TypeError/ValueError naming the bad key before anything is kept. `may_hold_text`
+    is False only when every value is a float, which lets encoding take its fast path.
+    """
     if not isinstance(data, Mapping):
         raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     # Fastest path: a flat dict of floats whose keys were all checked before (C-level checks).
