@@ -131,6 +131,17 @@ def run_program(root: str, program: list[tuple]) -> None:
             got = effective(runlake.history(run_id, root=root, segment=segment))
             want = model.effective(run_id, segment)
             assert got == want, (run_id, segment)
+            # selected keys: the steps where any of them was logged (OR), only their columns
+            for keys in (["a"], ["c/d", "t"], ["t", "a", "nope"]):
+                picked = runlake.history(run_id, keys, root=root, segment=segment)
+                assert picked.columns == ["_step", "_timestamp", "_runtime", *keys]
+                got_keys = effective(picked)
+                want_keys = {
+                    step: {k: v for k, v in row.items() if k in keys}
+                    for step, row in want.items()
+                    if any(k in row for k in keys)
+                }
+                assert got_keys == want_keys, (run_id, segment, keys)
         assert last[run_id] == model.last_step(run_id), run_id
 
 
