@@ -63,15 +63,7 @@ def scan_long(
     files = node_files(cur, run_id, segment)
     if not files or (keys is not None and not keys):
         return pl.DataFrame(schema=_LONG_SCHEMA)
-    if storage is not None and not storage.is_local:
-        source = "runlake_fetched"
-        try:
-            cur.register(source, fetch_parts(storage.fs, files, keys))
-        except UnreadablePart as exc:
-            raise _unreadable(exc.path, exc.cause) from None
-    else:
-        source = f"read_parquet(getvariable('runlake_scan'), {_HIVE})"
-        cur.execute("SET VARIABLE runlake_scan = ?", [files]).fetchall()
+    source = _source(cur, files, keys, storage)
     params: list[Any] = [run_id, segment]
     where = ""
     if keys is not None:
@@ -88,6 +80,76 @@ def scan_long(
          AND h.step > c.step_lo AND h.step <= c.step_hi
         WHERE true {where}
     """
+    return _run_scan(cur, query, params, files, storage)
+
+
+def scan_wide(
+    cur: duckdb.DuckDBPyConnection,
+    run_id: str,
+    segment: int,
+    keys: Sequence[str],
+    storage: Storage | None = None,
+) -> pl.DataFrame:
+    """A node's effective history for some user keys, pivoted by DuckDB as it scans.
+
+    Same result as `to_wide(scan_long(...), keys)` for non-system keys, without materialising
+    the long rows: one row per step where any of `keys` was logged.
+    """
+    names = list(dict.fromkeys(keys))
+    files = node_files(cur, run_id, segment)
+    columns: dict[str, Any] = {"_step": pl.Int64, "_timestamp": pl.Float64, "_runtime": pl.Float64}
+    if not files:
+        return pl.DataFrame(schema={**columns, **dict.fromkeys(names, pl.Float64)})
+    source = _source(cur, files, [*names, *SYSTEM_KEYS], storage)
+    params: dict[str, Any] = {"rid": run_id, "seg": segment}
+    picks = []
+    for i, name in enumerate(names):
+        params[f"k{i}"] = name
+        picks.append(
+            f"max(h.value) FILTER (WHERE h.key = $k{i}) AS v{i}, max(h.text) FILTER (WHERE h.key = $k{i}) AS t{i}"
+        )
+    wanted = ", ".join(f"$k{i}" for i in range(len(names)))
+    query = f"""
+        SELECT h.step AS _step,
+               max(h.value) FILTER (WHERE h.key = '_timestamp') AS _timestamp,
+               max(h.value) FILTER (WHERE h.key = '_runtime') AS _runtime,
+               {", ".join(picks)}
+        FROM {source} AS h
+        JOIN closure_of($rid, $seg) AS c
+          ON h.run_id = c.run_id AND h.segment = c.segment
+         AND h.step > c.step_lo AND h.step <= c.step_hi
+        WHERE h.key IN ({wanted}, '_timestamp', '_runtime')
+        GROUP BY h.step
+        HAVING count(*) FILTER (WHERE h.key IN ({wanted})) > 0
+        ORDER BY h.step
+    """
+    wide = _run_scan(cur, query, params, files, storage)
+    out = [pl.col("_step").cast(pl.Int64), pl.col("_timestamp"), pl.col("_runtime")]
+    for i, name in enumerate(names):
+        if wide.get_column(f"t{i}").null_count() == wide.height:
+            out.append(pl.col(f"v{i}").cast(pl.Float64).alias(name))
+        else:  # ever logged as text: a String column, numbers rendered as text
+            out.append(pl.coalesce(pl.col(f"t{i}"), pl.col(f"v{i}").cast(pl.String)).alias(name))
+    return wide.select(out)
+
+
+def _source(
+    cur: duckdb.DuckDBPyConnection, files: list[str], keys: Sequence[str] | None, storage: Storage | None
+) -> str:
+    """What a scan reads from: the files via read_parquet, or (remote) rows fetched concurrently."""
+    if storage is not None and not storage.is_local:
+        try:
+            cur.register("runlake_fetched", fetch_parts(storage.fs, files, keys))
+        except UnreadablePart as exc:
+            raise _unreadable(exc.path, exc.cause) from None
+        return "runlake_fetched"
+    cur.execute("SET VARIABLE runlake_scan = ?", [files]).fetchall()
+    return f"read_parquet(getvariable('runlake_scan'), {_HIVE})"
+
+
+def _run_scan(
+    cur: duckdb.DuckDBPyConnection, query: str, params: Any, files: list[str], storage: Storage | None
+) -> pl.DataFrame:
     try:
         return frame(cur, query, params)
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:

@@ -14,7 +14,7 @@ import polars as pl
 
 from . import _registry
 from ._names import check_name
-from ._read import SYSTEM_KEYS, frame, scan_long, to_wide
+from ._read import SYSTEM_KEYS, frame, scan_long, scan_wide, to_wide
 from ._storage import Storage, resolve_options, resolve_root
 from .catalog import Catalog, cache_path
 from .errors import CorruptPartError, RunNotFoundError
@@ -111,14 +111,20 @@ def history(
                 raise RunNotFoundError(
                     f"run {run_id!r} has no segment {segment}: its segments are 0..{current}"
                 )
-        scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
+        user_keys = [k for k in keys if k not in ("_step", *SYSTEM_KEYS)] if keys is not None else []
+
+        def read() -> pl.DataFrame:
+            if user_keys:  # pivoted by DuckDB while it scans
+                return scan_wide(cur, run_id, segment, user_keys, storage=storage)
+            scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
+            return to_wide(scan_long(cur, run_id, segment, scan_keys, storage=storage), keys)
+
         try:
-            long = scan_long(cur, run_id, segment, scan_keys, storage=storage)
+            return read()
         except (duckdb.IOException, FileNotFoundError, CorruptPartError):
             # a compaction may have swapped parts since our listing: list again, read once more
             catalog.relist_all()
-            long = scan_long(cur, run_id, segment, scan_keys, storage=storage)
-    return to_wide(long, keys)
+            return read()
 
 
 def runs(

@@ -123,14 +123,25 @@ def _run_population(root: str, tmp_path) -> float:
         for w in range(WRITERS)
     ]
     made = []
-    for proc in writers:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        made += [json.loads(line) for line in out.splitlines()]
-    elapsed = time.time() - started
-    open(stop, "w").close()
+    try:
+        for proc in writers:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err
+            made += [json.loads(line) for line in out.splitlines()]
+        elapsed = time.time() - started
+    finally:  # never leave a process behind, whatever failed
+        open(stop, "w").close()
+        for proc in writers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     for proc in readers:
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
         assert proc.returncode == 0, err
         reads, errors = map(int, out.split())
         assert errors == 0, err
