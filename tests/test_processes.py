@@ -90,19 +90,31 @@ def shared_root(request, tmp_path) -> str:
     return str(tmp_path / "lake") if request.param == "local" else request.getfixturevalue("s3_root")
 
 
-def test_sigkilled_logger_reads_crashed_and_loses_nothing_flushed(shared_root):
-    local_root = shared_root
+def _idle_logger(root: str, run_id: str, steps: int) -> subprocess.Popen[str]:
+    """A child that logs `steps` rows of x, says 'logged', then idles without finishing:
+    only the background flusher can make its rows durable."""
     proc = _spawn(
         f"""
         import time, runlake
-        run = runlake.init("p", root={local_root!r}, id="victim")
-        for i in range(3000):
+        run = runlake.init("p", root={root!r}, id={run_id!r})
+        for i in range({steps}):
             run.log({{"x": float(i)}})
         print("logged", flush=True)
-        time.sleep(600)  # idle: the background flusher must still write the rows
+        time.sleep(600)
         """
     )
-    _wait_line(proc, "logged")
+    try:
+        _wait_line(proc, "logged")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc
+
+
+def test_sigkilled_logger_reads_crashed_and_loses_nothing_flushed(shared_root):
+    local_root = shared_root
+    proc = _idle_logger(local_root, "victim", 3000)
     time.sleep(1.0)  # five flush intervals
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -149,18 +161,8 @@ def test_uncaught_exception_marks_the_run_failed(local_root):
 
 def test_fork_a_live_run_of_another_process_up_to_its_watermark(shared_root):
     local_root = shared_root
-    proc = _spawn(
-        f"""
-        import time, runlake
-        run = runlake.init("p", root={local_root!r}, id="livesrc")
-        for i in range(100):
-            run.log({{"x": float(i)}})
-        print("logged", flush=True)
-        time.sleep(600)
-        """
-    )
+    proc = _idle_logger(local_root, "livesrc", 100)
     try:
-        _wait_line(proc, "logged")
         time.sleep(1.0)
         assert runlake.runs(root=local_root)["state"].to_list() == ["running"]
         fork = runlake.init("p", root=local_root, fork_from="livesrc?_step=99")
