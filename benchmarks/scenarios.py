@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 import runlake
 from runlake import _parquet
@@ -38,8 +41,13 @@ def _bytes(path: str, sub: str = "history") -> int:
     return total
 
 
+def _data_bytes(path: str) -> int:
+    """History rows on storage: nodes' own parts plus packs (after compaction)."""
+    return _bytes(path, "history") + _bytes(path, "packs")
+
+
 def _all_bytes(path: str) -> int:
-    return _bytes(path, "history") + _bytes(path, "runs")
+    return _data_bytes(path) + _bytes(path, "runs")
 
 
 # ---- 1. ingest ---------------------------------------------------------------------------
@@ -136,12 +144,20 @@ def deep(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
                 run.log({"loss": float(cut + i), "acc": 1.0, "lr": 0.1})
             run.finish()
         leaf = run.id
-        one = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, ["loss"], root=root))
-        every = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, root=root), repeat=3)
-        out[depth] = {"one_key_ms": one, "all_keys_ms": every}
-        rows.append(
-            ("deep lineage", f"depth {depth}, leaf history", f"one key {one:.1f} ms, all keys {every:.1f} ms")
-        )
+        out[depth] = {}
+        for phase in ("as written", "compacted"):
+            if phase == "compacted":
+                runlake.compact(root, progress=False)
+            one = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, ["loss"], root=root))
+            every = _median_ms(lambda leaf=leaf, root=root: runlake.history(leaf, root=root), repeat=3)
+            out[depth][phase] = {"one_key_ms": one, "all_keys_ms": every}
+            rows.append(
+                (
+                    "deep lineage",
+                    f"depth {depth}, leaf history, {phase}",
+                    f"one key {one:.1f} ms, all keys {every:.1f} ms",
+                )
+            )
     return out, rows
 
 
@@ -201,14 +217,9 @@ def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     population, generations, steps = (32, 10, 100) if quick else (32, 50, 200)
     zero = _pbt(f"{path}/zero", population, generations, steps, copy_on_fork=False)
     root = f"{path}/zero"
-    member = statistics.median(
-        _median_ms(lambda rid=rid: runlake.history(rid, ["loss"], root=root), repeat=3)
-        for rid in zero["finals"][:8]
-    )
     final_sql = """
         SELECT run_id, arg_max(value, step) AS final_loss FROM history WHERE key = 'loss' GROUP BY run_id
     """
-    finals_ms = _median_ms(lambda: runlake.sql(final_sql, root=root), repeat=3)
     best_sql = """
         SELECT g.generation, arg_max(h.run_id, h.value) AS best_run
         FROM (SELECT run_id, arg_max(value, step) AS value FROM history WHERE key = 'score' GROUP BY run_id) AS h
@@ -217,9 +228,24 @@ def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     gens = pl.DataFrame(
         {"run_id": list(zero["generation_of"]), "generation": list(zero["generation_of"].values())}
     )
-    con = runlake.connect(root)
-    con.register("gens", gens.to_arrow())
-    best_ms = _median_ms(lambda: con.sql(best_sql).fetchall(), repeat=3)
+    queries: dict[str, dict[str, float]] = {}
+    for phase in ("as written", "compacted"):
+        if phase == "compacted":
+            runlake.compact(root, progress=False)
+        member = statistics.median(
+            _median_ms(lambda rid=rid: runlake.history(rid, ["loss"], root=root), repeat=3)
+            for rid in zero["finals"][:8]
+        )
+        finals_ms = _median_ms(lambda: runlake.sql(final_sql, root=root), repeat=3)
+        con = runlake.connect(root)
+        con.register("gens", gens.to_arrow())
+        best_ms = _median_ms(lambda con=con: con.sql(best_sql).fetchall(), repeat=3)
+        con.close()
+        queries[phase] = {
+            "member_history_one_key_ms": member,
+            "final_value_every_run_ms": finals_ms,
+            "best_per_generation_ms": best_ms,
+        }
     copy = _pbt(f"{path}/copy", population, generations, steps, copy_on_fork=True)
     out = {
         "population": population,
@@ -228,9 +254,8 @@ def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         "runs": zero["runs"],
         "build_s": zero["build_s"],
         "bytes": zero["bytes"],
-        "member_history_one_key_ms": member,
-        "final_value_every_run_ms": finals_ms,
-        "best_per_generation_ms": best_ms,
+        **queries["compacted"],
+        "as_written": queries["as written"],
         "copy_on_fork": {"build_s": copy["build_s"], "bytes": copy["bytes"]},
         "storage_ratio": copy["bytes"] / zero["bytes"],
         "build_ratio": copy["build_s"] / zero["build_s"],
@@ -241,9 +266,23 @@ def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
             f"{population} x {generations} gens x {steps} steps ({zero['runs']} runs)",
             f"build {zero['build_s']:.1f} s, {zero['bytes'] / 1e6:.1f} MB",
         ),
-        ("pbt", "final member history, one key", f"{member:.1f} ms (median of members)"),
-        ("pbt", "final value of every run (SQL)", f"{finals_ms:.1f} ms"),
-        ("pbt", "best run per generation (SQL)", f"{best_ms:.1f} ms"),
+        *(
+            row
+            for phase, q in queries.items()
+            for row in (
+                (
+                    "pbt",
+                    f"final member history, one key, {phase}",
+                    f"{q['member_history_one_key_ms']:.1f} ms (median of members)",
+                ),
+                (
+                    "pbt",
+                    f"final value of every run (SQL), {phase}",
+                    f"{q['final_value_every_run_ms']:.1f} ms",
+                ),
+                ("pbt", f"best run per generation (SQL), {phase}", f"{q['best_per_generation_ms']:.1f} ms"),
+            )
+        ),
         (
             "pbt",
             "copy-on-fork baseline",
@@ -316,12 +355,13 @@ def storage(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
             run.log({f"m{j}": row[j] for j in range(10)})
         run.finish()
         runlake.compact(root, progress=False)
-        total = _bytes(root)
-        table = _parquet.read_parts(
-            None, [os.path.join(d, f) for d, _, fs in os.walk(f"{root}/history") for f in fs]
-        )
-        user = table.filter(~np.isin(np.asarray(table.column("key").to_pylist()), ["_timestamp", "_runtime"]))
-        user_only = len(_parquet.encode(user.sort_by([("key", "ascending"), ("step", "ascending")])))
+        total = _data_bytes(root)
+        packs = [
+            os.path.join(d, f) for d, _, fs in os.walk(f"{root}/packs") for f in fs if f.endswith(".parquet")
+        ]
+        table = pa.concat_tables([pq.read_table(p) for p in packs])
+        user = table.filter(pc.invert(pc.is_in(table.column("key"), pa.array(["_timestamp", "_runtime"]))))
+        user_only = len(_parquet.encode_pack(user))
         out[name] = {
             "bytes_per_point": total / (steps * 10),
             "metric_bytes_per_point": user_only / (steps * 10),
@@ -401,39 +441,106 @@ def concurrency(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
 
 
 # ---- peers -------------------------------------------------------------------------------
+def _runlake_side(path: str, steps: int, read_steps: int, fork_points: int) -> dict[str, float]:
+    """runlake on the peers' workloads, measured in the same run."""
+    rows = [{f"m{j}": float(i * j) for j in range(10)} for i in range(steps)]
+    run = runlake.init("peers", root=path)
+    t0 = time.perf_counter()
+    for row in rows:
+        run.log(row)
+    run.finish()
+    ingest = steps * 10 / (time.perf_counter() - t0)
+    one = runlake.init("peers", root=path)
+    for i in range(read_steps):
+        one.log({"m1": float(i)})
+    one.finish()
+    read_ms = _median_ms(lambda: runlake.history(one.id, ["m1"], root=path))
+    parent = runlake.init("peers", root=path)
+    for i in range(fork_points // 10):
+        parent.log({f"m{j}": float(i) for j in range(10)})
+    parent.finish()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        runlake.init("peers", root=path, fork_from=f"{parent.id}?_step={fork_points // 10 - 1}").finish()
+        times.append(time.perf_counter() - t0)
+    return {"ingest_points_per_s": ingest, "read_ms": read_ms, "fork_ms": statistics.median(times) * 1e3}
+
+
+def _mlflow_side(path: str, steps: int, read_steps: int, copy_points: int) -> dict[str, float]:
+    import mlflow
+    from mlflow.entities import Metric
+
+    mlflow.set_tracking_uri(f"sqlite:///{path}/mlflow.db")
+    client = mlflow.tracking.MlflowClient()
+    exp = client.create_experiment("bench")
+    now = int(time.time() * 1000)
+    run = client.create_run(exp)
+    t0 = time.perf_counter()
+    for i in range(steps):  # one log_batch per step, as a training loop would
+        client.log_batch(run.info.run_id, metrics=[Metric(f"m{j}", float(i * j), now, i) for j in range(10)])
+    ingest = steps * 10 / (time.perf_counter() - t0)
+    one = client.create_run(exp)
+    for lo in range(0, read_steps, 1000):  # set up fast: 1,000 points per call
+        client.log_batch(
+            one.info.run_id,
+            metrics=[Metric("m1", float(i), now, i) for i in range(lo, min(lo + 1000, read_steps))],
+        )
+    t0 = time.perf_counter()
+    got = client.get_metric_history(one.info.run_id, "m1")
+    read_s = time.perf_counter() - t0
+    assert len(got) == read_steps
+    # a fork in MLflow: a new run and a copy of the parent's history (read, then write back)
+    child = client.create_run(exp)
+    t0 = time.perf_counter()
+    points = client.get_metric_history(one.info.run_id, "m1")[:copy_points]
+    for lo in range(0, len(points), 1000):
+        client.log_batch(child.info.run_id, metrics=points[lo : lo + 1000])
+    copy_s = time.perf_counter() - t0
+    return {"ingest_points_per_s": ingest, "read_ms": read_s * 1e3, "copy_points_per_s": len(points) / copy_s}
+
+
 def peers(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """MLflow (sqlite) and W&B offline next to runlake, on the same workloads in the same run."""
     out: dict[str, Any] = {}
     rows: Rows = []
     steps = 2_000 if quick else 10_000
+    read_steps = 20_000 if quick else 100_000
+    fork_points = 1_000_000 if quick else 10_000_000
+    ours = _runlake_side(f"{path}/runlake", steps, read_steps, fork_points)
+    out["runlake"] = ours
     if importlib.util.find_spec("mlflow") is None:
         out["mlflow"] = "skipped: not installed (pip install 'runlake[bench]')"
         rows.append(("peers", "MLflow (sqlite)", out["mlflow"]))
     else:
-        import mlflow
-        from mlflow.entities import Metric
-
-        mlflow.set_tracking_uri(f"sqlite:///{path}/mlflow.db")
-        client = mlflow.tracking.MlflowClient()
-        exp = client.create_experiment("bench")
-        run = client.create_run(exp)
-        t0 = time.perf_counter()
-        now = int(time.time() * 1000)
-        for i in range(steps):
-            client.log_batch(
-                run.info.run_id, metrics=[Metric(f"m{j}", float(i * j), now, i) for j in range(10)]
-            )
-        ingest = steps * 10 / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        client.get_metric_history(run.info.run_id, "m1")
-        read = time.perf_counter() - t0
-        out["mlflow"] = {"points_per_s": ingest, "read_one_metric_s": read, "steps": steps}
-        rows.append(
+        os.makedirs(f"{path}/mlflow", exist_ok=True)
+        theirs = _mlflow_side(f"{path}/mlflow", steps, read_steps, read_steps)
+        fork_s = fork_points / theirs["copy_points_per_s"]  # copying is linear in the points
+        ratios = {
+            "ingest": ours["ingest_points_per_s"] / theirs["ingest_points_per_s"],
+            "read": theirs["read_ms"] / ours["read_ms"],
+            "fork": fork_s * 1e3 / ours["fork_ms"],
+        }
+        out["mlflow"] = {**theirs, "fork_ms_extrapolated": fork_s * 1e3, "runlake_is_x_faster": ratios}
+        rows += [
             (
                 "peers",
-                f"MLflow sqlite, {steps} steps x 10",
-                f"{ingest:,.0f} points/s, one-metric read {read * 1e3:.0f} ms",
-            )
-        )
+                f"MLflow sqlite ingest, {steps:,} steps x 10 (log_batch per step)",
+                f"{theirs['ingest_points_per_s']:,.0f} points/s; runlake {ours['ingest_points_per_s']:,.0f}: "
+                f"{ratios['ingest']:,.0f}x",
+            ),
+            (
+                "peers",
+                f"MLflow sqlite one-metric read, {read_steps:,} steps",
+                f"{theirs['read_ms']:,.0f} ms; runlake {ours['read_ms']:.1f} ms: {ratios['read']:,.0f}x",
+            ),
+            (
+                "peers",
+                f"MLflow fork (new run + copy) at {fork_points:,} points",
+                f"{fork_s:,.1f} s (copy rate {theirs['copy_points_per_s']:,.0f} points/s x {fork_points:,}); "
+                f"runlake {ours['fork_ms']:.2f} ms: {ratios['fork']:,.0f}x",
+            ),
+        ]
     if importlib.util.find_spec("wandb") is None:
         out["wandb"] = "skipped: not installed (pip install 'runlake[bench]')"
         rows.append(("peers", "W&B offline", out["wandb"]))
@@ -442,6 +549,7 @@ def peers(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
 
         os.environ["WANDB_MODE"] = "offline"
         os.environ["WANDB_DIR"] = path
+        os.environ.setdefault("WANDB_SILENT", "true")
         run = wandb.init(project="bench")
         t0 = time.perf_counter()
         for i in range(steps):
@@ -449,5 +557,11 @@ def peers(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         run.finish()
         ingest = steps * 10 / (time.perf_counter() - t0)
         out["wandb"] = {"points_per_s": ingest, "steps": steps}
-        rows.append(("peers", f"W&B offline, {steps} steps x 10", f"{ingest:,.0f} points/s"))
+        rows.append(
+            (
+                "peers",
+                f"W&B offline ingest, {steps:,} steps x 10",
+                f"{ingest:,.0f} points/s; runlake {ours['ingest_points_per_s'] / ingest:,.0f}x faster",
+            )
+        )
     return out, rows

@@ -1,25 +1,55 @@
-"""Compaction: merge the small parts of finished segments into one file sorted by (key, step).
+"""Compaction: move the small parts of finished segments into large shared files (packs).
 
-Safe while writers and readers run: only segments nobody writes are touched; the compacted
-part (`cpart-...`) is written whole first, and from that moment a listing ignores the parts it
-holds (the index switch); then the old parts are removed. A crash at any point leaves a root
-that reads the same, and the next `compact()` finishes the job (idempotent, resumable).
+A pack (`packs/project=<p>/pack-<id>.parquet`) holds the rows of many finished nodes, with
+run_id and segment as columns, sorted by (key, run_id, segment, step) in row groups whose
+statistics let a scan skip every other key (and most other runs). A reader that needs 1,000
+ancestors then opens one file instead of 1,000.
+
+Safe while writers and readers run: only nodes nobody writes are touched. The pack file is
+written whole, then its manifest (`pack-<id>.json`, the members and their step ranges): writing
+the manifest is the index switch, from which a reader ignores the members' own parts. Then
+each member gets a pointer (`meta/packed-<k>.json`, for readers that look at one run without a
+listing) and its old parts are removed. A crash at any point leaves a root that reads the
+same, and the next `compact()` finishes the job (idempotent, resumable). One compaction runs
+at a time per root (`packs/compact.lock`; a lock left by a dead process is taken over).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ._parquet import encode, read_parts
-from ._storage import visible_parts
+from ._parquet import encode_pack, read_node_rows
+from ._state import HOST, process_start, writer_identity
+from ._storage import PartFile, Storage, visible_parts
+from .errors import RunlakeError
 from .lake import get_catalog, get_storage
 
 PathLike = str | os.PathLike[str]
+PACK_BYTES = 48 * 2**20  # source part bytes per pack (~10M points): big files, bounded memory
+_LOCK_STALE_SECONDS = 600.0
+_held: set[str] = set()  # lock tokens this process holds now
+
+_RESULT_SCHEMA = {
+    "run_id": pl.String,
+    "segment": pl.Int64,
+    "parts_before": pl.Int64,
+    "parts_after": pl.Int64,
+    "bytes_before": pl.Int64,
+    "bytes_after": pl.Int64,
+    "pack": pl.String,
+}
 
 
 def compact(
@@ -28,10 +58,11 @@ def compact(
     progress: bool | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """Compact every finished (or archived) segment with more than one part.
+    """Pack the parts of every finished (or archived) segment into shared key-sorted files.
 
-    Returns one row per segment looked at: run_id, segment, parts_before, parts_after,
-    bytes_before, bytes_after. `progress=None` shows a progress bar on a terminal.
+    Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
+    bytes_before, bytes_after (its share of the pack) and pack (the file's name).
+    `progress=None` shows a progress bar on a terminal.
     """
     storage = get_storage(root, storage_options)
     catalog = get_catalog(storage)
@@ -42,62 +73,196 @@ def compact(
             SELECT s.project, s.run_id, s.segment
             FROM segments AS s JOIN run_meta AS r USING (run_id)
             WHERE s.segment < r.segment OR r.state IN ('finished', 'failed', 'crashed')
-            ORDER BY s.run_id, s.segment
+            ORDER BY s.project, r.created_at, s.run_id, s.segment
             """
         ).fetchall()
+        packed: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
+        for run_id, segment, path, lo, hi in cur.execute(
+            "SELECT run_id, segment, path, step_lo, step_hi FROM parts WHERE pack"
+        ).fetchall():
+            packed.setdefault((run_id, segment), []).append((path, lo, hi))
     finally:
         cur.close()
     show = sys.stderr.isatty() if progress is None else progress
-    rows = []
-    from rich.progress import track
+    rows: list[dict[str, Any]] = []
+    from rich.progress import Progress
 
-    for project, run_id, segment in track(nodes, description="compacting", disable=not show, transient=True):
-        listed = storage.list_parts(storage.segment_dir(project, run_id, segment), include_covered=True)
-        visible = visible_parts(listed)
-        before = sum(p.size for p in visible)
-        removable = [p for p in listed if p not in visible]
-        after = before
-        if len(visible) > 1:
-            table = read_parts(storage.fs, [p.path for p in visible]).sort_by(
-                [("key", "ascending"), ("step", "ascending")]
-            )
-            lo, hi = min(p.step_lo for p in visible), max(p.step_hi for p in visible)
-            data = encode(table)
-            target = storage.part_path(project, run_id, segment, lo, hi, compacted=True)
-            storage.write_atomic(target, data)  # the switch: listings now ignore what it covers
-            storage.write_json_atomic(
-                storage.meta_path(project, run_id, f"compacted-{segment}.json"),
-                {
-                    "segment": segment,
-                    "part": target.rsplit("/", 1)[-1],
-                    "replaced": len(visible),
-                    "at": time.time(),
-                },
-            )
-            removable = listed
-            after = len(data)
-        for part in removable:
-            try:
-                storage.fs.rm_file(part.path)
-            except FileNotFoundError:
-                pass
-        rows.append(
+    with _lock(storage) as touch, Progress(disable=not show, transient=True) as bar:
+        task = bar.add_task("compacting", total=len(nodes))
+        _remove_orphan_packs(storage)
+        batch: list[tuple[str, str, int, list[PartFile]]] = []
+        batch_bytes = 0
+        for project, run_id, segment in nodes:
+            listed = storage.list_parts(storage.segment_dir(project, run_id, segment), include_covered=True)
+            ranges = packed.get((run_id, segment), [])
+            leftover = [p for p in listed if any(lo <= p.step_lo and p.step_hi <= hi for _, lo, hi in ranges)]
+            if leftover:  # a compaction stopped after its switch: finish its job
+                _point_and_remove(storage, project, run_id, segment, ranges, leftover)
+            todo = visible_parts([p for p in listed if p not in leftover])
+            if todo:
+                if batch and batch[0][0] != project:
+                    rows += _write_pack(storage, batch)
+                    batch, batch_bytes = [], 0
+                batch.append((project, run_id, segment, todo))
+                batch_bytes += sum(p.size for p in todo)
+                if batch_bytes >= PACK_BYTES:
+                    rows += _write_pack(storage, batch)
+                    batch, batch_bytes = [], 0
+                    touch()
+            bar.advance(task)
+        if batch:
+            rows += _write_pack(storage, batch)
+    catalog.refresh()
+    return pl.DataFrame(rows, schema=_RESULT_SCHEMA)
+
+
+def _write_pack(storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]]) -> list[dict[str, Any]]:
+    """One pack from a batch of nodes of one project: file, manifest (the switch), pointers, cleanup."""
+    project = batch[0][0]
+    ordered = sorted(batch, key=lambda b: (b[1], b[2]))  # (run_id, segment): the order inside a key
+    table = read_node_rows(storage.fs, [(r, s, [p.path for p in parts]) for _, r, s, parts in ordered])
+    table = _sort_by_key(table)
+    data = encode_pack(table)
+    pack_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+    base = f"{storage.pack_dir(project)}/pack-{pack_id}"
+    storage.write_atomic(f"{base}.parquet", data)
+    counts = _rows_per_node(table)
+    members: list[dict[str, Any]] = []
+    for _, run_id, segment, parts in ordered:
+        members.append(
             {
                 "run_id": run_id,
                 "segment": segment,
-                "parts_before": len(visible),
-                "parts_after": 1 if visible else 0,
-                "bytes_before": before,
-                "bytes_after": after,
+                "step_lo": min(p.step_lo for p in parts),
+                "step_hi": max(p.step_hi for p in parts),
+                "rows": counts.get((run_id, segment), 0),
+                "bytes": sum(p.size for p in parts),
             }
         )
-    catalog.refresh()
-    schema = {
-        "run_id": pl.String,
-        "segment": pl.Int64,
-        "parts_before": pl.Int64,
-        "parts_after": pl.Int64,
-        "bytes_before": pl.Int64,
-        "bytes_after": pl.Int64,
+    manifest = {
+        "pack": f"pack-{pack_id}.parquet",
+        "project": project,
+        "created_at": time.time(),
+        "rows": table.num_rows,
+        "bytes": len(data),
+        "members": members,
     }
-    return pl.DataFrame(rows, schema=schema)
+    storage.write_json_atomic(f"{base}.json", manifest)  # the switch
+    relative = f"packs/project={project}/pack-{pack_id}.parquet"
+    out = []
+    for (_, run_id, segment, parts), member in zip(ordered, members, strict=True):
+        _point_and_remove(
+            storage, project, run_id, segment, [(relative, member["step_lo"], member["step_hi"])], parts
+        )
+        out.append(
+            {
+                "run_id": run_id,
+                "segment": segment,
+                "parts_before": len(parts),
+                "parts_after": 1,
+                "bytes_before": member["bytes"],
+                "bytes_after": round(len(data) * member["rows"] / max(table.num_rows, 1)),
+                "pack": manifest["pack"],
+            }
+        )
+    return out
+
+
+def _point_and_remove(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    segment: int,
+    packs: list[tuple[str, int, int]],
+    parts: list[PartFile],
+) -> None:
+    """Record where a node's rows went (before they leave its directory), then remove its parts."""
+    path = storage.meta_path(project, run_id, f"packed-{segment}.json")
+    doc = storage.read_json(path) or {"segment": segment, "packs": []}
+    known = {p["pack"] for p in doc["packs"]}
+    for pack, lo, hi in packs:
+        relative = pack if pack.startswith("packs/") else pack[pack.index("/packs/") + 1 :]
+        if relative not in known:
+            doc["packs"].append({"pack": relative, "step_lo": lo, "step_hi": hi})
+    doc["step_hi"] = max(p["step_hi"] for p in doc["packs"])
+    storage.write_json_atomic(path, doc)
+    for part in parts:
+        with contextlib.suppress(FileNotFoundError):
+            storage.fs.rm_file(part.path)
+
+
+def _sort_by_key(table: pa.Table) -> pa.Table:
+    """Rows already in (run_id, segment, step) order per key -> sorted by (key, run_id, segment, step)."""
+    if table.num_rows == 0:
+        return table
+    encoded = pc.dictionary_encode(table.column("key")).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(np.asarray(names, dtype=object), kind="stable")] = np.arange(len(names))
+    order = np.argsort(rank[encoded.indices.to_numpy()], kind="stable")
+    return table.take(pa.array(order))
+
+
+def _rows_per_node(table: pa.Table) -> dict[tuple[str, int], int]:
+    if table.num_rows == 0:
+        return {}
+    nodes = pl.from_arrow(table.select(["run_id", "segment"]))
+    assert isinstance(nodes, pl.DataFrame)
+    counts = nodes.group_by("run_id", "segment").len()
+    return {(r, s): n for r, s, n in counts.iter_rows()}
+
+
+def _remove_orphan_packs(storage: Storage) -> None:
+    """Pack files without a manifest: left by a compaction that died before its switch."""
+    for project in storage.listdir(f"{storage.root}/packs"):
+        directory = f"{storage.root}/packs/{project}"
+        names = set(storage.listdir(directory))
+        for name in names:
+            if name.startswith("pack-") and name.endswith(".parquet"):
+                if f"{name[: -len('.parquet')]}.json" not in names:
+                    with contextlib.suppress(FileNotFoundError):
+                        storage.fs.rm_file(f"{directory}/{name}")
+
+
+@contextlib.contextmanager
+def _lock(storage: Storage) -> Iterator[Callable[[], None]]:
+    """One compaction at a time per root; a lock whose holder died (or went silent) is taken over."""
+    path = f"{storage.root}/packs/compact.lock"
+    token = uuid.uuid4().hex
+    doc = json.dumps({**writer_identity(), "at": time.time(), "token": token}).encode()
+    for _ in range(3):
+        if storage.create_exclusive(path, doc):
+            break
+        other = storage.read_json(path)
+        if other is not None and _holder_alive(other):
+            raise RunlakeError(
+                f"another compaction of {storage.url!r} is running (pid {other.get('pid')} on "
+                f"{other.get('host')}, since {time.ctime(other.get('at') or 0)}); try again when it is done"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            storage.fs.rm_file(path)
+    else:
+        raise RunlakeError(f"could not take the compaction lock {path}")
+
+    def touch() -> None:  # still here: not stale
+        storage.write_atomic(
+            path, json.dumps({**writer_identity(), "at": time.time(), "token": token}).encode()
+        )
+
+    _held.add(token)
+    try:
+        yield touch
+    finally:
+        _held.discard(token)
+        with contextlib.suppress(FileNotFoundError):
+            storage.fs.rm_file(path)
+
+
+def _holder_alive(doc: dict[str, Any]) -> bool:
+    if time.time() - float(doc.get("at") or 0) > _LOCK_STALE_SECONDS:
+        return False
+    if doc.get("host") == HOST and doc.get("pid") == os.getpid():
+        return doc.get("token") in _held  # this process: held unless its compaction was interrupted
+    if doc.get("host") == HOST and doc.get("pid"):
+        return process_start(int(doc["pid"])) == doc.get("pid_start")
+    return True

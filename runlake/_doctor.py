@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from ._parquet import check_part
+from ._storage import Storage
 from .lake import get_catalog, get_storage
 
 _SCHEMA: dict[str, Any] = {
@@ -46,9 +47,13 @@ def doctor(
     finally:
         cur.close()
     rows = []
+    checked: dict[str, str | None] = {}  # a pack is shared by many nodes: read it once
+    quarantined: dict[str, str] = {}
     for path, run_id, segment, lo, hi, project in parts:
         local = path if storage.is_local else storage.fs._strip_protocol(path)
-        problem = check_part(storage.fs, local)
+        if path not in checked:
+            checked[path] = check_part(storage.fs, local)
+        problem = checked[path]
         if problem is None:
             continue
         cur = catalog.cursor()
@@ -64,11 +69,13 @@ def doctor(
         finally:
             cur.close()
         action = "none"
-        if fix:
-            target = f"{storage.root}/_quarantine/{local[len(storage.root) + 1 :]}"
-            with storage.fs.open(local, "rb") as fh:
-                storage.write_atomic(target, fh.read())
-            storage.fs.rm_file(local)
+        if fix and "/packs/" in local:
+            target = quarantined.get(local) or _quarantine_pack(storage, local)
+            quarantined[local] = target
+            _drop_pointer(storage, project, run_id, segment, local)
+            action = f"quarantined to {storage.engine_path(target)}; lost steps {lo}..{hi} of {run_id} segment {segment}"
+        elif fix:
+            target = _quarantine(storage, local)
             storage.write_json_atomic(
                 storage.meta_path(project, run_id, f"repaired-{segment}.json"),
                 {"segment": segment, "quarantined": target, "steps": [lo, hi], "at": time.time()},
@@ -89,3 +96,34 @@ def doctor(
     if fix and rows:
         catalog.refresh()
     return pl.DataFrame(rows, schema=_SCHEMA)
+
+
+def _quarantine(storage: Storage, local: str) -> str:
+    """Move a file under <root>/_quarantine/ (kept, never deleted); its new path."""
+    target = f"{storage.root}/_quarantine/{local[len(storage.root) + 1 :]}"
+    with storage.fs.open(local, "rb") as fh:
+        storage.write_atomic(target, fh.read())
+    storage.fs.rm_file(local)
+    return target
+
+
+def _quarantine_pack(storage: Storage, local: str) -> str:
+    """A bad pack and then its manifest leave the index together (the manifest is the switch)."""
+    target = _quarantine(storage, local)
+    manifest = local[: -len(".parquet")] + ".json"
+    if storage.exists(manifest):
+        _quarantine(storage, manifest)
+    return target
+
+
+def _drop_pointer(storage: Storage, project: str, run_id: str, segment: int, pack: str) -> None:
+    path = storage.meta_path(project, run_id, f"packed-{segment}.json")
+    doc = storage.read_json(path)
+    if doc is None:
+        return
+    doc["packs"] = [p for p in doc.get("packs", []) if not pack.endswith("/" + p["pack"])]
+    if doc["packs"]:
+        doc["step_hi"] = max(p["step_hi"] for p in doc["packs"])
+        storage.write_json_atomic(path, doc)
+    else:
+        storage.fs.rm_file(path)

@@ -54,6 +54,9 @@ def node_last_step(
     """The last durable step of a node's effective history (a fork has at least reached its cutoff)."""
     parts = storage.list_parts(storage.segment_dir(project, run_id, segment))
     own = max((p.step_hi for p in parts), default=None)
+    packed = storage.read_json(storage.meta_path(project, run_id, f"packed-{segment}.json"))
+    if packed is not None:  # compaction moved (some of) its rows into a pack
+        own = max(own if own is not None else packed["step_hi"], packed["step_hi"])
     if cutoff is None:
         return own
     return cutoff if own is None else max(own, cutoff)

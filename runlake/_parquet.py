@@ -22,6 +22,15 @@ SCHEMA = pa.schema(
         pa.field("text", pa.string()),
     ]
 )
+# A pack: the rows of many finished nodes, sorted by (key, run_id, segment, step).
+PACK_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("segment", pa.int64(), nullable=False),
+        *SCHEMA,
+    ]
+)
+PACK_ROW_GROUP = 131_072  # rows; small enough that a key (and a run within it) prunes row groups
 # What blocks_to_table builds: the key column stays dictionary-encoded (no per-point strings).
 WRITE_SCHEMA = SCHEMA.set(1, pa.field("key", pa.dictionary(pa.int32(), pa.string()), nullable=False))
 _WRITE_OPTIONS: dict[str, Any] = {
@@ -228,9 +237,17 @@ def encode(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def write_empty(path: str) -> None:
-    """A zero-row part with the history schema (used where a file list must not be empty)."""
-    pq.write_table(SCHEMA.empty_table(), path)
+def encode_pack(table: pa.Table) -> bytes:
+    """Serialise one pack (PACK_SCHEMA, already sorted) with runlake's encodings."""
+    options = {**_WRITE_OPTIONS, "use_dictionary": ["key", "run_id", "segment"]}
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=PACK_ROW_GROUP, **options)
+    return sink.getvalue()
+
+
+def write_empty(path: str, pack: bool = False) -> None:
+    """A zero-row part (or pack) file (used where a file list must not be empty)."""
+    pq.write_table((PACK_SCHEMA if pack else SCHEMA).empty_table(), path)
 
 
 def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:
@@ -239,6 +256,25 @@ def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
+def read_node_rows(fs: Any, nodes: Sequence[tuple[str, int, Sequence[str]]], threads: int = 8) -> pa.Table:
+    """The rows of several nodes' part files as one PACK_SCHEMA table (read concurrently)."""
+
+    def one(node: tuple[str, int, Sequence[str]]) -> pa.Table:
+        run_id, segment, paths = node
+        table = read_parts(fs, paths)
+        n = table.num_rows
+        return pa.table(
+            [pa.array([run_id] * n, pa.string()), pa.array(np.full(n, segment, np.int64)), *table.columns],
+            schema=PACK_SCHEMA,
+        )
+
+    if not nodes:
+        return PACK_SCHEMA.empty_table()
+    with ThreadPoolExecutor(max_workers=min(threads, len(nodes))) as pool:
+        return pa.concat_tables(pool.map(one, nodes))
+
+
+_FETCHED = pa.schema([*SCHEMA, pa.field("run_id", pa.string()), pa.field("segment", pa.int64())])
 _HIVE_RE = re.compile(r"/run_id=([^/]+)/segment=(\d+)/[^/]+$")
 
 
@@ -250,9 +286,14 @@ def fetch_parts(fs: Any, paths: Sequence[str], keys: Sequence[str] | None, threa
     def one(path: str) -> pa.Table:
         data = fs.cat_file(path)
         try:
-            table = pq.read_table(io.BytesIO(data), schema=SCHEMA, filters=filters)
+            source = io.BytesIO(data)
+            is_pack = "run_id" in pq.read_schema(source).names
+            source.seek(0)
+            table = pq.read_table(source, schema=PACK_SCHEMA if is_pack else SCHEMA, filters=filters)
         except (pa.ArrowException, OSError) as exc:
             raise UnreadablePart(path, exc) from exc
+        if "run_id" in table.column_names:  # a pack holds its rows' nodes
+            return table.select(_FETCHED.names).cast(_FETCHED)
         m = _HIVE_RE.search(path)
         run_id, segment = (m[1], int(m[2])) if m else ("", -1)
         return table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string())).append_column(

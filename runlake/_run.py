@@ -294,12 +294,14 @@ class Run:
         self._exit_code = int(exit_code)
         self._state = "finished" if exit_code == 0 else "failed"
         _flusher.unregister(self)
-        if self._inherited_pending:
-            self._load_inherited_summary()
-        self.flush(final=True)
         from . import _registry
 
-        _registry.forget(self)
+        try:
+            if self._inherited_pending:
+                self._load_inherited_summary()
+            self.flush(final=True)
+        finally:  # a finish that raised is still over: never left as the current run
+            _registry.forget(self)
 
     def __enter__(self) -> Run:
         return self

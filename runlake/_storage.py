@@ -5,6 +5,9 @@ Layout (see DESIGN.md):
     <root>/runs/<project>/<run_id>/meta/segment-<k>.json  lineage row of segment k, write-once
     <root>/runs/<project>/<run_id>/meta/state.json        state, heartbeat, config, summary (replaced)
     <root>/history/project=<p>/run_id=<id>/segment=<k>/part-<first>-<last>-<uuid>.parquet
+    <root>/packs/project=<p>/pack-<id>.parquet            finished nodes' rows, compacted together
+    <root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
+    <root>/runs/<project>/<run_id>/meta/packed-<k>.json   where segment k's rows went (a pointer)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .errors import RunlakeError
 
 PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
 SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
+PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
 _RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: list them again
 
 
@@ -130,6 +134,9 @@ class Storage:
     ) -> str:
         name = f"{'c' if compacted else ''}part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
         return f"{self.segment_dir(project, run_id, segment)}/{name}"
+
+    def pack_dir(self, project: str) -> str:
+        return f"{self.root}/packs/project={project}"
 
     def engine_path(self, path: str) -> str:
         """The path as DuckDB / pyarrow readers are given it."""
@@ -246,6 +253,35 @@ class Storage:
                 cache[meta] = (st.st_mtime_ns, files)
                 out.update(files)
         return out, cache
+
+    def list_pack_manifests(self) -> dict[str, str]:
+        """Every pack manifest (`packs/project=<p>/pack-<id>.json`) with a change token."""
+        packs_dir = f"{self.root}/packs"
+        out: dict[str, str] = {}
+        if not self.is_local:
+            try:
+                self.fs.invalidate_cache(packs_dir)
+                found = self.fs.find(packs_dir, detail=True)
+            except FileNotFoundError:
+                return {}
+            for path, info in found.items():
+                if PACK_MANIFEST_RE.fullmatch(path.rsplit("/", 1)[-1]):
+                    token = (
+                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                    )
+                    out[path] = f"{token}:{info.get('size')}"
+            return out
+        for project in _scandir(packs_dir):
+            if not project.is_dir():
+                continue
+            for entry in _scandir(project.path):
+                if PACK_MANIFEST_RE.fullmatch(entry.name):
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    out[entry.path] = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+        return out
 
     def exists(self, path: str) -> bool:
         if self.is_local:

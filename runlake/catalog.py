@@ -27,10 +27,10 @@ import pyarrow as pa
 from . import _sql
 from ._parquet import write_empty
 from ._state import derive_state
-from ._storage import SEGMENT_RE, Storage
+from ._storage import PACK_MANIFEST_RE, SEGMENT_RE, Storage
 from .errors import RunlakeError, RunNotFoundError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")  # parts of segment k were swapped
 _TABLES = ("run_meta", "segments", "parts")
 _PERSIST_EVERY = 2.0
@@ -51,6 +51,7 @@ class Catalog:
             self.con.register_filesystem(storage.fs)
         # views over read_parquet(getvariable(...)) bind the variable when they are created
         self.con.execute("SET VARIABLE runlake_parts = ?", [[empty_part()]])
+        self.con.execute("SET VARIABLE runlake_packs = ?", [[empty_part(pack=True)]])
         _sql.install(self.con)
         self._lock = threading.RLock()
         self._seen: dict[str, str] = {}  # manifest path -> change token
@@ -72,8 +73,11 @@ class Catalog:
             return
         try:
             version = self.con.execute("SELECT version FROM saved.catalog_info").fetchall()
-            if not version or version[0][0] != SCHEMA_VERSION:
-                raise RunlakeError("catalog schema changed")
+            if not version or version[0][0] != SCHEMA_VERSION:  # written by another version: rebuild
+                self.con.execute("DETACH saved")
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                return
             for table in _TABLES:
                 self.con.execute(f"INSERT INTO {table} SELECT * FROM saved.{table}")
             rows = self.con.execute("SELECT path, token FROM saved.seen").fetchall()
@@ -140,14 +144,15 @@ class Catalog:
         with self._lock:
             listing, self._dir_cache = self.storage.list_manifests(self._dir_cache)
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
-            removed = [p for p in self._seen if p not in listing]
+            removed = [p for p in self._seen if p not in listing and not _is_pack_manifest(p)]
             dirty_nodes: set[tuple[str, str, int]] = set()
             if changed or removed:
                 self._apply(changed, removed, listing, dirty_nodes)
+            packs_changed = self._fold_packs(dirty_nodes)
             self._update_states(dirty_nodes)
             if dirty_nodes:
                 self._relist(dirty_nodes)
-            if changed or removed or dirty_nodes:
+            if changed or removed or dirty_nodes or packs_changed:
                 self._dirty_since_persist = True
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
@@ -267,6 +272,66 @@ class Catalog:
         cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
         cur.unregister("new_segments")
 
+    def _fold_packs(self, dirty_nodes: set[tuple[str, str, int]]) -> bool:
+        """Index new pack manifests (their members' own parts drop out) and forget removed ones."""
+        listing = self.storage.list_pack_manifests()
+        changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
+        removed = [p for p in self._seen if _is_pack_manifest(p) and p not in listing]
+        if not changed and not removed:
+            return False
+        cur = self.con.cursor()
+        for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
+            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
+            members = cur.execute(
+                "SELECT s.project, p.run_id, p.segment FROM parts AS p JOIN segments AS s USING (run_id, segment) "
+                "WHERE p.path = ? AND p.pack",
+                [pack],
+            ).fetchall()
+            cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
+            dirty_nodes.update((p, r, int(s)) for p, r, s in members)
+            self._seen.pop(path, None)
+        for path in changed:
+            try:
+                doc = self.storage.read_json(path)
+            except RunlakeError as exc:
+                warnings.warn(f"skipping unreadable pack manifest: {exc}", RuntimeWarning, stacklevel=3)
+                continue
+            if doc is None:
+                continue
+            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
+            self._index_pack(cur, pack, doc.get("members") or [])
+            self._seen[path] = listing[path]
+        cur.close()
+        return True
+
+    @staticmethod
+    def _index_pack(cur: duckdb.DuckDBPyConnection, pack: str, members: list[dict[str, Any]]) -> None:
+        """Index a pack's members; the nodes' own parts within the packed range drop out."""
+        if not members:
+            return
+        rows = pa.table(
+            {
+                "path": [pack] * len(members),
+                "run_id": [m["run_id"] for m in members],
+                "segment": [int(m["segment"]) for m in members],
+                "step_lo": [int(m["step_lo"]) for m in members],
+                "step_hi": [int(m["step_hi"]) for m in members],
+                "bytes": [int(m.get("bytes") or 0) for m in members],
+                "pack": [True] * len(members),
+            },
+            schema=_PARTS_SCHEMA,
+        )
+        cur.register("new_pack", rows)
+        cur.execute(
+            """
+            DELETE FROM parts AS p USING new_pack AS n
+            WHERE p.run_id = n.run_id AND p.segment = n.segment AND NOT p.pack
+              AND p.step_lo >= n.step_lo AND p.step_hi <= n.step_hi
+            """
+        )
+        cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_pack")
+        cur.unregister("new_pack")
+
     def _update_states(self, dirty_nodes: set[tuple[str, str, int]]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
         cur = self.con.cursor()
@@ -298,8 +363,14 @@ class Catalog:
         paths, run_ids, segs, los, his, sizes = [], [], [], [], [], []
         cur = self.con.cursor()
         for project, run_id, segment in nodes:
-            cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, segment])
+            cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ? AND NOT pack", [run_id, segment])
+            packed = cur.execute(
+                "SELECT step_lo, step_hi FROM parts WHERE run_id = ? AND segment = ? AND pack",
+                [run_id, segment],
+            ).fetchall()
             for part in self.storage.list_parts(self.storage.segment_dir(project, run_id, segment)):
+                if any(lo <= part.step_lo and part.step_hi <= hi for lo, hi in packed):
+                    continue  # a pack holds these rows (the part awaits removal)
                 paths.append(self.storage.engine_path(part.path))
                 run_ids.append(run_id)
                 segs.append(segment)
@@ -315,6 +386,7 @@ class Catalog:
                     "step_lo": los,
                     "step_hi": his,
                     "bytes": sizes,
+                    "pack": [False] * len(paths),
                 },
                 schema=_PARTS_SCHEMA,
             )
@@ -336,13 +408,26 @@ class Catalog:
             if doc.get("parent_run_id") is None:
                 break
             project, run_id, segment = doc["parent_project"], doc["parent_run_id"], int(doc["parent_segment"])
+        pointers = []
+        for project, run_id, segment in nodes:
+            pointer = self.storage.read_json(
+                self.storage.meta_path(project, run_id, f"packed-{segment}.json")
+            )
+            for pack in (pointer or {}).get("packs", []):
+                member = {**pack, "run_id": run_id, "segment": segment}
+                pointers.append((self.storage.engine_path(f"{self.storage.root}/{pack['pack']}"), member))
         with self._lock:
-            self._insert_segments(self.con.cursor(), docs)
+            cur = self.con.cursor()
+            self._insert_segments(cur, docs)
+            for pack, pointer in pointers:
+                self._index_pack(cur, pack, [pointer])
             self._relist(nodes)
 
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
+            dirty: set[tuple[str, str, int]] = set()
+            self._fold_packs(dirty)
             nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
             self._relist([(p, r, s) for p, r, s in nodes])
 
@@ -351,8 +436,15 @@ class Catalog:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
         cur = self.con.cursor()
         if with_parts:
-            files = [r[0] for r in cur.execute("SELECT path FROM parts ORDER BY path").fetchall()]
+            files = [
+                r[0] for r in cur.execute("SELECT path FROM parts WHERE NOT pack ORDER BY path").fetchall()
+            ]
+            packs = [
+                r[0]
+                for r in cur.execute("SELECT DISTINCT path FROM parts WHERE pack ORDER BY path").fetchall()
+            ]
             cur.execute("SET VARIABLE runlake_parts = ?", [files or [empty_part()]]).fetchall()
+            cur.execute("SET VARIABLE runlake_packs = ?", [packs or [empty_part(pack=True)]]).fetchall()
         return cur
 
 
@@ -386,8 +478,13 @@ _PARTS_SCHEMA = pa.schema(
         ("step_lo", pa.int64()),
         ("step_hi", pa.int64()),
         ("bytes", pa.int64()),
+        ("pack", pa.bool_()),
     ]
 )
+
+
+def _is_pack_manifest(path: str) -> bool:
+    return "/packs/" in path and PACK_MANIFEST_RE.fullmatch(path.rsplit("/", 1)[-1]) is not None
 
 
 def _split_meta_path(path: str) -> tuple[str, str, str]:
@@ -396,23 +493,22 @@ def _split_meta_path(path: str) -> tuple[str, str, str]:
     return parts[-4], parts[-3], parts[-1]
 
 
-_empty_part_path: str | None = None
+_empty_paths: dict[bool, str] = {}
 _empty_lock = threading.Lock()
 
 
-def empty_part() -> str:
-    """A zero-row part with the history schema, so `raw_history` works on an empty root."""
-    global _empty_part_path
+def empty_part(pack: bool = False) -> str:
+    """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
     with _empty_lock:
-        if _empty_part_path is None or not os.path.exists(_empty_part_path):
-            directory = os.path.join(
-                tempfile.mkdtemp(prefix="runlake-empty-"), "project=_", "run_id=_", "segment=0"
-            )
+        path = _empty_paths.get(pack)
+        if path is None or not os.path.exists(path):
+            hive = ("project=_",) if pack else ("project=_", "run_id=_", "segment=0")
+            directory = os.path.join(tempfile.mkdtemp(prefix="runlake-empty-"), *hive)
             os.makedirs(directory)
-            path = os.path.join(directory, "part-empty.parquet")
-            write_empty(path)
-            _empty_part_path = path
-        return _empty_part_path
+            path = os.path.join(directory, "pack-empty.parquet" if pack else "part-empty.parquet")
+            write_empty(path, pack=pack)
+            _empty_paths[pack] = path
+        return path
 
 
 def cache_path(storage: Storage) -> str | None:

@@ -14,7 +14,7 @@ import polars as pl
 
 from . import _registry
 from ._names import check_name
-from ._read import SYSTEM_KEYS, frame, scan_long, scan_wide, to_wide
+from ._read import frame, read_wide
 from ._storage import Storage, resolve_options, resolve_root
 from .catalog import Catalog, cache_path
 from .errors import CorruptPartError, RunNotFoundError
@@ -111,13 +111,9 @@ def history(
                 raise RunNotFoundError(
                     f"run {run_id!r} has no segment {segment}: its segments are 0..{current}"
                 )
-        user_keys = [k for k in keys if k not in ("_step", *SYSTEM_KEYS)] if keys is not None else []
 
         def read() -> pl.DataFrame:
-            if user_keys:  # pivoted by DuckDB while it scans
-                return scan_wide(cur, run_id, segment, user_keys, storage=storage)
-            scan_keys = None if keys is None else [*keys, *SYSTEM_KEYS]
-            return to_wide(scan_long(cur, run_id, segment, scan_keys, storage=storage), keys)
+            return read_wide(cur, run_id, segment, keys, storage=storage)
 
         try:
             return read()

@@ -1,9 +1,14 @@
--- The file index: every history part with its step range, from listing segment directories.
+-- The file index: which file holds which step range of which node, from listing segment
+-- directories (a node's own parts) and from pack manifests (pack = true: a file shared by many
+-- finished nodes, with run_id and segment as columns). A node's parts that a pack holds are
+-- left out, so every row is indexed exactly once.
 CREATE TABLE IF NOT EXISTS parts (
-    path     VARCHAR PRIMARY KEY,
+    path     VARCHAR NOT NULL,
     run_id   VARCHAR NOT NULL,
     segment  BIGINT NOT NULL,
     step_lo  BIGINT NOT NULL,
     step_hi  BIGINT NOT NULL,
-    bytes    BIGINT
+    bytes    BIGINT,
+    pack     BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (path, run_id, segment)
 );

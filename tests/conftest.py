@@ -27,14 +27,17 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 BUCKET = "runlake-tests"
 
-from hypothesis import settings  # noqa: E402
+from hypothesis import Phase, settings  # noqa: E402
 
 import runlake  # noqa: E402
 
 # CI replays the same examples every time (a red CI must mean a change broke something);
 # locally every run explores new ones.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.load_profile("ci" if os.environ.get("CI") else "default")
+settings.register_profile("noshrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile(
+    os.environ.get("RUNLAKE_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+)
 
 
 def _free_port() -> int:
@@ -108,8 +111,12 @@ def local_root(tmp_path) -> str:
 def _finish_open_runs():
     """A test that fails mid-run must not leave a run open for the next one."""
     yield
-    while runlake.run is not None:
+    for _ in range(100):
+        if runlake.run is None:
+            break
         runlake.run.finish()
+    else:
+        raise AssertionError(f"finish() left {runlake.run!r} as the current run")
 
 
 def effective(frame) -> dict[int, dict[str, object]]:

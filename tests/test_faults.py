@@ -153,3 +153,36 @@ def test_a_missing_storage_driver_names_the_extra_to_install():
         runlake.init("p", root="gs://some-bucket/lake")
     with pytest.raises(runlake.RunlakeError, match=r"pip install 'runlake\[gcs\]'"):
         runlake.runs(root="gs://some-bucket/lake")
+
+
+def test_doctor_reports_a_corrupt_pack_once_per_node_and_quarantines_it(root):
+    first = runlake.init("p", root=root)
+    for i in range(20):
+        first.log({"x": float(i)})
+    first.finish()
+    second = runlake.init("p", root=root)
+    second.log({"x": 1.0})
+    second.finish()
+    runlake.compact(root)
+    live = runlake.init("p", root=root)  # written after the compaction: not in the pack
+    live.log({"x": 7.0})
+    live.finish()
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    (pack,) = [p for p in fs.find(f"{path}/packs") if p.endswith(".parquet")]
+    fs.pipe_file(pack, fs.cat_file(pack)[:60])  # truncated
+    with pytest.raises(runlake.CorruptPartError, match=pack.rsplit("/", 1)[-1]):
+        runlake.history(first.id, root=root)
+    report = runlake.doctor(root)
+    assert sorted(report["run_id"]) == sorted([first.id, second.id])
+    assert set(report["path"].map_elements(lambda p: p.rsplit("/", 1)[-1], return_dtype=pl.String)) == {
+        pack.rsplit("/", 1)[-1]
+    }
+    fixed = runlake.doctor(root, fix=True)
+    assert all("quarantined" in a for a in fixed["action"])
+    assert runlake.doctor(root).height == 0
+    assert runlake.history(first.id, root=root).height == 0  # its steps were lost, reads work
+    assert runlake.history(live.id, root=root)["x"].to_list() == [7.0]
+    assert not [p for p in fs.find(f"{path}/packs") if p.endswith((".parquet", ".json"))]
+    assert any("_quarantine" in p and p.endswith(".parquet") for p in fs.find(path))

@@ -34,8 +34,9 @@ fork_op = st.tuples(st.just("fork"), st.integers(0, 7), st.integers(-2, 30))
 rewind_op = st.tuples(st.just("rewind"), st.integers(0, 7), st.integers(-2, 30))
 resume_op = st.tuples(st.just("resume"), st.integers(0, 7))
 finish_op = st.tuples(st.just("finish"), st.integers(0, 7))
+compact_op = st.tuples(st.just("compact"), st.integers(0, 7))  # packs what is finished so far
 ops = st.lists(
-    st.one_of(log_op, log_op, log_op, text_op, fork_op, rewind_op, resume_op, finish_op),
+    st.one_of(log_op, log_op, log_op, text_op, fork_op, rewind_op, resume_op, finish_op, compact_op),
     min_size=1,
     max_size=40,
 )
@@ -112,6 +113,8 @@ def run_program(root: str, program: list[tuple]) -> None:
             else:
                 live[run_id] = runlake.init(root=root, resume_from=f"{run_id}?_step={step}")
                 assert live[run_id].step == mrun.step
+        elif kind == "compact":
+            runlake.compact(root, progress=False)
         elif kind == "resume":
             if real is not None:
                 continue
@@ -123,6 +126,15 @@ def run_program(root: str, program: list[tuple]) -> None:
         run.finish()
     for mrun in model.runs.values():
         mrun.finish()
+    check_against_model(root, model)
+    physical = "SELECT run_id, segment, step, key, value, text FROM raw_history ORDER BY ALL"
+    before = runlake.sql(physical, root=root)
+    runlake.compact(root, progress=False)  # every run finished: all of it goes into packs
+    check_against_model(root, model)
+    assert runlake.sql(physical, root=root).equals(before)  # every physical row once, archives too
+
+
+def check_against_model(root: str, model: ModelLake) -> None:
     table = runlake.runs(root=root)
     assert sorted(table["run_id"].to_list()) == sorted(model.runs)
     last = dict(zip(table["run_id"].to_list(), table["last_step"].to_list(), strict=True))
