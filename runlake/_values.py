@@ -75,8 +75,6 @@ def flatten(data: object) -> tuple[Row, bool]:
     Raises TypeError/ValueError naming the bad key before anything is kept. `may_hold_text`
     is False only when every value is a float, which lets encoding take its fast path.
     """
-    if not isinstance(data, Mapping):
-        raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     # Fastest path: a flat dict of floats whose keys were all checked before (C-level checks).
     if (
         type(data) is dict
@@ -84,6 +82,8 @@ def flatten(data: object) -> tuple[Row, bool]:
         and _valid_keys.issuperset(data)
     ):
         return data.copy(), False
+    if not isinstance(data, Mapping):
+        raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     out: Row = {}
     # Fast path: flat dicts of floats and ints with keys seen before.
     for key, value in data.items():

@@ -309,19 +309,21 @@ def sql(ctx: click.Context, query: str, fmt: str, output: str | None) -> None:
 
 @main.command()
 @_root_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per segment looked at.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per segment packed.")
 @click.pass_context
 def compact(ctx: click.Context, as_json: bool) -> None:
-    """Merge the small parts of finished segments into one (key, step)-sorted file each."""
+    """Pack the parts of finished segments into large shared (key, run, step)-sorted files."""
     result = runlake.compact(_root(ctx))
     if as_json:
         click.echo(json.dumps(result.to_dicts()))
         return
-    changed = result.filter(pl.col("parts_before") > 1)
+    if result.height == 0:
+        click.echo("compacted 0 segments: every finished segment is already packed")
+        return
     click.echo(
-        f"compacted {changed.height} of {result.height} segments: "
-        f"{int(changed['parts_before'].sum() or 0)} parts -> {changed.height}, "
-        f"{int(changed['bytes_before'].sum() or 0):,} B -> {int(changed['bytes_after'].sum() or 0):,} B"
+        f"compacted {result.height} segments: {int(result['parts_before'].sum() or 0)} parts -> "
+        f"{result['pack'].n_unique()} pack file(s), "
+        f"{int(result['bytes_before'].sum() or 0):,} B -> {int(result['bytes_after'].sum() or 0):,} B"
     )
 
 
