@@ -171,8 +171,14 @@ def _fork(
     if live is not None:
         live.flush()  # so any step it has logged can be a fork point
     state = read_state(storage, source_project, spec.run_id)
-    segment, last = _source_last_step(storage, source_project, spec.run_id, state)
-    _check_point(spec.run_id, spec.step, last, "fork")
+    watermark = state.get("watermark")
+    if watermark is not None and spec.step <= int(watermark):
+        # at or below the durable watermark: a valid fork point without listing the parts,
+        # so forking costs the same whatever the source's size
+        segment = int(state.get("segment", 0))
+    else:  # beyond it: parts a killed writer left after its last state update may hold it
+        segment, last = _source_last_step(storage, source_project, spec.run_id, state)
+        _check_point(spec.run_id, spec.step, last, "fork")
     if run_id is not None and (existing := find_project(storage, run_id)) is not None:
         raise RunlakeError(
             f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork"

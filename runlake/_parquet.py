@@ -223,7 +223,9 @@ def encode(table: pa.Table) -> bytes:
 
 def encode_pack(table: pa.Table) -> bytes:
     """Serialise one pack (PACK_SCHEMA, already sorted) with runlake's encodings."""
-    options = {**_WRITE_OPTIONS, "use_dictionary": ["key", "run_id", "segment"]}
+    # compaction is offline: zstd level 9 instead of the default 1 costs ~0.1 us a point and
+    # saves 1-8% (random-walk float64 6.57 -> 6.48 B/point, float32-origin 3.25 -> 2.99)
+    options = {**_WRITE_OPTIONS, "use_dictionary": ["key", "run_id", "segment"], "compression_level": 9}
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, row_group_size=PACK_ROW_GROUP, **options)
     return sink.getvalue().to_pybytes()

@@ -187,23 +187,36 @@ def read_wide(
         if not files or (keys is not None and not keys):
             return _assemble(None, [], user, 0)
         source = _source(cur, files, scan_keys, storage)
-        join = f"""
-            FROM {source} AS h
-            JOIN runlake_closure AS c
-              ON h.run_id = c.run_id AND h.segment = c.segment
-             AND h.step > c.step_lo AND h.step <= c.step_hi
-        """
-        if scan_keys is None:  # every key the files hold (keys without rows here drop out later)
-            found = _run_scan_arrow(cur, f"SELECT DISTINCT key FROM {source}", None, files, storage)
-            scan_keys = sorted(found.column("key").to_pylist())
-        query = f"""
-            SELECT ((list_position($keys, h.key) - 1) * $depths + ($depths - 1 - c.depth))::BIGINT AS g,
-                   h.step, h.value, h.text
-            {join} WHERE h.key IN (SELECT unnest($keys)) AND h.run_id IN (SELECT unnest($ids))
-        """
-        # the run_id filter lets a pack's scan drop other runs' rows before the join
         ids = sorted(set(closure.column("run_id").to_pylist()))
-        params = {"keys": scan_keys, "depths": closure.num_rows, "ids": ids}
+        if scan_keys is None:  # every key the files hold (keys without rows here drop out later)
+            found = _run_scan_arrow(
+                cur,
+                f"SELECT DISTINCT key FROM {source} AS h WHERE h.run_id IN (SELECT unnest($ids))",
+                {"ids": ids},
+                files,
+                storage,
+            )
+            scan_keys = sorted(found.column("key").to_pylist())
+        params: dict[str, Any] = {"keys": scan_keys}
+        if closure.num_rows == 1:  # a root node: its own rows, all of them (no join needed)
+            query = f"""
+                SELECT (list_position($keys, h.key) - 1)::BIGINT AS g, h.step, h.value, h.text
+                FROM {source} AS h
+                WHERE h.key IN (SELECT unnest($keys)) AND h.run_id = $rid AND h.segment = $seg
+            """
+            params.update(rid=run_id, seg=segment)
+        else:
+            # the run_id filter lets a pack's scan drop other runs' rows before the join
+            query = f"""
+                SELECT ((list_position($keys, h.key) - 1) * $depths + ($depths - 1 - c.depth))::BIGINT AS g,
+                       h.step, h.value, h.text
+                FROM {source} AS h
+                JOIN runlake_closure AS c
+                  ON h.run_id = c.run_id AND h.segment = c.segment
+                 AND h.step > c.step_lo AND h.step <= c.step_hi
+                WHERE h.key IN (SELECT unnest($keys)) AND h.run_id IN (SELECT unnest($ids))
+            """
+            params.update(depths=closure.num_rows, ids=ids)
         table = _run_scan_arrow(cur, query, params, files, storage)
     finally:
         cur.unregister("runlake_closure")
@@ -229,8 +242,9 @@ def _assemble(
         starts = np.concatenate(([0], np.flatnonzero(breaks) + 1))
         ends = np.append(starts[1:], len(group))
         run_order = np.lexsort((steps[starts], group[starts]))
+        in_order = bool(np.all(run_order[1:] > run_order[:-1]))
         starts, ends = starts[run_order], ends[run_order]
-        if len(starts) > 1:
+        if not in_order:
             pieces = list(zip(starts.tolist(), ends.tolist(), strict=True))
             steps = np.concatenate([steps[a:b] for a, b in pieces])
             values = np.concatenate([values[a:b] for a, b in pieces])
