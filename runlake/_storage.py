@@ -220,10 +220,7 @@ class Storage:
                 return {}, {}
             for path, info in found.items():
                 if "/meta/" in path and path.endswith(".json"):
-                    token = (
-                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-                    )
-                    out[path] = f"{token}:{info.get('size')}"
+                    out[path] = _change_token(info)
             return out, {}
         now = time.time()
         cache: dict[str, tuple[int, dict[str, str]]] = {}
@@ -266,10 +263,7 @@ class Storage:
                 return {}
             for path, info in found.items():
                 if PACK_MANIFEST_RE.fullmatch(path.rsplit("/", 1)[-1]):
-                    token = (
-                        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-                    )
-                    out[path] = f"{token}:{info.get('size')}"
+                    out[path] = _change_token(info)
             return out
         for project in _scandir(packs_dir):
             if not project.is_dir():
@@ -363,6 +357,27 @@ class Storage:
             except OSError:
                 return
             path = os.path.dirname(path)
+
+
+_TOKEN_FIELDS = (
+    "ETag",
+    "etag",
+    "md5Hash",
+    "generation",
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "created",
+)
+
+
+def _change_token(info: dict[str, Any]) -> str:
+    """What changes whenever an object is rewritten, from a driver's listing: an ETag or
+    generation where there is one, else a modification (or, memory://, creation) time, plus
+    the size. The size alone would miss a rewrite of the same length."""
+    stamp = next((str(info[f]) for f in _TOKEN_FIELDS if info.get(f) is not None), "")
+    return f"{stamp}:{info.get('size')}"
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:

@@ -59,6 +59,12 @@ class Catalog:
         self._crash_listed: set[tuple[str, int]] = set()
         self._last_persist = 0.0
         self._dirty_since_persist = False
+        # Every change to the tables bumps the generation; Python mirrors of the small tables
+        # (for the read path: no SQL round trip to walk a lineage or pick its files) and the
+        # list of running runs are rebuilt when it moved.
+        self._generation = 0
+        self._mirror: Mirror | None = None
+        self._running: tuple[int, list[tuple[Any, ...]]] | None = None
         if persist_path:
             self._load(persist_path)
 
@@ -154,6 +160,7 @@ class Catalog:
                 self._relist(dirty_nodes)
             if changed or removed or dirty_nodes or packs_changed:
                 self._dirty_since_persist = True
+                self._generation += 1
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
 
@@ -253,6 +260,11 @@ class Catalog:
                 ],
             )
             dirty_nodes.add((known[0][0], run_id, segment))
+            if int(known[0][1]) != segment:
+                # a rewind moved the run on: the parts its last writer of the old segment
+                # wrote after the state we saw (its final flush) must be listed too
+                for old in range(min(int(known[0][1]), segment), max(int(known[0][1]), segment)):
+                    dirty_nodes.add((known[0][0], run_id, old))
             self._crash_listed.discard((run_id, segment))
         cur.close()
 
@@ -335,10 +347,15 @@ class Catalog:
     def _update_states(self, dirty_nodes: set[tuple[str, str, int]]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
         cur = self.con.cursor()
-        rows = cur.execute(
-            "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start "
-            "FROM run_meta WHERE raw_state = 'running'"
-        ).fetchall()
+        if self._running is None or self._running[0] != self._generation:
+            self._running = (
+                self._generation,
+                cur.execute(
+                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start "
+                    "FROM run_meta WHERE raw_state = 'running'"
+                ).fetchall(),
+            )
+        rows = self._running[1]
         now = time.time()
         for run_id, project, segment, state, heartbeat, host, pid, pid_start in rows:
             derived = derive_state(
@@ -353,6 +370,7 @@ class Catalog:
             )
             if derived != state:
                 cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
+                self._generation += 1
             if derived == "crashed" and (run_id, segment) not in self._crash_listed:
                 # parts written after the last state update of a killed writer
                 self._crash_listed.add((run_id, segment))
@@ -422,6 +440,7 @@ class Catalog:
             for pack, pointer in pointers:
                 self._index_pack(cur, pack, [pointer])
             self._relist(nodes)
+            self._generation += 1
 
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
@@ -430,8 +449,29 @@ class Catalog:
             self._fold_packs(dirty)
             nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
             self._relist([(p, r, s) for p, r, s in nodes])
+            self._generation += 1
 
     # ---- querying -----------------------------------------------------------------------
+    def mirror(self) -> Mirror:
+        """The lineage and file index as Python dicts, as of the last refresh."""
+        with self._lock:
+            if self._mirror is None or self._mirror.generation != self._generation:
+                cur = self.con.cursor()
+                try:
+                    self._mirror = Mirror(
+                        self._generation,
+                        cur.execute("SELECT run_id, segment FROM run_meta").fetchall(),
+                        cur.execute(
+                            "SELECT run_id, segment, parent_run_id, parent_segment, cutoff FROM segments"
+                        ).fetchall(),
+                        cur.execute(
+                            "SELECT run_id, segment, path, step_lo, step_hi, pack FROM parts"
+                        ).fetchall(),
+                    )
+                finally:
+                    cur.close()
+            return self._mirror
+
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
         cur = self.con.cursor()
@@ -446,6 +486,49 @@ class Catalog:
             cur.execute("SET VARIABLE runlake_parts = ?", [files or [empty_part()]]).fetchall()
             cur.execute("SET VARIABLE runlake_packs = ?", [packs or [empty_part(pack=True)]]).fetchall()
         return cur
+
+
+_MAX_STEP = 9223372036854775807
+
+
+class Mirror:
+    """run_meta, segments and parts as dicts: what a node read needs, without SQL round trips."""
+
+    def __init__(
+        self,
+        generation: int,
+        runs: list[tuple[Any, ...]],
+        segments: list[tuple[Any, ...]],
+        parts: list[tuple[Any, ...]],
+    ) -> None:
+        self.generation = generation
+        self.current: dict[str, int] = {r: int(s) for r, s in runs}
+        self.links: dict[tuple[str, int], tuple[str | None, int | None, int | None]] = {
+            (r, int(s)): (pr, ps, c) for r, s, pr, ps, c in segments
+        }
+        self.files: dict[tuple[str, int], list[tuple[str, int, int, bool]]] = {}
+        for r, s, path, lo, hi, pack in sorted(parts, key=lambda p: (p[3], p[2])):
+            self.files.setdefault((r, int(s)), []).append((path, int(lo), int(hi), bool(pack)))
+
+    def closure(self, run_id: str, segment: int) -> list[tuple[int, str, int, int, int]]:
+        """closure_of(run_id, segment) in Python: (depth, run_id, segment, step_lo, step_hi)."""
+        out = []
+        node: tuple[str, int] | None = (run_id, segment)
+        step_hi = _MAX_STEP
+        depth = 0
+        while node is not None:
+            link = self.links.get(node)
+            if link is None:
+                break
+            parent_run, parent_segment, cutoff = link
+            out.append((depth, node[0], node[1], -1 if cutoff is None else int(cutoff), step_hi))
+            if parent_run is None or parent_segment is None:
+                break
+            if cutoff is not None:
+                step_hi = min(step_hi, int(cutoff))
+            node = (parent_run, int(parent_segment))
+            depth += 1
+        return out
 
 
 _IDENTITY_SCHEMA = pa.schema(

@@ -187,3 +187,21 @@ def test_state_of_a_run_open_in_this_process(root):
     assert runlake.history(run.id, root=root).height == 1  # reads flush in-process runs first
     run.finish()
     assert runlake.runs(root=root).filter(pl.col("run_id") == run.id)["state"].item() == "finished"
+
+
+def test_a_manifest_rewritten_with_the_same_size_is_seen(root):
+    """Change detection must not rest on the size: memory:// listings carry no mtime."""
+    run = runlake.init("p", root=root)
+    run.log({"a": 1.0})
+    run.finish()
+    assert json.loads(runlake.runs(root=root)["summary"][0])["a"] == 1.0
+    from runlake import lake
+
+    storage = lake.get_storage(root)
+    path = storage.meta_path("p", run.id, "state.json")
+    before = storage.read_bytes(path)
+    doc = storage.read_json(path)
+    doc["summary"]["a"] = 2.0
+    storage.write_json_atomic(path, doc)
+    assert len(storage.read_bytes(path)) == len(before)
+    assert json.loads(runlake.runs(root=root)["summary"][0])["a"] == 2.0
