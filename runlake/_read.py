@@ -12,12 +12,13 @@ import pyarrow as pa
 
 from ._parquet import UnreadablePart, check_part, fetch_parts
 from ._storage import Storage
-from .catalog import Catalog
+from .catalog import Catalog, Mirror
 from .errors import CorruptPartError, RunlakeError
 
 SYSTEM_KEYS = ("_timestamp", "_runtime")
 _HIVE = "hive_partitioning = true, hive_types = {'project': VARCHAR, 'run_id': VARCHAR, 'segment': BIGINT}"
 _COLUMNS = "run_id, segment, step, key, value, text"
+_CLOSURE_TYPES = (pa.int64(), pa.string(), pa.int64(), pa.int64(), pa.int64())
 _LONG_SCHEMA = {
     "step": pl.Int64,
     "key": pl.String,
@@ -154,6 +155,7 @@ def scan_wide(
 
 def read_wide(
     cur: duckdb.DuckDBPyConnection,
+    mirror: Mirror,
     run_id: str,
     segment: int,
     keys: Sequence[str] | None,
@@ -161,28 +163,31 @@ def read_wide(
 ) -> pl.DataFrame:
     """A node's effective history, wide (what `runlake.history` returns).
 
-    DuckDB joins the rows with the closure and hands back plain numbers; numpy puts each key's
-    rows in order (ancestors first: their step ranges are disjoint and increasing) and lines
-    the keys up by step, so no row-by-row pivot or sort of the whole history is needed.
+    The lineage walk and the file list come from the catalog's Python mirror (no SQL round
+    trips); DuckDB joins the rows with the closure and hands back plain numbers; numpy puts
+    each key's rows in order (ancestors first: their step ranges are disjoint and increasing)
+    and lines the keys up by step, so no row-by-row pivot or sort of the history is needed.
     """
     user = None if keys is None else [k for k in dict.fromkeys(keys) if k not in ("_step", *SYSTEM_KEYS)]
-    closure = cur.sql(
-        "SELECT depth, run_id, segment, step_lo, step_hi FROM closure_of(?, ?)", params=[run_id, segment]
-    ).to_arrow_table()
+    nodes = mirror.closure(run_id, segment)
+    closure = pa.table(
+        [
+            pa.array(column, type)
+            for column, type in zip(zip(*nodes, strict=True), _CLOSURE_TYPES, strict=True)
+        ]
+        if nodes
+        else [pa.array([], t) for t in _CLOSURE_TYPES],
+        names=["depth", "run_id", "segment", "step_lo", "step_hi"],
+    )
+    parts: dict[str, None] = {}
+    packs: dict[str, None] = {}
+    for _, node_run, node_segment, lo, hi in reversed(nodes):  # ancestors first
+        for path, part_lo, part_hi, pack in mirror.files.get((node_run, node_segment), ()):
+            if part_hi > lo and part_lo <= hi:
+                (packs if pack else parts)[path] = None
+    files = Files(list(parts), list(packs))
     cur.register("runlake_closure", closure)
     try:
-        rows = cur.execute(
-            """
-            SELECT p.path, p.pack
-            FROM runlake_closure AS c
-            JOIN parts AS p
-              ON p.run_id = c.run_id AND p.segment = c.segment
-             AND p.step_hi > c.step_lo AND p.step_lo <= c.step_hi
-            GROUP BY p.path, p.pack
-            ORDER BY max(c.depth) DESC, min(p.step_lo)
-            """
-        ).fetchall()
-        files = Files([r[0] for r in rows if not r[1]], [r[0] for r in rows if r[1]])
         scan_keys = None if keys is None else [*(user or []), *SYSTEM_KEYS]
         if not files or (keys is not None and not keys):
             return _assemble(None, [], user, 0)

@@ -97,23 +97,20 @@ def history(
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
+    if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int)):
+        raise TypeError(f"segment must be an int, got {type(segment).__name__}")
     with reading(root, storage_options) as (storage, catalog, cur):
-        current = _current_segment(cur, run_id, storage)
+        mirror = catalog.mirror()
+        current = mirror.current.get(run_id)
+        if current is None:
+            raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
         if segment is None:
             segment = current
-        else:
-            if isinstance(segment, bool) or not isinstance(segment, int):
-                raise TypeError(f"segment must be an int, got {type(segment).__name__}")
-            exists = cur.execute(
-                "SELECT count(*) FROM segments WHERE run_id = ? AND segment = ?", [run_id, segment]
-            ).fetchall()
-            if not exists[0][0]:
-                raise RunNotFoundError(
-                    f"run {run_id!r} has no segment {segment}: its segments are 0..{current}"
-                )
+        elif (run_id, segment) not in mirror.links:
+            raise RunNotFoundError(f"run {run_id!r} has no segment {segment}: its segments are 0..{current}")
 
         def read() -> pl.DataFrame:
-            return read_wide(cur, run_id, segment, keys, storage=storage)
+            return read_wide(cur, catalog.mirror(), run_id, segment, keys, storage=storage)
 
         try:
             return read()
