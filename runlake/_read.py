@@ -103,56 +103,6 @@ def scan_long(
     return _run_scan(cur, query, params, files, storage)
 
 
-def scan_wide(
-    cur: duckdb.DuckDBPyConnection,
-    run_id: str,
-    segment: int,
-    keys: Sequence[str],
-    storage: Storage | None = None,
-) -> pl.DataFrame:
-    """A node's effective history for some user keys, pivoted by DuckDB as it scans.
-
-    Same result as `to_wide(scan_long(...), keys)` for non-system keys, without materialising
-    the long rows: one row per step where any of `keys` was logged.
-    """
-    names = list(dict.fromkeys(keys))
-    files = node_files(cur, run_id, segment)
-    columns: dict[str, Any] = {"_step": pl.Int64, "_timestamp": pl.Float64, "_runtime": pl.Float64}
-    if not files:
-        return pl.DataFrame(schema={**columns, **dict.fromkeys(names, pl.Float64)})
-    source = _source(cur, files, [*names, *SYSTEM_KEYS], storage)
-    params: dict[str, Any] = {"rid": run_id, "seg": segment}
-    picks = []
-    for i, name in enumerate(names):
-        params[f"k{i}"] = name
-        picks.append(
-            f"max(h.value) FILTER (WHERE h.key = $k{i}) AS v{i}, max(h.text) FILTER (WHERE h.key = $k{i}) AS t{i}"
-        )
-    wanted = ", ".join(f"$k{i}" for i in range(len(names)))
-    query = f"""
-        SELECT h.step AS _step,
-               max(h.value) FILTER (WHERE h.key = '_timestamp') AS _timestamp,
-               max(h.value) FILTER (WHERE h.key = '_runtime') AS _runtime,
-               {", ".join(picks)}
-        FROM {source} AS h
-        JOIN closure_of($rid, $seg) AS c
-          ON h.run_id = c.run_id AND h.segment = c.segment
-         AND h.step > c.step_lo AND h.step <= c.step_hi
-        WHERE h.key IN ({wanted}, '_timestamp', '_runtime')
-        GROUP BY h.step
-        HAVING count(*) FILTER (WHERE h.key IN ({wanted})) > 0
-        ORDER BY h.step
-    """
-    wide = _run_scan(cur, query, params, files, storage)
-    out = [pl.col("_step").cast(pl.Int64), pl.col("_timestamp"), pl.col("_runtime")]
-    for i, name in enumerate(names):
-        if wide.get_column(f"t{i}").null_count() == wide.height:
-            out.append(pl.col(f"v{i}").cast(pl.Float64).alias(name))
-        else:  # ever logged as text: a String column, numbers rendered as text
-            out.append(pl.coalesce(pl.col(f"t{i}"), pl.col(f"v{i}").cast(pl.String)).alias(name))
-    return wide.select(out)
-
-
 def read_wide(
     cur: duckdb.DuckDBPyConnection,
     mirror: Mirror,
@@ -382,40 +332,6 @@ def _unreadable(path: str, cause: BaseException) -> RunlakeError:
         f"history part {path} cannot be read ({reason}); other runs are unaffected: "
         "`runlake doctor` lists such parts and `runlake doctor --fix` quarantines them"
     )
-
-
-def to_wide(long: pl.DataFrame, keys: Sequence[str] | None) -> pl.DataFrame:
-    """Long points -> one row per step: _step, _timestamp, _runtime, then one column per key.
-
-    Rows: every committed step with keys=None (or only system keys selected), else the steps
-    where a selected key has a point (OR semantics). Numbers are Float64; a key that was ever
-    logged as text is a String column.
-    """
-    user_keys = [k for k in keys if k not in ("_step", *SYSTEM_KEYS)] if keys is not None else None
-    by_key = {k[0]: df for k, df in long.partition_by("key", as_dict=True, include_key=False).items()}
-    if user_keys is None:
-        names = sorted(k for k in by_key if k not in SYSTEM_KEYS)
-    else:
-        names = list(dict.fromkeys(user_keys))
-    if user_keys:
-        present = [by_key[k].get_column("step") for k in names if k in by_key]
-        steps = pl.concat(present).unique() if present else pl.Series("step", [], pl.Int64)
-    else:
-        steps = long.get_column("step").unique()
-    wide = steps.sort().to_frame("step")
-    for name in (*SYSTEM_KEYS, *names):
-        part = by_key.get(name)
-        if part is None:
-            wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
-            continue
-        if part.get_column("text").null_count() == part.height:
-            column = part.select("step", pl.col("value").alias(name))
-        else:  # ever logged as text: a String column, numbers rendered as text
-            column = part.select(
-                "step", pl.coalesce(pl.col("text"), pl.col("value").cast(pl.String)).alias(name)
-            )
-        wide = wide.join(column, on="step", how="left", maintain_order="left")
-    return wide.rename({"step": "_step"})
 
 
 def node_last_values(

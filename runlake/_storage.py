@@ -17,6 +17,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,15 +214,7 @@ class Storage:
         runs_dir = f"{self.root}/runs"
         out: dict[str, str] = {}
         if not self.is_local:
-            try:
-                self.fs.invalidate_cache(runs_dir)
-                found = self.fs.find(runs_dir, detail=True)
-            except FileNotFoundError:
-                return {}, {}
-            for path, info in found.items():
-                if "/meta/" in path and path.endswith(".json"):
-                    out[path] = _change_token(info)
-            return out, {}
+            return self._remote_tokens(runs_dir, lambda p: "/meta/" in p and p.endswith(".json")), {}
         now = time.time()
         cache: dict[str, tuple[int, dict[str, str]]] = {}
         for project in _scandir(runs_dir):
@@ -256,15 +249,7 @@ class Storage:
         packs_dir = f"{self.root}/packs"
         out: dict[str, str] = {}
         if not self.is_local:
-            try:
-                self.fs.invalidate_cache(packs_dir)
-                found = self.fs.find(packs_dir, detail=True)
-            except FileNotFoundError:
-                return {}
-            for path, info in found.items():
-                if PACK_MANIFEST_RE.fullmatch(path.rsplit("/", 1)[-1]):
-                    out[path] = _change_token(info)
-            return out
+            return self._remote_tokens(packs_dir, lambda p: PACK_MANIFEST_RE.fullmatch(p.rsplit("/", 1)[-1]))
         for project in _scandir(packs_dir):
             if not project.is_dir():
                 continue
@@ -276,6 +261,15 @@ class Storage:
                         continue
                     out[entry.path] = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
         return out
+
+    def _remote_tokens(self, prefix: str, keep: Callable[[str], object]) -> dict[str, str]:
+        """Change tokens of the objects under `prefix` that `keep` selects: one recursive listing."""
+        try:
+            self.fs.invalidate_cache(prefix)
+            found = self.fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {path: _change_token(info) for path, info in found.items() if keep(path)}
 
     def exists(self, path: str) -> bool:
         if self.is_local:
