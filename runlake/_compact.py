@@ -181,7 +181,8 @@ def _point_and_remove(
     doc = storage.read_json(path) or {"segment": segment, "packs": []}
     known = {p["pack"] for p in doc["packs"]}
     for pack, lo, hi in packs:
-        relative = pack if pack.startswith("packs/") else pack[pack.index("/packs/") + 1 :]
+        # a pack's path ends in packs/project=<p>/pack-<id>.parquet (the root may hold "/packs/")
+        relative = pack if pack.startswith("packs/") else pack[pack.rindex("/packs/") + 1 :]
         if relative not in known:
             doc["packs"].append({"pack": relative, "step_lo": lo, "step_hi": hi})
     doc["step_hi"] = max(p["step_hi"] for p in doc["packs"])

@@ -69,7 +69,7 @@ def doctor(
         finally:
             cur.close()
         action = "none"
-        if fix and "/packs/" in local:
+        if fix and local.startswith(f"{storage.root}/packs/"):
             target = quarantined.get(local) or _quarantine_pack(storage, local)
             quarantined[local] = target
             _drop_pointer(storage, project, run_id, segment, local)

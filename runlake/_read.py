@@ -181,7 +181,7 @@ def read_wide(
 def _assemble(
     table: pa.Table | None, scan_keys: list[str] | None, user: list[str] | None, depths: int
 ) -> pl.DataFrame:
-    """Rows (k, d, step, value, text) of a node's effective history -> the wide frame."""
+    """Rows (g = key * depths + ancestor rank, step, value, text) of a node's effective history -> the wide frame."""
     series: dict[str, tuple[np.ndarray, np.ndarray, pa.Array | None]] = {}
     if table is not None and table.num_rows:
         assert scan_keys is not None

@@ -283,7 +283,7 @@ class Run:
             self._pack()
 
     def _pack(self) -> None:
-        """Hand a full buffer to the flusher as numpy blocks (runs on the training thread)."""
+        """Hand a full buffer to the flusher as an Arrow table (runs on the training thread)."""
         with self._lock:
             batch = self._take_rows()
             text, self._buf_text = self._buf_text, False

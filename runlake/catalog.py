@@ -567,7 +567,8 @@ _PARTS_SCHEMA = pa.schema(
 
 
 def _is_pack_manifest(path: str) -> bool:
-    return "/packs/" in path and PACK_MANIFEST_RE.fullmatch(path.rsplit("/", 1)[-1]) is not None
+    parts = path.rsplit("/", 3)  # .../packs/project=<p>/pack-<id>.json
+    return len(parts) == 4 and parts[1] == "packs" and PACK_MANIFEST_RE.fullmatch(parts[3]) is not None
 
 
 def _split_meta_path(path: str) -> tuple[str, str, str]:

@@ -213,3 +213,22 @@ def test_compact_cli(many_parts):
 
     out = CliRunner().invoke(main, ["--root", many_parts, "compact"])
     assert out.exit_code == 0 and out.output.startswith("compacted ")
+
+
+def test_a_root_inside_a_directory_named_packs(tmp_path):
+    root = str(tmp_path / "packs" / "lake")  # "/packs/" in the root's own path
+    run = runlake.init("p", root=root)
+    for i in range(30):
+        run.log({"x": float(i)})
+        if i % 10 == 9:
+            run.flush()
+    run.finish()
+    before = runlake.history(run.id, root=root)
+    runlake.compact(root)
+    assert _parts(root) == [] and len(_packs(root)) == 1
+    pointer = _json(os.path.join(root, "runs", "p", run.id, "meta", "packed-0.json"))
+    assert pointer["packs"][0]["pack"].startswith("packs/project=p/pack-")
+    assert runlake.history(run.id, root=root).equals(before)
+    again = runlake.init("p", root=root, id=run.id, resume="must")  # finds its last step via the pointer
+    assert again.step == 30
+    again.finish()
