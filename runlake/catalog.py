@@ -152,15 +152,18 @@ class Catalog:
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
             removed = [p for p in self._seen if p not in listing and not _is_pack_manifest(p)]
             dirty_nodes: set[tuple[str, str, int]] = set()
+            generation = self._generation
             if changed or removed:
                 self._apply(changed, removed, listing, dirty_nodes)
-            packs_changed = self._fold_packs(dirty_nodes)
+                self._generation += 1  # before _update_states: its list of running runs is cached
+            if self._fold_packs(dirty_nodes):
+                self._generation += 1
             self._update_states(dirty_nodes)
             if dirty_nodes:
                 self._relist(dirty_nodes)
-            if changed or removed or dirty_nodes or packs_changed:
-                self._dirty_since_persist = True
                 self._generation += 1
+            if self._generation != generation:
+                self._dirty_since_persist = True
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
 
