@@ -291,7 +291,7 @@ class Catalog:
         """Index new pack manifests (their members' own parts drop out) and forget removed ones."""
         listing = self.storage.list_pack_manifests()
         changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
-        removed = [p for p in self._seen if _is_pack_manifest(p) and p not in listing]
+        removed = [p for p in self._seen if "/packs/" in p and p not in listing and _is_pack_manifest(p)]
         if not changed and not removed:
             return False
         cur = self.con.cursor()
