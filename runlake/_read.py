@@ -100,7 +100,9 @@ def scan_long(
          AND h.step > c.step_lo AND h.step <= c.step_hi
         WHERE true {where}
     """
-    return _run_scan(cur, query, params, files, storage)
+    long = pl.from_arrow(_run_scan_arrow(cur, query, params, files, storage))
+    assert isinstance(long, pl.DataFrame)
+    return long
 
 
 def read_wide(
@@ -296,20 +298,6 @@ def _source(
         cur.execute("SET VARIABLE runlake_scan_packs = ?", [files.packs]).fetchall()
         branches.append(f"SELECT {_COLUMNS} FROM read_parquet(getvariable('runlake_scan_packs'))")
     return f"({' UNION ALL '.join(branches)})"
-
-
-def _run_scan(
-    cur: duckdb.DuckDBPyConnection, query: str, params: Any, files: Files, storage: Storage | None
-) -> pl.DataFrame:
-    try:
-        return frame(cur, query, params)
-    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-        bad = [f for f in files.all if f in str(exc)]
-        if storage is not None and not bad:
-            bad = [f for f in files.all if check_part(storage.fs, f) is not None][:1]
-        if not bad:
-            raise
-        raise _unreadable(bad[0], exc) from None
 
 
 def _run_scan_arrow(
