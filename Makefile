@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-peers clean
+.PHONY: install demo test test-fast lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The edit loop: the pure core (tests/unit) and the contract suite on local and memory:// roots;
+# no processes, no S3 server. `make test` runs everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" -k "not s3"
 
 lint: $(STAMP)
 	$(BIN)/ruff check runlake tests benchmarks

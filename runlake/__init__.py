@@ -1,29 +1,66 @@
-"""runlake: a local-first, columnar run-history store with zero-copy fork and rewind."""
+"""runlake: a local-first, columnar run-history store with zero-copy fork and rewind.
+
+`runlake.Lake(root)` is the object to hold; the functions below are thin calls on the default
+Lake of the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _registry
-from ._compact import compact
-from ._doctor import doctor
-from ._explore import compare, descendants, tree
-from ._init import init
-from ._plot import Plot, plot
-from ._run import Run
-from ._spill import sync
+import duckdb
+import polars as pl
+
 from .errors import CorruptPartError, ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
-from .lake import connect, history, lineage, runs, sql
+from .lake import Lake, default
+from .plotting import Plot
+from .write import registry
+from .write.run import Run
 
 __version__ = "0.1.0"
+
+PathLike = str | os.PathLike[str]
+Options = dict[str, Any] | None
 
 run: Run | None = None  # the most recently started run that is still open (as wandb.run)
 
 
+def init(
+    project: str = "demo",
+    *,
+    root: PathLike | None = None,
+    id: str | None = None,  # noqa: A002 - wandb's name
+    name: str | None = None,
+    config: Mapping[str, Any] | argparse.Namespace | None = None,
+    tags: Sequence[str] | None = None,
+    notes: str | None = None,
+    fork_from: str | None = None,
+    resume_from: str | None = None,
+    resume: str | None = None,
+    storage_options: Options = None,
+) -> Run:
+    """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
+    return default(root, storage_options).init(
+        project,
+        id=id,
+        name=name,
+        config=config,
+        tags=tags,
+        notes=notes,
+        fork_from=fork_from,
+        resume_from=resume_from,
+        resume=resume,
+    )
+
+
 def _current() -> Run:
-    current = _registry.current()
+    current = registry.current()
     if current is None:
         raise RunlakeError("no run is active: call runlake.init() first")
+    assert isinstance(current, Run)
     return current
 
 
@@ -34,14 +71,121 @@ def log(data: Any, step: int | None = None, commit: bool | None = None) -> None:
 
 def finish(exit_code: int = 0) -> None:
     """`run.finish()` on the current run (no-op if none is active)."""
-    current = _registry.current()
+    current = registry.current()
     if current is not None:
         current.finish(exit_code=exit_code)
+
+
+def history(
+    run_id: str,
+    keys: Sequence[str] | str | None = None,
+    *,
+    root: PathLike | None = None,
+    segment: int | None = None,
+    storage_options: Options = None,
+) -> pl.DataFrame:
+    """A run's effective history, wide and complete: one row per step where a selected key was logged.
+
+    Args:
+        keys: metric names to return (None: all). Rows are the steps where any of them was logged.
+        segment: read an archived segment (left by a rewind) instead of the current one.
+    """
+    return default(root, storage_options).history(run_id, keys, segment=segment)
+
+
+def runs(
+    project: str | None = None, *, root: PathLike | None = None, storage_options: Options = None
+) -> pl.DataFrame:
+    """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
+    return default(root, storage_options).runs(project)
+
+
+def lineage(run_id: str, *, root: PathLike | None = None, storage_options: Options = None) -> pl.DataFrame:
+    """The chain of (run_id, segment) nodes from the run up to its root, nearest first."""
+    return default(root, storage_options).lineage(run_id)
+
+
+def sql(
+    query: str,
+    *,
+    root: PathLike | None = None,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+    storage_options: Options = None,
+) -> pl.DataFrame:
+    """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
+    return default(root, storage_options).sql(query, params)
+
+
+def connect(root: PathLike | None = None, *, storage_options: Options = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
+    return default(root, storage_options).connect()
+
+
+def compare(
+    run_ids: Sequence[str] | str,
+    keys: Sequence[str] | str,
+    *,
+    root: PathLike | None = None,
+    storage_options: Options = None,
+) -> pl.DataFrame:
+    """Several runs' effective histories in one frame aligned on `_step` (`<run_id>:<key>` columns)."""
+    return default(root, storage_options).compare(run_ids, keys)
+
+
+def descendants(
+    run_id: str, *, root: PathLike | None = None, storage_options: Options = None
+) -> pl.DataFrame:
+    """Every run forked from this one, directly or through other forks (generation 1 = children)."""
+    return default(root, storage_options).descendants(run_id)
+
+
+def tree(
+    project: str | None = None, *, root: PathLike | None = None, storage_options: Options = None
+) -> pl.DataFrame:
+    """The fork forest of a project (or the whole root): one row per run with its root and depth."""
+    return default(root, storage_options).tree(project)
+
+
+def plot(
+    run_ids: Sequence[str] | str,
+    key: str,
+    *,
+    root: PathLike | None = None,
+    output: PathLike | None = None,
+    log_scale: bool = False,
+    smoothing: float = 0.0,
+    title: str | None = None,
+    storage_options: Options = None,
+) -> Plot:
+    """Chart one metric of several runs as a fork tree; write PNG or HTML when `output` is given."""
+    return default(root, storage_options).plot(  # type: ignore[no-any-return]
+        run_ids, key, output=output, log_scale=log_scale, smoothing=smoothing, title=title
+    )
+
+
+def compact(
+    root: PathLike | None = None, *, progress: bool | None = None, storage_options: Options = None
+) -> pl.DataFrame:
+    """Pack the parts of every finished (or archived) segment into shared key-sorted files."""
+    return default(root, storage_options).compact(progress=progress)
+
+
+def doctor(
+    root: PathLike | None = None, *, fix: bool = False, storage_options: Options = None
+) -> pl.DataFrame:
+    """Read every part of the root; one row per unreadable part (with fix=True, quarantine them)."""
+    return default(root, storage_options).doctor(fix=fix)
+
+
+def sync(root: PathLike | None = None, *, storage_options: Options = None) -> pl.DataFrame:
+    """Upload everything spilled for a root while its storage was down (`runlake sync`)."""
+    return default(root, storage_options).sync()
 
 
 __all__ = [
     "CorruptPartError",
     "ForkPointError",
+    "Lake",
     "Plot",
     "Run",
     "RunNotFoundError",

@@ -15,9 +15,6 @@ import polars as pl
 
 import runlake
 
-from ._explore import descendants
-from .lake import lineage as lineage_of
-
 FORMATS = ("table", "csv", "json", "parquet")
 
 
@@ -176,7 +173,7 @@ def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: state, config, summary, lineage and segments."""
     root = _root(ctx)
-    chain = lineage_of(run_id, root=root)
+    chain = runlake.lineage(run_id, root=root)
     row = runlake.runs(root=root).filter(pl.col("run_id") == run_id).row(0, named=True)
     segments = runlake.sql(
         "SELECT segment, kind, parent_run_id, parent_segment, cutoff FROM segments WHERE run_id = ? ORDER BY segment",
@@ -257,8 +254,8 @@ def history(
 def lineage(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Draw the tree of a run's ancestors and descendants with fork and rewind steps."""
     root = _root(ctx)
-    chain = lineage_of(run_id, root=root)
-    below = descendants(run_id, root=root)
+    chain = runlake.lineage(run_id, root=root)
+    below = runlake.descendants(run_id, root=root)
     if as_json:
         click.echo(json.dumps({"ancestors": chain.to_dicts(), "descendants": below.to_dicts()}, default=str))
         return

@@ -9,6 +9,7 @@ import random
 import polars as pl
 
 import runlake
+from runlake.store import settings
 
 
 def _train(run: runlake.Run, steps: range, lr: float, seed: int) -> None:
@@ -20,7 +21,7 @@ def _train(run: runlake.Run, steps: range, lr: float, seed: int) -> None:
 
 
 def main() -> None:
-    root = os.path.abspath(os.environ.get("RUNLAKE_ROOT") or "./runlake")
+    root = os.path.abspath(settings.root(None))
     print(f"runlake demo: root {root}\n")
     base = runlake.init(project="demo", config={"lr": 0.01})
     _train(base, range(300), lr=0.01, seed=1)

@@ -1,176 +1,183 @@
-"""The public read API over a root: history, runs, lineage, sql, connect."""
+"""`runlake.Lake`: one root, its catalog and caches, and every operation on it.
+
+    lake = runlake.Lake("s3://bucket/runs", storage_options={...})
+    run = lake.init(project="p"); run.log({...}); run.finish()
+    lake.history(run.id); lake.sql("SELECT ..."); lake.close()
+
+The module-level functions (`runlake.history(...)`, ...) are thin calls on a default Lake for
+the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake), made once per process.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from . import _registry
-from ._names import check_name
-from ._read import frame, read_wide
-from ._storage import Storage, resolve_options, resolve_root
-from .catalog import Catalog, cache_path
-from .errors import CorruptPartError, RunNotFoundError
+from .ops import compact as compact_op
+from .ops import doctor as doctor_op
+from .ops import sync as sync_op
+from .read.catalog import Catalog
+from .read.persist import cache_path
+from .read.reader import Reader
+from .store import settings
+from .store.storage import Storage
+from .write import registry, start
+from .write.run import Run
 
-_storages: dict[tuple[str, str], Storage] = {}
-_catalogs: dict[Any, Catalog] = {}
-_lock = threading.Lock()
-
-
-def get_storage(
-    root: str | os.PathLike[str] | None, storage_options: dict[str, Any] | None = None
-) -> Storage:
-    """The root (`root=`, $RUNLAKE_ROOT, ./runlake) with its fsspec options, made once per process."""
-    url = resolve_root(root)
-    options = resolve_options(storage_options)
-    key = (url if "://" in url else os.path.abspath(url), json.dumps(options, sort_keys=True, default=str))
-    with _lock:
-        storage = _storages.get(key)
-        if storage is None:
-            storage = _storages[key] = Storage(url, options)
-        return storage
+PathLike = str | os.PathLike[str]
 
 
-def get_catalog(storage: Storage) -> Catalog:
-    """This process's catalog of a root, refreshed (in-process runs flushed first)."""
-    for run in _registry.open_runs(storage):
-        if run._buf or run._packed or run._meta_dirty:  # make what it logged visible; skip idle runs
-            run.flush()
-    with _lock:
-        catalog = _catalogs.get(storage.key)
-        if catalog is None:
-            catalog = _catalogs[storage.key] = Catalog(storage, cache_path(storage))
-    catalog.refresh()
-    return catalog
+class Lake:
+    """A root of run histories: write runs into it, read and query them, maintain it."""
+
+    def __init__(
+        self, root: PathLike | None = None, *, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        self.storage = Storage(settings.root(root), settings.storage_options(storage_options))
+        self._reader: Reader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    def __repr__(self) -> str:
+        return f"runlake.Lake({self.storage.url!r})"
+
+    @property
+    def reader(self) -> Reader:
+        """The read side, with its catalog (made on first use)."""
+        with self._lock:
+            if self._reader is None:
+                catalog = Catalog(self.storage, cache_path(self.storage))
+                key = self.storage.key
+                self._reader = Reader(self.storage, catalog, prepare=lambda: registry.flush_open(key))
+            return self._reader
+
+    def close(self) -> None:
+        """Release the catalog (saving its copy) and its temporary files. Runs are not affected."""
+        with self._lock:
+            if self._reader is not None:
+                self._reader.catalog.close()
+                self._reader = None
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing -------------------------------------------------------------------------
+    def init(self, project: str = "demo", **kwargs: Any) -> Run:
+        """Start a run in this root (the arguments of `runlake.init`, without root)."""
+        return start.init(self.storage, project, **kwargs)
+
+    # ---- reading -------------------------------------------------------------------------
+    def history(
+        self, run_id: str, keys: Sequence[str] | str | None = None, *, segment: int | None = None
+    ) -> pl.DataFrame:
+        """A run's effective history, wide and complete: one row per step where a selected key was logged.
+
+        Args:
+            keys: metric names to return (None: all). Rows are the steps where any of them was logged.
+            segment: read an archived segment (left by a rewind) instead of the current one.
+        """
+        return self.reader.history(run_id, keys, segment=segment)
+
+    def runs(self, project: str | None = None) -> pl.DataFrame:
+        """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
+        return self.reader.runs(project)
+
+    def lineage(self, run_id: str) -> pl.DataFrame:
+        """The chain of (run_id, segment) nodes from the run up to its root, nearest first.
+
+        Each row: the link's kind (root, fork, rewind), its parent node and cutoff step, and the
+        step range (step_lo, step_hi] that node contributes to the run's effective history.
+        """
+        return self.reader.lineage(run_id)
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
+        return self.reader.sql(query, params)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
+        return self.reader.connect()
+
+    def compare(self, run_ids: Sequence[str] | str, keys: Sequence[str] | str) -> pl.DataFrame:
+        """Several runs' effective histories in one frame aligned on `_step`.
+
+        Columns: `_step`, then `<run_id>:<key>` for every run and key, in the order given.
+        """
+        return self.reader.compare(run_ids, keys)
+
+    def descendants(self, run_id: str) -> pl.DataFrame:
+        """Every run forked from this one, directly or through other forks (generation 1 = children)."""
+        return self.reader.descendants(run_id)
+
+    def tree(self, project: str | None = None) -> pl.DataFrame:
+        """The fork forest of a project (or the whole root): one row per run with its root and depth."""
+        return self.reader.tree(project)
+
+    def plot(self, run_ids: Sequence[str] | str, key: str, **kwargs: Any) -> Any:
+        """Chart one metric of several runs as a fork tree (see `runlake.plot`)."""
+        from . import plotting
+
+        return plotting.plot_with(self.reader, run_ids, key, **kwargs)
+
+    # ---- maintenance ---------------------------------------------------------------------
+    def compact(self, *, progress: bool | None = None) -> pl.DataFrame:
+        """Pack the parts of every finished (or archived) segment into shared key-sorted files.
+
+        Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
+        bytes_before, bytes_after (its share of the pack) and pack (the file's name).
+        `progress=None` shows a progress bar on a terminal.
+        """
+        return compact_op.compact(self.storage, self.reader.refresh(), progress=progress)
+
+    def doctor(self, *, fix: bool = False) -> pl.DataFrame:
+        """Read every part of the root; one row per unreadable part (empty frame: all healthy).
+
+        With `fix=True` each bad part is moved to `<root>/_quarantine/` (kept, never deleted) and
+        the index is switched, so queries work again without the lost steps.
+        """
+        return doctor_op.doctor(self.storage, self.reader.refresh(), fix=fix)
+
+    def sync(self) -> pl.DataFrame:
+        """Upload everything spilled for this root while its storage was down (`runlake sync`)."""
+        return sync_op.sync(self.storage)
 
 
-@contextlib.contextmanager
-def reading(
-    root: str | os.PathLike[str] | None,
-    storage_options: dict[str, Any] | None = None,
-    *,
-    with_parts: bool = False,
-) -> Iterator[tuple[Storage, Catalog, duckdb.DuckDBPyConnection]]:
-    """The root, its refreshed catalog and a cursor on it, closed afterwards: every read's start."""
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
-    cur = catalog.cursor(with_parts=with_parts)
-    try:
-        yield storage, catalog, cur
-    finally:
-        cur.close()
+class _Defaults:
+    """The default Lake of each resolved root and options, made once per process."""
 
+    def __init__(self) -> None:
+        self.lakes: dict[tuple[str, str], Lake] = {}
+        self.lock = threading.Lock()
 
-def _current_segment(cur: duckdb.DuckDBPyConnection, run_id: str, storage: Storage) -> int:
-    row = cur.execute("SELECT segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
-    if not row:
-        raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
-    return int(row[0][0])
-
-
-def history(
-    run_id: str,
-    keys: Sequence[str] | str | None = None,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    segment: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> pl.DataFrame:
-    """A run's effective history, wide and complete: one row per step where a selected key was logged.
-
-    Args:
-        keys: metric names to return (None: all). Rows are the steps where any of them was logged.
-        segment: read an archived segment (left by a rewind) instead of the current one.
-    """
-    check_name(run_id, "run id")
-    if isinstance(keys, str):
-        keys = [keys]
-    if keys is not None:
-        keys = list(keys)
-        for key in keys:
-            if not isinstance(key, str):
-                raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
-    if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int)):
-        raise TypeError(f"segment must be an int, got {type(segment).__name__}")
-    with reading(root, storage_options) as (storage, catalog, cur):
-        mirror = catalog.mirror()
-        current = mirror.current.get(run_id)
-        if current is None:
-            raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
-        if segment is None:
-            segment = current
-        elif (run_id, segment) not in mirror.links:
-            raise RunNotFoundError(f"run {run_id!r} has no segment {segment}: its segments are 0..{current}")
-
-        def read() -> pl.DataFrame:
-            return read_wide(cur, catalog.mirror(), run_id, segment, keys, storage=storage)
-
-        try:
-            return read()
-        except (duckdb.IOException, FileNotFoundError, CorruptPartError):
-            # a compaction may have swapped parts since our listing: list again, read once more
-            catalog.relist_all()
-            return read()
-
-
-def runs(
-    project: str | None = None,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> pl.DataFrame:
-    """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
-    if project is not None:
-        check_name(project, "project name")
-    with reading(root, storage_options) as (_, _, cur):
-        if project is None:
-            return frame(cur, "SELECT * FROM runs ORDER BY created_at, run_id")
-        return frame(cur, "SELECT * FROM runs WHERE project = ? ORDER BY created_at, run_id", [project])
-
-
-def lineage(
-    run_id: str, *, root: str | os.PathLike[str] | None = None, storage_options: dict[str, Any] | None = None
-) -> pl.DataFrame:
-    """The chain of (run_id, segment) nodes from the run up to its root, nearest first.
-
-    Each row: the link's kind (root, fork, rewind), its parent node and cutoff step, and the
-    step range (step_lo, step_hi] that node contributes to the run's effective history.
-    """
-    check_name(run_id, "run id")
-    with reading(root, storage_options) as (storage, _, cur):
-        segment = _current_segment(cur, run_id, storage)
-        return frame(
-            cur,
-            """
-            SELECT depth, run_id, segment, project, kind, parent_run_id, parent_segment, cutoff,
-                   step_lo, CASE WHEN step_hi = 9223372036854775807 THEN NULL ELSE step_hi END AS step_hi
-            FROM closure_of(?, ?) ORDER BY depth
-            """,
-            [run_id, segment],
+    def get(self, root: PathLike | None, storage_options: dict[str, Any] | None) -> Lake:
+        url = settings.root(root)
+        options = settings.storage_options(storage_options)
+        key = (
+            url if "://" in url else os.path.abspath(url),
+            json.dumps(options, sort_keys=True, default=str),
         )
+        with self.lock:
+            lake = self.lakes.get(key)
+            if lake is None:
+                lake = self.lakes[key] = Lake(url, storage_options=options)
+            return lake
 
 
-def sql(
-    query: str,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    params: Sequence[Any] | dict[str, Any] | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> pl.DataFrame:
-    """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-    with reading(root, storage_options, with_parts=True) as (_, _, cur):
-        return frame(cur, query, params)
+default_lakes = _Defaults()
 
 
-def connect(
-    root: str | os.PathLike[str] | None = None, *, storage_options: dict[str, Any] | None = None
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
-    return get_catalog(get_storage(root, storage_options)).cursor()
+def default(root: PathLike | None = None, storage_options: dict[str, Any] | None = None) -> Lake:
+    """The default Lake of a root (`root=`, $RUNLAKE_ROOT, ./runlake) and its options."""
+    return default_lakes.get(root, storage_options)

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import runlake
-from runlake import _storage
-from runlake._state import HOST, process_start
 from runlake.errors import RunlakeError
+from runlake.store import storage as _storage
+from runlake.store.liveness import HOST, process_start
 
 
 def _parts(root):

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from data.make_legacy_root import expected
 
 import runlake
-from data.make_legacy_root import expected
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -46,7 +46,7 @@ def test_storage_down_spills_with_bounded_memory_then_catches_up(flaky_root, tmp
             run.log({"x": float(i)})
             if i % 500 == 499:
                 run.flush()
-                assert len(run._buf) == 0  # memory stays bounded: rows went to the spill directory
+                assert len(run._buffer.rows) == 0  # memory stays bounded: rows went to the spill directory
     spilled = [f for _, _, files in os.walk(tmp_path / "spill") for f in files if f.endswith(".parquet")]
     assert len(spilled) == 10
     FlakyFileSystem.down = False
@@ -99,7 +99,7 @@ def test_corrupt_part_raises_naming_the_file_and_other_runs_stay_readable(root):
     bad.finish()
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    fs, path = fsspec.core.url_to_fs(root, **runlake.store.settings.storage_options(None))
     part = [p for p in fs.find(f"{path}/history/project=p/run_id={bad.id}") if p.endswith(".parquet")][0]
     fs.pipe_file(part, fs.cat_file(part)[:40])  # truncated
     with pytest.raises(runlake.CorruptPartError, match=part.rsplit("/", 1)[-1]):
@@ -125,7 +125,7 @@ def test_doctor_reports_and_quarantines_corrupt_parts(root):
     assert runlake.doctor(root).height == 0
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    fs, path = fsspec.core.url_to_fs(root, **runlake.store.settings.storage_options(None))
     parts = sorted(p for p in fs.find(f"{path}/history/project=p/run_id={src.id}") if p.endswith(".parquet"))
     fs.pipe_file(parts[1], b"PAR1garbagePAR1")
     report = runlake.doctor(root)
@@ -169,7 +169,7 @@ def test_doctor_reports_a_corrupt_pack_once_per_node_and_quarantines_it(root):
     live.finish()
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(root, **runlake.lake.resolve_options(None))
+    fs, path = fsspec.core.url_to_fs(root, **runlake.store.settings.storage_options(None))
     (pack,) = [p for p in fs.find(f"{path}/packs") if p.endswith(".parquet")]
     fs.pipe_file(pack, fs.cat_file(pack)[:60])  # truncated
     with pytest.raises(runlake.CorruptPartError, match=pack.rsplit("/", 1)[-1]):

@@ -293,12 +293,12 @@ def test_generated_ids_are_eight_lowercase_alphanumerics(root):
 
 
 def test_failed_init_leaves_nothing_behind(local_root, monkeypatch):
-    from runlake import _run as run_module
+    from runlake.write.writer import Writer
 
-    def boom(self):
+    def boom(self, state):
         raise OSError("disk full")
 
-    monkeypatch.setattr(run_module.Run, "_write_state", boom)
+    monkeypatch.setattr(Writer, "store_state", boom)
     with pytest.raises(OSError, match="disk full"):
         runlake.init("p", root=local_root)
     assert not os.path.exists(local_root)

@@ -31,8 +31,10 @@ WRITER = textwrap.dedent(
         return float(wid * 1_000_000 + r * 10_000 + i)
 
     def live_source():
+        # another writer's run 0: live until every writer has forked one (the barriers say so,
+        # not a heartbeat, which a starved process may miss), so a fork point always exists
         live = runlake.runs("many", root=root).filter(
-            (pl.col("state") == "running") & ~pl.col("run_id").str.starts_with(f"w{wid:02d}")
+            pl.col("run_id").str.ends_with("r0") & ~pl.col("run_id").str.starts_with(f"w{wid:02d}")
             & pl.col("last_step").is_not_null()
         )
         if not live.height:

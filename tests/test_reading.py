@@ -120,43 +120,38 @@ def test_reads_touch_only_the_parts_they_need(local_root):
 def test_catalog_is_a_cache_that_rebuilds(local_root):
     a = _make(local_root)
     before = runlake.history(a.id, root=local_root)
-    from runlake import lake
-
-    lake._catalogs.clear()
     catalog_file = os.path.join(local_root, "_catalog", "catalog.duckdb")
-    runlake.runs(root=local_root)
-    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
+    with runlake.Lake(local_root) as lake:
+        lake.runs()
+        lake.reader.catalog.persist(force=True)
     assert os.path.exists(catalog_file)
     os.remove(catalog_file)
-    lake._catalogs.clear()
-    assert runlake.history(a.id, root=local_root).equals(before)
+    with runlake.Lake(local_root) as lake:
+        assert lake.history(a.id).equals(before)
+        lake.reader.catalog.persist(force=True)
     # a corrupt catalog is rebuilt with a warning; nothing is lost
-    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
-    lake._catalogs.clear()
     with open(catalog_file, "wb") as fh:
         fh.write(b"garbage" * 100)
-    with pytest.warns(RuntimeWarning, match="rebuilding"):
-        table = runlake.runs(root=local_root)
-    assert table["run_id"].to_list() == [a.id]
-    assert runlake.history(a.id, root=local_root).equals(before)
+    with runlake.Lake(local_root) as lake:
+        with pytest.warns(RuntimeWarning, match="rebuilding"):
+            table = lake.runs()
+        assert table["run_id"].to_list() == [a.id]
+        assert lake.history(a.id).equals(before)
+        lake.reader.catalog.persist(force=True)
     # one written by another runlake version is rebuilt quietly: it is a cache, not an error
-    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
-    lake._catalogs.clear()
     import duckdb
 
     with duckdb.connect(catalog_file) as con:
         con.execute("UPDATE catalog_info SET version = version - 1")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), runlake.Lake(local_root) as lake:
         warnings.simplefilter("error")
-        assert runlake.history(a.id, root=local_root).equals(before)
+        assert lake.history(a.id).equals(before)
 
 
 def test_a_second_process_reads_the_persisted_catalog_and_new_runs(local_root):
     a = _make(local_root)
-    from runlake import lake
-
     runlake.runs(root=local_root)
-    lake._catalogs[next(iter(lake._catalogs))].persist(force=True)
+    runlake.lake.default(local_root).reader.catalog.persist(force=True)
     b = _make(local_root, 3)
     code = textwrap.dedent(
         f"""
@@ -195,10 +190,8 @@ def test_a_manifest_rewritten_with_the_same_size_is_seen(root):
     run.log({"a": 1.0})
     run.finish()
     assert json.loads(runlake.runs(root=root)["summary"][0])["a"] == 1.0
-    from runlake import lake
-
-    storage = lake.get_storage(root)
-    path = storage.meta_path("p", run.id, "state.json")
+    storage = runlake.Lake(root).storage
+    path = storage.paths.meta("p", run.id, "state.json")
     before = storage.read_bytes(path)
     doc = storage.read_json(path)
     doc["summary"]["a"] = 2.0

@@ -22,10 +22,22 @@ EXPECTED = HERE / "legacy-expected.json"
 
 
 def build(root: str) -> None:
-    base = runlake.init("legacy", root=root, id="base", config={"lr": 0.01, "opt": {"name": "adam"}},
-                        tags=["a", "b"], notes="the base run")
+    base = runlake.init(
+        "legacy",
+        root=root,
+        id="base",
+        config={"lr": 0.01, "opt": {"name": "adam"}},
+        tags=["a", "b"],
+        notes="the base run",
+    )
     for step in range(120):
-        base.log({"loss": math.exp(-step / 40), "train": {"acc": step / 120}, "phase": "warm" if step < 10 else "main"})
+        base.log(
+            {
+                "loss": math.exp(-step / 40),
+                "train": {"acc": step / 120},
+                "phase": "warm" if step < 10 else "main",
+            }
+        )
     base.finish()
     fork = runlake.init("legacy", root=root, id="fork1", fork_from="base?_step=60", config={"lr": 0.1})
     for step in range(61, 130):
@@ -52,16 +64,36 @@ def expected(root: str) -> dict:
         frame = runlake.history(run_id, root=root)
         out["history"][run_id] = frame.drop("_timestamp", "_runtime").to_dicts()
         out["lineage"][run_id] = runlake.lineage(run_id, root=root).to_dicts()
-    out["archived"]["base"] = runlake.history("base", ["loss"], root=root, segment=0).drop(
-        "_timestamp", "_runtime").to_dicts()
-    out["runs"] = runlake.runs(root=root).select(
-        "run_id", "project", "name", "state", "parent_run_id", "fork_step", "last_step", "config",
-        "summary", "segment", "notes", "tags", "exit_code").to_dicts()
+    out["archived"]["base"] = (
+        runlake.history("base", ["loss"], root=root, segment=0).drop("_timestamp", "_runtime").to_dicts()
+    )
+    out["runs"] = (
+        runlake.runs(root=root)
+        .select(
+            "run_id",
+            "project",
+            "name",
+            "state",
+            "parent_run_id",
+            "fork_step",
+            "last_step",
+            "config",
+            "summary",
+            "segment",
+            "notes",
+            "tags",
+            "exit_code",
+        )
+        .to_dicts()
+    )
     out["counts"] = runlake.sql(
-        "SELECT run_id, key, count(*) AS n, sum(value) AS total FROM history "
-        "GROUP BY ALL ORDER BY run_id, key", root=root).to_dicts()
+        "SELECT run_id, key, count(*) AS n, round(sum(value), 3) AS total FROM history "
+        "GROUP BY ALL ORDER BY run_id, key",
+        root=root,
+    ).to_dicts()
     out["raw"] = runlake.sql(
-        "SELECT run_id, segment, count(*) AS n FROM raw_history GROUP BY ALL ORDER BY ALL", root=root).to_dicts()
+        "SELECT run_id, segment, count(*) AS n FROM raw_history GROUP BY ALL ORDER BY ALL", root=root
+    ).to_dicts()
     return out
 
 

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._names import check_name
+import numpy as np
+
 from .errors import RunlakeError
-from .lake import history, lineage
+from .read.reader import Reader
+from .store.names import check_name
 
 PathLike = str | os.PathLike[str]
 # Colour-blind-safe (Okabe-Ito first, then tab10): one colour per branch.
@@ -87,73 +89,74 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def build(
-    run_ids: Sequence[str], key: str, root: PathLike | None, storage_options: dict[str, Any] | None = None
-) -> Plot:
-    """Resolve the branches to draw: every node of the runs' lineages, each drawn once."""
+def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
+    """Resolve the branches to draw: every node of the runs' lineages, each drawn once, from
+    its own rows (one refresh and one scan for the whole chart)."""
     if isinstance(run_ids, str):
         run_ids = [run_ids]
     if not run_ids:
         raise ValueError("plot() needs at least one run id")
     for run_id in run_ids:
         check_name(run_id, "run id")
-    nodes: dict[tuple[str, int], dict[str, Any]] = {}
-    for run_id in dict.fromkeys(run_ids):
-        for row in lineage(run_id, root=root, storage_options=storage_options).iter_rows(named=True):
-            node = (row["run_id"], row["segment"])
-            hi = row["step_hi"]
-            entry = nodes.setdefault(
-                node, {**row, "hi": hi, "current": row["depth"] == 0 and run_id == row["run_id"]}
-            )
-            entry["hi"] = None if hi is None or entry["hi"] is None else max(entry["hi"], hi)
-            entry["current"] = entry["current"] or (row["depth"] == 0)
+    nodes = reader.fork_tree(list(run_ids), key)
+    own = {(info["run_id"], info["segment"]): (info, data) for info, data in nodes}
+
+    def point_at(node: tuple[str, int] | None, step: int) -> tuple[int, float] | None:
+        """The value at the last logged step <= `step` of a node's effective history."""
+        while node is not None and node in own:
+            info, data = own[node]
+            if data is not None:
+                steps, values = data[0], data[1]
+                i = int(np.searchsorted(steps, step, side="right")) - 1
+                if i >= 0 and steps[i] > info["step_lo"]:
+                    return int(steps[i]), float(values[i])
+            parent = info["parent_run_id"]
+            node = None if parent is None else (parent, int(info["parent_segment"]))
+            step = min(step, info["step_lo"])
+        return None
+
     plot = Plot(key=key)
-    colors: dict[tuple[str, int], str] = {}
     # ancestors first, so a branch's colour order follows the tree
-    for index, (node, info) in enumerate(sorted(nodes.items(), key=lambda kv: (kv[1]["step_lo"], kv[0]))):
-        colors[node] = PALETTE[index % len(PALETTE)]
+    ordered = sorted(own.items(), key=lambda kv: (kv[1][0]["step_lo"], kv[0]))
+    for index, (node, (info, data)) in enumerate(ordered):
+        color = PALETTE[index % len(PALETTE)]
         run_id, segment = node
-        data = history(run_id, [key], root=root, segment=segment, storage_options=storage_options)
-        steps = data["_step"].to_list()
-        values = (
-            [float("nan") if v is None else float(v) for v in data[key].to_list()]
-            if key in data.columns
-            else []
+        parent = (
+            None if info["parent_run_id"] is None else (info["parent_run_id"], int(info["parent_segment"]))
         )
-        lo, hi = info["step_lo"], info["hi"]
-        own = [(s, v) for s, v in zip(steps, values, strict=True) if s > lo and (hi is None or s <= hi)]
-        before = [(s, v) for s, v in zip(steps, values, strict=True) if s <= lo]
-        joint = before[-1:] + own  # start at the parent's point so the branch is continuous
+        start = (
+            point_at(parent, info["cutoff"]) if parent is not None and info["cutoff"] is not None else None
+        )
+        steps = [] if data is None else data[0].tolist()
+        values = [] if data is None else [float(v) for v in data[1].tolist()]
+        if start is not None:  # start at the parent's point so the branch is continuous
+            steps, values = [start[0], *steps], [start[1], *values]
         label = run_id if info["kind"] != "rewind" and segment == 0 else f"{run_id} (segment {segment})"
-        if joint:
-            plot.lines.append(
-                Line(label, run_id, segment, [s for s, _ in joint], [v for _, v in joint], colors[node])
-            )
+        if steps:
+            plot.lines.append(Line(label, run_id, segment, steps, values, color))
         if info["kind"] in ("fork", "rewind"):
-            value = before[-1][1] if before else None
             verb = "fork" if info["kind"] == "fork" else "rewind"
             plot.markers.append(
                 Marker(
                     info["kind"],
                     int(info["cutoff"]),
-                    value,
+                    None if start is None else start[1],
                     f"{verb} @{info['cutoff']} → {label}",
-                    colors[node],
+                    color,
                 )
             )
     return plot
 
 
-def plot(
+def plot_with(
+    reader: Reader,
     run_ids: Sequence[str] | str,
     key: str,
     *,
-    root: PathLike | None = None,
     output: PathLike | None = None,
     log_scale: bool = False,
     smoothing: float = 0.0,
     title: str | None = None,
-    storage_options: dict[str, Any] | None = None,
 ) -> Plot:
     """Chart one metric of several runs as a fork tree; write PNG or HTML when `output` is given.
 
@@ -169,7 +172,7 @@ def plot(
     suffix = os.path.splitext(target)[1].lower() if target is not None else ".png"
     if suffix not in (".png", ".html"):
         raise ValueError(f"plot output must end in .png or .html, got {target!r}")
-    result = build(run_ids if not isinstance(run_ids, str) else [run_ids], key, root, storage_options)
+    result = build(reader, run_ids if not isinstance(run_ids, str) else [run_ids], key)
     if not result.lines:
         raise RunlakeError(f"none of the runs has logged {key!r}")
     title = title or f"{key}: " + ", ".join(

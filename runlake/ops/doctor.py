@@ -3,15 +3,15 @@ which steps of which runs were lost (the part's own run and every run that inher
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import polars as pl
 
-from ._parquet import check_part
-from ._storage import Storage
-from .lake import get_catalog, get_storage
+from ..read.catalog import Catalog
+from ..store import manifests
+from ..store.parquet import check_part
+from ..store.storage import Storage
 
 _SCHEMA: dict[str, Any] = {
     "path": pl.String,
@@ -25,19 +25,13 @@ _SCHEMA: dict[str, Any] = {
 }
 
 
-def doctor(
-    root: str | os.PathLike[str] | None = None,
-    *,
-    fix: bool = False,
-    storage_options: dict[str, Any] | None = None,
-) -> pl.DataFrame:
+def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataFrame:
     """Read every part of the root; one row per unreadable part (empty frame: all healthy).
 
     With `fix=True` each bad part is moved to `<root>/_quarantine/` (kept, never deleted) and
     the index is switched, so queries work again without the lost steps.
     """
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
+    catalog.refresh()
     cur = catalog.cursor(with_parts=False)
     try:
         parts = cur.execute(
@@ -50,7 +44,7 @@ def doctor(
     checked: dict[str, str | None] = {}  # a pack is shared by many nodes: read it once
     quarantined: dict[str, str] = {}
     for path, run_id, segment, lo, hi, project in parts:
-        local = path if storage.is_local else storage.fs._strip_protocol(path)
+        local = storage.local_path(path)
         if path not in checked:
             checked[path] = check_part(storage.fs, local)
         problem = checked[path]
@@ -69,7 +63,7 @@ def doctor(
         finally:
             cur.close()
         action = "none"
-        if fix and local.startswith(f"{storage.root}/packs/"):
+        if fix and local.startswith(f"{storage.paths.packs_dir}/"):
             target = quarantined.get(local) or _quarantine_pack(storage, local)
             quarantined[local] = target
             _drop_pointer(storage, project, run_id, segment, local)
@@ -77,7 +71,7 @@ def doctor(
         elif fix:
             target = _quarantine(storage, local)
             storage.write_json_atomic(
-                storage.meta_path(project, run_id, f"repaired-{segment}.json"),
+                storage.paths.meta(project, run_id, f"repaired-{segment}.json"),
                 {"segment": segment, "quarantined": target, "steps": [lo, hi], "at": time.time()},
             )
             action = f"quarantined to {storage.engine_path(target)}; lost steps {lo}..{hi} of {run_id} segment {segment}"
@@ -100,10 +94,11 @@ def doctor(
 
 def _quarantine(storage: Storage, local: str) -> str:
     """Move a file under <root>/_quarantine/ (kept, never deleted); its new path."""
-    target = f"{storage.root}/_quarantine/{local[len(storage.root) + 1 :]}"
-    with storage.fs.open(local, "rb") as fh:
-        storage.write_atomic(target, fh.read())
-    storage.fs.rm_file(local)
+    target = storage.paths.quarantine(local)
+    data = storage.read_bytes(local)
+    if data is not None:
+        storage.write_atomic(target, data)
+        storage.remove(local)
     return target
 
 
@@ -117,13 +112,13 @@ def _quarantine_pack(storage: Storage, local: str) -> str:
 
 
 def _drop_pointer(storage: Storage, project: str, run_id: str, segment: int, pack: str) -> None:
-    path = storage.meta_path(project, run_id, f"packed-{segment}.json")
-    doc = storage.read_json(path)
+    doc = manifests.read_packed(storage, project, run_id, segment)
     if doc is None:
         return
-    doc["packs"] = [p for p in doc.get("packs", []) if not pack.endswith("/" + p["pack"])]
-    if doc["packs"]:
-        doc["step_hi"] = max(p["step_hi"] for p in doc["packs"])
-        storage.write_json_atomic(path, doc)
+    doc.packs = [p for p in doc.packs if not pack.endswith("/" + p["pack"])]
+    path = storage.paths.meta(project, run_id, f"packed-{segment}.json")
+    if doc.packs:
+        doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
+        manifests.write(storage, path, doc)
     else:
-        storage.fs.rm_file(path)
+        storage.remove(path)

@@ -16,13 +16,11 @@ at a time per root (`packs/compact.lock`; a lock left by a dead process is taken
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,16 +28,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._parquet import encode_pack, read_node_rows
-from ._state import HOST, process_start, writer_identity
-from ._storage import PartFile, Storage, visible_parts
-from .errors import RunlakeError
-from .lake import get_catalog, get_storage
+from ..errors import RunlakeError
+from ..read.catalog import Catalog
+from ..store import manifests
+from ..store.layout import PartFile, pack_relative, visible_parts
+from ..store.liveness import HOST, holder_alive, writer_identity
+from ..store.manifests import PackedPointer, PackManifest, PackMember
+from ..store.parquet import encode_pack, read_node_rows
+from ..store.storage import Storage
 
-PathLike = str | os.PathLike[str]
 PACK_BYTES = 48 * 2**20  # source part bytes per pack (~10M points): big files, bounded memory
 _LOCK_STALE_SECONDS = 600.0
-_held: set[str] = set()  # lock tokens this process holds now
 
 _RESULT_SCHEMA = {
     "run_id": pl.String,
@@ -52,20 +51,14 @@ _RESULT_SCHEMA = {
 }
 
 
-def compact(
-    root: PathLike | None = None,
-    *,
-    progress: bool | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> pl.DataFrame:
+def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None) -> pl.DataFrame:
     """Pack the parts of every finished (or archived) segment into shared key-sorted files.
 
     Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
     bytes_before, bytes_after (its share of the pack) and pack (the file's name).
     `progress=None` shows a progress bar on a terminal.
     """
-    storage = get_storage(root, storage_options)
-    catalog = get_catalog(storage)
+    catalog.refresh()
     cur = catalog.cursor(with_parts=False)
     try:
         nodes = cur.execute(
@@ -87,13 +80,15 @@ def compact(
     rows: list[dict[str, Any]] = []
     from rich.progress import Progress
 
-    with _lock(storage) as touch, Progress(disable=not show, transient=True) as bar:
+    with _Lock(storage) as lock, Progress(disable=not show, transient=True) as bar:
         task = bar.add_task("compacting", total=len(nodes))
         _remove_orphan_packs(storage)
         batch: list[tuple[str, str, int, list[PartFile]]] = []
         batch_bytes = 0
         for project, run_id, segment in nodes:
-            listed = storage.list_parts(storage.segment_dir(project, run_id, segment), include_covered=True)
+            listed = storage.list_parts(
+                storage.paths.segment_dir(project, run_id, segment), include_covered=True
+            )
             ranges = packed.get((run_id, segment), [])
             leftover = [p for p in listed if any(lo <= p.step_lo and p.step_hi <= hi for _, lo, hi in ranges)]
             if leftover:  # a compaction stopped after its switch: finish its job
@@ -108,7 +103,7 @@ def compact(
                 if batch_bytes >= PACK_BYTES:
                     rows += _write_pack(storage, batch)
                     batch, batch_bytes = [], 0
-                    touch()
+                    lock.touch()
             bar.advance(task)
         if batch:
             rows += _write_pack(storage, batch)
@@ -124,35 +119,34 @@ def _write_pack(storage: Storage, batch: list[tuple[str, str, int, list[PartFile
     table = _sort_by_key(table)
     data = encode_pack(table)
     pack_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
-    base = f"{storage.pack_dir(project)}/pack-{pack_id}"
+    base = storage.paths.pack_base(project, pack_id)
     storage.write_atomic(f"{base}.parquet", data)
     counts = _rows_per_node(table)
-    members: list[dict[str, Any]] = []
-    for _, run_id, segment, parts in ordered:
-        members.append(
-            {
-                "run_id": run_id,
-                "segment": segment,
-                "step_lo": min(p.step_lo for p in parts),
-                "step_hi": max(p.step_hi for p in parts),
-                "rows": counts.get((run_id, segment), 0),
-                "bytes": sum(p.size for p in parts),
-            }
+    members = [
+        PackMember(
+            run_id=run_id,
+            segment=segment,
+            step_lo=min(p.step_lo for p in parts),
+            step_hi=max(p.step_hi for p in parts),
+            rows=counts.get((run_id, segment), 0),
+            bytes=sum(p.size for p in parts),
         )
-    manifest = {
-        "pack": f"pack-{pack_id}.parquet",
-        "project": project,
-        "created_at": time.time(),
-        "rows": table.num_rows,
-        "bytes": len(data),
-        "members": members,
-    }
-    storage.write_json_atomic(f"{base}.json", manifest)  # the switch
-    relative = f"packs/project={project}/pack-{pack_id}.parquet"
+        for _, run_id, segment, parts in ordered
+    ]
+    manifest = PackManifest(
+        pack=f"pack-{pack_id}.parquet",
+        project=project,
+        created_at=time.time(),
+        rows=table.num_rows,
+        bytes=len(data),
+        members=members,
+    )
+    manifests.write(storage, f"{base}.json", manifest)  # the switch
+    relative = pack_relative(f"{base}.parquet")
     out = []
     for (_, run_id, segment, parts), member in zip(ordered, members, strict=True):
         _point_and_remove(
-            storage, project, run_id, segment, [(relative, member["step_lo"], member["step_hi"])], parts
+            storage, project, run_id, segment, [(relative, member.step_lo, member.step_hi)], parts
         )
         out.append(
             {
@@ -160,9 +154,9 @@ def _write_pack(storage: Storage, batch: list[tuple[str, str, int, list[PartFile
                 "segment": segment,
                 "parts_before": len(parts),
                 "parts_after": 1,
-                "bytes_before": member["bytes"],
-                "bytes_after": round(len(data) * member["rows"] / max(table.num_rows, 1)),
-                "pack": manifest["pack"],
+                "bytes_before": member.bytes,
+                "bytes_after": round(len(data) * member.rows / max(table.num_rows, 1)),
+                "pack": manifest.pack,
             }
         )
     return out
@@ -177,19 +171,16 @@ def _point_and_remove(
     parts: list[PartFile],
 ) -> None:
     """Record where a node's rows went (before they leave its directory), then remove its parts."""
-    path = storage.meta_path(project, run_id, f"packed-{segment}.json")
-    doc = storage.read_json(path) or {"segment": segment, "packs": []}
-    known = {p["pack"] for p in doc["packs"]}
+    doc = manifests.read_packed(storage, project, run_id, segment) or PackedPointer(segment=segment)
+    known = {p["pack"] for p in doc.packs}
     for pack, lo, hi in packs:
-        # a pack's path ends in packs/project=<p>/pack-<id>.parquet (the root may hold "/packs/")
-        relative = pack if pack.startswith("packs/") else pack[pack.rindex("/packs/") + 1 :]
+        relative = pack_relative(pack)
         if relative not in known:
-            doc["packs"].append({"pack": relative, "step_lo": lo, "step_hi": hi})
-    doc["step_hi"] = max(p["step_hi"] for p in doc["packs"])
-    storage.write_json_atomic(path, doc)
+            doc.packs.append({"pack": relative, "step_lo": lo, "step_hi": hi})
+    doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
+    manifests.write(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), doc)
     for part in parts:
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm_file(part.path)
+        storage.remove(part.path)
 
 
 def _sort_by_key(table: pa.Table) -> pa.Table:
@@ -215,55 +206,55 @@ def _rows_per_node(table: pa.Table) -> dict[tuple[str, int], int]:
 
 def _remove_orphan_packs(storage: Storage) -> None:
     """Pack files without a manifest: left by a compaction that died before its switch."""
-    for project in storage.listdir(f"{storage.root}/packs"):
-        directory = f"{storage.root}/packs/{project}"
+    for project in storage.listdir(storage.paths.packs_dir):
+        directory = f"{storage.paths.packs_dir}/{project}"
         names = set(storage.listdir(directory))
         for name in names:
             if name.startswith("pack-") and name.endswith(".parquet"):
                 if f"{name[: -len('.parquet')]}.json" not in names:
-                    with contextlib.suppress(FileNotFoundError):
-                        storage.fs.rm_file(f"{directory}/{name}")
+                    storage.remove(f"{directory}/{name}")
 
 
-@contextlib.contextmanager
-def _lock(storage: Storage) -> Iterator[Callable[[], None]]:
+class _Lock:
     """One compaction at a time per root; a lock whose holder died (or went silent) is taken over."""
-    path = f"{storage.root}/packs/compact.lock"
-    token = uuid.uuid4().hex
-    doc = json.dumps({**writer_identity(), "at": time.time(), "token": token}).encode()
-    for _ in range(3):
-        if storage.create_exclusive(path, doc):
-            break
-        other = storage.read_json(path)
-        if other is not None and _holder_alive(other):
-            raise RunlakeError(
-                f"another compaction of {storage.url!r} is running (pid {other.get('pid')} on "
-                f"{other.get('host')}, since {time.ctime(other.get('at') or 0)}); try again when it is done"
-            )
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm_file(path)
-    else:
-        raise RunlakeError(f"could not take the compaction lock {path}")
 
-    def touch() -> None:  # still here: not stale
-        storage.write_atomic(
-            path, json.dumps({**writer_identity(), "at": time.time(), "token": token}).encode()
-        )
+    held: set[str] = set()  # tokens this process holds now (a class attribute: per process)
 
-    _held.add(token)
-    try:
-        yield touch
-    finally:
-        _held.discard(token)
-        with contextlib.suppress(FileNotFoundError):
-            storage.fs.rm_file(path)
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.path = storage.paths.compact_lock()
+        self.token = uuid.uuid4().hex
 
+    def _doc(self) -> bytes:
+        return json.dumps({**writer_identity(), "at": time.time(), "token": self.token}).encode()
 
-def _holder_alive(doc: dict[str, Any]) -> bool:
-    if time.time() - float(doc.get("at") or 0) > _LOCK_STALE_SECONDS:
-        return False
-    if doc.get("host") == HOST and doc.get("pid") == os.getpid():
-        return doc.get("token") in _held  # this process: held unless its compaction was interrupted
-    if doc.get("host") == HOST and doc.get("pid"):
-        return process_start(int(doc["pid"])) == doc.get("pid_start")
-    return True
+    def touch(self) -> None:
+        """Still here: not stale."""
+        self.storage.write_atomic(self.path, self._doc())
+
+    def __enter__(self) -> _Lock:
+        for _ in range(3):
+            if self.storage.create_exclusive(self.path, self._doc()):
+                break
+            other = self.storage.read_json(self.path)
+            if other is not None and self._alive(other):
+                raise RunlakeError(
+                    f"another compaction of {self.storage.url!r} is running (pid {other.get('pid')} on "
+                    f"{other.get('host')}, since {time.ctime(other.get('at') or 0)}); try again when it is done"
+                )
+            self.storage.remove(self.path)
+        else:
+            raise RunlakeError(f"could not take the compaction lock {self.path}")
+        self.held.add(self.token)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.held.discard(self.token)
+        self.storage.remove(self.path)
+
+    def _alive(self, doc: dict[str, Any]) -> bool:
+        if not holder_alive(doc, doc.get("at"), _LOCK_STALE_SECONDS):
+            return False
+        if doc.get("host") == HOST and doc.get("pid") == os.getpid():
+            return doc.get("token") in self.held  # this process: held unless its compaction was interrupted
+        return True

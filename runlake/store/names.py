@@ -7,7 +7,7 @@ import secrets
 import string
 from typing import NamedTuple
 
-from .errors import InvalidSpecError
+from ..errors import InvalidSpecError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _SPEC_RE = re.compile(r"([A-Za-z0-9_.-]{1,128})\?_step=([0-9]+)")

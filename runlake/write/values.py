@@ -9,9 +9,7 @@ from typing import Any
 
 Row = dict[str, "float | str"]
 
-# Keys already checked once; the check is pure, so the cache only saves time on the hot path.
-_valid_keys: set[str] = set()
-_MAX_CACHED_KEYS = 100_000
+_MAX_CACHED_KEYS = 100_000  # a run's set of keys already checked stops growing here
 _FLOAT_ONLY = frozenset([float])
 
 
@@ -69,25 +67,23 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str) -> None:
         out[name] = _scalar(value, name)  # type: ignore[assignment]
 
 
-def flatten(data: object) -> tuple[Row, bool]:
+def flatten(data: object, known: set[str]) -> tuple[Row, bool]:
     """Validate and flatten a log payload into (row, may_hold_text).
 
     Raises TypeError/ValueError naming the bad key before anything is kept. `may_hold_text`
     is False only when every value is a float, which lets encoding take its fast path.
+    `known` holds the names already checked (the caller's; the check is pure, so it only
+    saves time on the hot path) and gains the new ones.
     """
     # Fastest path: a flat dict of floats whose keys were all checked before (C-level checks).
-    if (
-        type(data) is dict
-        and _FLOAT_ONLY.issuperset(map(type, data.values()))
-        and _valid_keys.issuperset(data)
-    ):
+    if type(data) is dict and _FLOAT_ONLY.issuperset(map(type, data.values())) and known.issuperset(data):
         return data.copy(), False
     if not isinstance(data, Mapping):
         raise TypeError(f"run.log() takes a dict of metric names to values, got {type(data).__name__}")
     out: Row = {}
     # Fast path: flat dicts of floats and ints with keys seen before.
     for key, value in data.items():
-        if key in _valid_keys:
+        if key in known:
             t = type(value)
             if t is float:
                 out[key] = value
@@ -101,12 +97,12 @@ def flatten(data: object) -> tuple[Row, bool]:
     out.clear()
     _flatten_into(out, data, "")
     for name in out:
-        if name not in _valid_keys:
+        if name not in known:
             if name.startswith("_"):
                 raise ValueError(
                     f"metric name {name!r} starts with '_': names starting with '_' are reserved "
                     "(runlake adds _step, _timestamp and _runtime to every row)"
                 )
-            if len(_valid_keys) < _MAX_CACHED_KEYS:
-                _valid_keys.add(name)
+            if len(known) < _MAX_CACHED_KEYS:
+                known.add(name)
     return out, not _FLOAT_ONLY.issuperset(map(type, out.values()))

@@ -1,62 +1,25 @@
-"""The root on storage: the one place that knows paths, fsspec and atomic writes.
+"""A root on storage: one fsspec filesystem, atomic and exclusive writes, listings.
 
-Layout (see DESIGN.md):
-    <root>/runs/<project>/<run_id>/meta/run.json          identity, write-once
-    <root>/runs/<project>/<run_id>/meta/segment-<k>.json  lineage row of segment k, write-once
-    <root>/runs/<project>/<run_id>/meta/state.json        state, heartbeat, config, summary (replaced)
-    <root>/history/project=<p>/run_id=<id>/segment=<k>/part-<first>-<last>-<uuid>.parquet
-    <root>/packs/project=<p>/pack-<id>.parquet            finished nodes' rows, compacted together
-    <root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
-    <root>/runs/<project>/<run_id>/meta/packed-<k>.json   where segment k's rows went (a pointer)
+A root URL plus its options go through `fsspec.url_to_fs` here, once; everything above gets
+the `Storage` and never names a storage SDK.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import RunlakeError
+from ..errors import RunlakeError
+from .layout import PACK_MANIFEST_RE, Layout, PartFile, parse_part, visible_parts
 
-PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
-SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
-PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
 _RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: list them again
-
-
-def resolve_root(root: str | os.PathLike[str] | None) -> str:
-    """The root URL: the argument, else $RUNLAKE_ROOT, else ./runlake."""
-    if root is None:
-        root = os.environ.get("RUNLAKE_ROOT") or "./runlake"
-    return os.fspath(root)
-
-
-def resolve_options(storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """fsspec options: the argument, else $RUNLAKE_STORAGE_OPTIONS (a JSON object), else none."""
-    if storage_options is not None:
-        if not isinstance(storage_options, dict):
-            raise TypeError(f"storage_options must be a dict, got {type(storage_options).__name__}")
-        return storage_options
-    raw = os.environ.get("RUNLAKE_STORAGE_OPTIONS")
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise RunlakeError(f"$RUNLAKE_STORAGE_OPTIONS is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RunlakeError("$RUNLAKE_STORAGE_OPTIONS must be a JSON object")
-    return value
-
-
 _EXTRAS = {
     "s3": "s3",
     "s3a": "s3",
@@ -69,40 +32,40 @@ _EXTRAS = {
 }
 
 
-@dataclass(frozen=True)
-class PartFile:
-    path: str
-    step_lo: int
-    step_hi: int
-    size: int
-    compacted: bool = False
+def write_local_atomic(path: str, data: bytes, *, fsync: bool = False, exclusive: bool = False) -> bool:
+    """Write a local file under a temporary name, then rename (or, `exclusive`, hard-link) it
+    into place: a reader sees the old file or the new one, never half. With `exclusive`,
+    returns False (and writes nothing) when `path` already exists."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)  # atomic, and fails if `path` exists
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+            return True
+    finally:
+        remove_quietly(tmp)
+    return True
 
 
-def visible_parts(parts: list[PartFile]) -> list[PartFile]:
-    """Drop the parts a compacted part (`cpart-...`) already holds: writing the compacted file
-    is the index switch, so a listing taken at any moment of a compaction reads each row once."""
-    covers = [p for p in parts if p.compacted]
-    if not covers:
-        return parts
-    out = []
-    for part in parts:
-        covered = any(
-            c is not part
-            and c.step_lo <= part.step_lo
-            and part.step_hi <= c.step_hi
-            and (
-                not part.compacted
-                or (c.step_lo, -c.step_hi, c.path) < (part.step_lo, -part.step_hi, part.path)
-            )
-            for c in covers
-        )
-        if not covered:
-            out.append(part)
-    return out
+def remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 class Storage:
-    """A root: an fsspec filesystem plus the root path inside it."""
+    """A root: an fsspec filesystem plus the root path inside it, and its layout."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url
@@ -119,29 +82,20 @@ class Storage:
         self.is_local = isinstance(fs, LocalFileSystem)
         self.root = path.rstrip("/") or "/"
         self.key = (type(fs).__name__, self.root)
+        self.paths = Layout(self.root)
 
-    # ---- paths -------------------------------------------------------------------------
-    def run_dir(self, project: str, run_id: str) -> str:
-        return f"{self.root}/runs/{project}/{run_id}"
-
-    def meta_path(self, project: str, run_id: str, name: str) -> str:
-        return f"{self.root}/runs/{project}/{run_id}/meta/{name}"
-
-    def segment_dir(self, project: str, run_id: str, segment: int) -> str:
-        return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
-
-    def part_path(
-        self, project: str, run_id: str, segment: int, lo: int, hi: int, compacted: bool = False
-    ) -> str:
-        name = f"{'c' if compacted else ''}part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
-        return f"{self.segment_dir(project, run_id, segment)}/{name}"
-
-    def pack_dir(self, project: str) -> str:
-        return f"{self.root}/packs/project={project}"
+    @property
+    def is_memory(self) -> bool:
+        protocol = self.fs.protocol
+        return "memory" in ((protocol,) if isinstance(protocol, str) else tuple(protocol or ()))
 
     def engine_path(self, path: str) -> str:
         """The path as DuckDB / pyarrow readers are given it."""
         return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def local_path(self, engine_path: str) -> str:
+        """An engine path back to the filesystem's own path."""
+        return engine_path if self.is_local else self.fs._strip_protocol(engine_path)
 
     # ---- reading -----------------------------------------------------------------------
     def read_bytes(self, path: str) -> bytes | None:
@@ -154,6 +108,7 @@ class Storage:
             return None
 
     def read_json(self, path: str) -> dict[str, Any] | None:
+        """A JSON object, None if the file does not exist; RunlakeError naming it if it is not one."""
         data = self.read_bytes(path)
         if data is None:
             return None
@@ -177,30 +132,19 @@ class Storage:
 
     def list_parts(self, segment_dir: str, include_covered: bool = False) -> list[PartFile]:
         """The part files of one segment, by step range (a listing, never a read)."""
-        parts = []
+        found: list[PartFile | None] = []
         if self.is_local:
-            try:
-                entries = list(os.scandir(segment_dir))
-            except FileNotFoundError:
-                return []
-            for entry in entries:
-                m = PART_RE.fullmatch(entry.name)
-                if m:
-                    parts.append(
-                        PartFile(entry.path, int(m[2]), int(m[3]), entry.stat().st_size, m[1] == "c")
-                    )
+            found = [
+                parse_part(e.path, _size(e)) for e in _scandir(segment_dir) if e.name.endswith(".parquet")
+            ]
         else:
             try:
                 self.fs.invalidate_cache(segment_dir)
                 infos = self.fs.ls(segment_dir, detail=True)
             except FileNotFoundError:
                 return []
-            for info in infos:
-                name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-                m = PART_RE.fullmatch(name)
-                if m:
-                    parts.append(PartFile(info["name"], int(m[2]), int(m[3]), int(info["size"]), m[1] == "c"))
-        parts.sort(key=lambda p: (p.step_lo, p.step_hi, p.path))
+            found = [parse_part(i["name"], int(i["size"] or 0)) for i in infos]
+        parts = sorted((p for p in found if p is not None), key=lambda p: (p.step_lo, p.step_hi, p.path))
         return parts if include_covered else visible_parts(parts)
 
     def list_manifests(
@@ -211,13 +155,13 @@ class Storage:
         Locally, a run's meta directory whose mtime is unchanged (and older than the racy
         window) is not listed again: `dir_cache` carries what was seen last time.
         """
-        runs_dir = f"{self.root}/runs"
         out: dict[str, str] = {}
         if not self.is_local:
-            return self._remote_tokens(runs_dir, lambda p: "/meta/" in p and p.endswith(".json")), {}
+            tokens = self._remote_tokens(self.paths.runs_dir, lambda p: "/meta/" in p and p.endswith(".json"))
+            return tokens, {}
         now = time.time()
         cache: dict[str, tuple[int, dict[str, str]]] = {}
-        for project in _scandir(runs_dir):
+        for project in _scandir(self.paths.runs_dir):
             if not project.is_dir():
                 continue
             for run in _scandir(project.path):
@@ -232,34 +176,25 @@ class Storage:
                 if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
                     files = previous[1]
                 else:
-                    files = {}
-                    for entry in _scandir(meta):
-                        if entry.name.endswith(".json"):
-                            try:
-                                fst = entry.stat()
-                            except OSError:
-                                continue
-                            files[entry.path] = f"{fst.st_ino}:{fst.st_mtime_ns}:{fst.st_size}"
+                    files = {
+                        e.path: t for e in _scandir(meta) if e.name.endswith(".json") and (t := _token(e))
+                    }
                 cache[meta] = (st.st_mtime_ns, files)
                 out.update(files)
         return out, cache
 
     def list_pack_manifests(self) -> dict[str, str]:
         """Every pack manifest (`packs/project=<p>/pack-<id>.json`) with a change token."""
-        packs_dir = f"{self.root}/packs"
-        out: dict[str, str] = {}
         if not self.is_local:
-            return self._remote_tokens(packs_dir, lambda p: PACK_MANIFEST_RE.fullmatch(p.rsplit("/", 1)[-1]))
-        for project in _scandir(packs_dir):
-            if not project.is_dir():
-                continue
-            for entry in _scandir(project.path):
-                if PACK_MANIFEST_RE.fullmatch(entry.name):
-                    try:
-                        st = entry.stat()
-                    except OSError:
-                        continue
-                    out[entry.path] = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+            return self._remote_tokens(
+                self.paths.packs_dir, lambda p: PACK_MANIFEST_RE.fullmatch(p.rsplit("/", 1)[-1])
+            )
+        out: dict[str, str] = {}
+        for project in _scandir(self.paths.packs_dir):
+            if project.is_dir():
+                for entry in _scandir(project.path):
+                    if PACK_MANIFEST_RE.fullmatch(entry.name) and (token := _token(entry)):
+                        out[entry.path] = token
         return out
 
     def _remote_tokens(self, prefix: str, keep: Callable[[str], object]) -> dict[str, str]:
@@ -281,18 +216,9 @@ class Storage:
     def write_atomic(self, path: str, data: bytes) -> None:
         """Replace `path` with `data`; a reader sees the old or the new file, never half."""
         if self.is_local:
-            directory = os.path.dirname(path)
-            os.makedirs(directory, exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                _silent_remove(tmp)
-                raise
+            write_local_atomic(path, data)
         else:
-            self.fs.pipe_file(path, data)
+            self.fs.pipe_file(path, data)  # an object store's PUT is atomic
 
     def write_with_retry(self, path: str, data: bytes, attempts: int = 4, backoff: float = 0.05) -> None:
         """`write_atomic` with exponential backoff. Retries rewrite the same path, so a write
@@ -309,18 +235,7 @@ class Storage:
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create `path` with `data` unless it exists; False if it already did."""
         if self.is_local:
-            directory = os.path.dirname(path)
-            os.makedirs(directory, exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                os.link(tmp, path)  # atomic and fails if `path` exists: the file appears whole
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                _silent_remove(tmp)
+            return write_local_atomic(path, data, exclusive=True)
         try:
             # a conditional PUT (If-None-Match: *) on S3: atomic, so of two racers one wins
             self.fs.pipe_file(path, data, mode="create")
@@ -334,6 +249,13 @@ class Storage:
 
     def write_json_atomic(self, path: str, value: dict[str, Any]) -> None:
         self.write_atomic(path, json.dumps(value, allow_nan=True).encode())
+
+    def remove(self, path: str) -> None:
+        """Remove a file; one that is already gone is fine."""
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
 
     def remove_tree(self, path: str) -> None:
         try:
@@ -374,16 +296,24 @@ def _change_token(info: dict[str, Any]) -> str:
     return f"{stamp}:{info.get('size')}"
 
 
+def _token(entry: os.DirEntry[str]) -> str | None:
+    try:
+        st = entry.stat()
+    except OSError:
+        return None
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return 0
+
+
 def _scandir(path: str) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
             return list(it)
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _silent_remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass

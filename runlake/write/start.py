@@ -1,4 +1,4 @@
-"""`runlake.init()`: create, fork, rewind or resume a run. Validates everything before writing."""
+"""Starting a run: create, fork, rewind or resume (what `init()` does). Validates everything before writing."""
 
 from __future__ import annotations
 
@@ -6,35 +6,41 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import _flusher, _registry
-from ._manifests import (
+from ..errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
+from ..read.reader import inherited_summary
+from ..store.liveness import writer_identity
+from ..store.manifests import (
+    RunIdentity,
+    SegmentDoc,
+    StateDoc,
+    WriterClaim,
     claim_writer,
     find_project,
     is_running,
     node_last_step,
+    read_identity,
     read_segment,
     read_state,
     require_project,
     segment_numbers,
+    write,
 )
-from ._names import StepSpec, check_name, new_run_id, parse_step_spec
-from ._read import node_last_values
-from ._run import Run, jsonable
-from ._state import writer_identity
-from ._storage import Storage
-from .errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
-from .lake import get_storage
+from ..store.names import StepSpec, check_name, new_run_id, parse_step_spec
+from ..store.storage import Storage
+from . import flusher, registry
+from .run import Run, jsonable
+from .writer import Writer
 
 _RESUME_MODES = ("allow", "must", "never")
 
 
 def init(
+    storage: Storage,
     project: str = "demo",
     *,
-    root: str | os.PathLike[str] | None = None,
     id: str | None = None,  # noqa: A002 - wandb's name
     name: str | None = None,
     config: Mapping[str, Any] | argparse.Namespace | None = None,
@@ -43,7 +49,6 @@ def init(
     fork_from: str | None = None,
     resume_from: str | None = None,
     resume: str | None = None,
-    storage_options: dict[str, Any] | None = None,
 ) -> Run:
     """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
     check_name(project, "project name")
@@ -84,7 +89,6 @@ def init(
         if id is None:
             raise InvalidSpecError(f"resume={resume!r} needs the id= of the run to continue")
 
-    storage = get_storage(root, storage_options)
     if fork is not None:
         run = _fork(storage, project, id, name, config_dict, tag_list, notes, fork)
     elif rewind is not None:
@@ -107,8 +111,8 @@ def init(
                 f'continue it, resume_from="{id}?_step=N" to rewind it, or another id'
             )
         run = _create(storage, project, id or new_run_id(), name, config_dict, tag_list, notes, None, 0)
-    _registry.add(run)
-    _flusher.register(run)
+    registry.add(run)
+    flusher.register(run)
     return run
 
 
@@ -141,12 +145,10 @@ def _check_tags(tags: object) -> list[str]:
     return out
 
 
-def _source_last_step(
-    storage: Storage, project: str, run_id: str, state: dict[str, Any]
-) -> tuple[int, int | None]:
-    segment = int(state.get("segment", 0))
+def _source_last_step(storage: Storage, project: str, run_id: str, state: StateDoc) -> tuple[int, int | None]:
+    segment = int(state.segment)
     doc = read_segment(storage, project, run_id, segment)
-    return segment, node_last_step(storage, project, run_id, segment, doc.get("cutoff"))
+    return segment, node_last_step(storage, project, run_id, segment, doc.cutoff)
 
 
 def _check_point(run_id: str, step: int, last: int | None, verb: str) -> None:
@@ -154,6 +156,24 @@ def _check_point(run_id: str, step: int, last: int | None, verb: str) -> None:
         raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: it has no durable steps yet")
     if step > last:
         raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: its last step is {last}")
+
+
+def _inherit(storage: Storage, parent: SegmentDoc | None) -> Callable[[], dict[str, Any]] | None:
+    """How a new node reads its inherited summary when first needed (None: it has none)."""
+    if (
+        parent is None
+        or parent.parent_run_id is None
+        or parent.parent_segment is None
+        or parent.cutoff is None
+    ):
+        return None
+    project, run_id, segment, cutoff = (
+        parent.parent_project or "",
+        parent.parent_run_id,
+        int(parent.parent_segment),
+        int(parent.cutoff),
+    )
+    return lambda: inherited_summary(storage, project, run_id, segment, cutoff)
 
 
 def _fork(
@@ -167,15 +187,14 @@ def _fork(
     spec: StepSpec,
 ) -> Run:
     source_project = require_project(storage, spec.run_id)
-    live = _registry.get(storage, spec.run_id)
+    live = registry.get(storage.key, spec.run_id)
     if live is not None:
-        live.flush()  # so any step it has logged can be a fork point
+        live.flush_if_dirty()  # so any step it has logged can be a fork point
     state = read_state(storage, source_project, spec.run_id)
-    watermark = state.get("watermark")
-    if watermark is not None and spec.step <= int(watermark):
+    if state.watermark is not None and spec.step <= int(state.watermark):
         # at or below the durable watermark: a valid fork point without listing the parts,
         # so forking costs the same whatever the source's size
-        segment = int(state.get("segment", 0))
+        segment = int(state.segment)
     else:  # beyond it: parts a killed writer left after its last state update may hold it
         segment, last = _source_last_step(storage, source_project, spec.run_id, state)
         _check_point(spec.run_id, spec.step, last, "fork")
@@ -183,22 +202,21 @@ def _fork(
         raise RunlakeError(
             f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork"
         )
-    parent = {
-        "kind": "fork",
-        "parent_project": source_project,
-        "parent_run_id": spec.run_id,
-        "parent_segment": segment,
-        "cutoff": spec.step,
-    }
+    parent = SegmentDoc(
+        run_id="",
+        segment=0,
+        project=project,
+        kind="fork",
+        parent_project=source_project,
+        parent_run_id=spec.run_id,
+        parent_segment=segment,
+        cutoff=spec.step,
+    )
     # Forking at the source's watermark (PBT forks the latest step): the summary the source
     # wrote with that watermark is exactly the inherited one, so no history needs reading.
     inherited = None
-    if (
-        state.get("watermark") == spec.step
-        and not state.get("inherited_pending")
-        and state.get("segment") == segment
-    ):
-        inherited = dict(state.get("summary_auto") or {})
+    if state.watermark == spec.step and not state.inherited_pending and state.segment == segment:
+        inherited = dict(state.summary_auto or {})
     return _create(
         storage, project, run_id or new_run_id(), name, config, tags, notes, parent, spec.step + 1, inherited
     )
@@ -212,61 +230,42 @@ def _create(
     config: dict[str, Any],
     tags: list[str],
     notes: str | None,
-    parent: dict[str, Any] | None,
+    parent: SegmentDoc | None,
     start_step: int,
     inherited: dict[str, Any] | None = None,
 ) -> Run:
     root_existed = storage.exists(storage.root)
     now = time.time()
-    if not storage.create_exclusive(
-        storage.meta_path(project, run_id, "writer-0.json"),
-        json.dumps({"seq": 0, "what": "create", "at": now, **writer_identity()}).encode(),
-    ):
+    claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
+    if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
         raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
     try:
-        identity = {
-            "run_id": run_id,
-            "project": project,
-            "name": name or run_id,
-            "notes": notes,
-            "tags": tags,
-            "created_at": now,
-        }
-        storage.write_json_atomic(storage.meta_path(project, run_id, "run.json"), identity)
-        segment = {
-            "run_id": run_id,
-            "segment": 0,
-            "project": project,
-            "created_at": now,
-            **(
-                parent
-                or {
-                    "kind": "root",
-                    "parent_project": None,
-                    "parent_run_id": None,
-                    "parent_segment": None,
-                    "cutoff": None,
-                }
-            ),
-        }
-        storage.write_json_atomic(storage.meta_path(project, run_id, "segment-0.json"), segment)
+        identity = RunIdentity(
+            run_id=run_id, project=project, name=name or run_id, notes=notes, tags=tags, created_at=now
+        )
+        write(storage, storage.paths.meta(project, run_id, "run.json"), identity)
+        segment = SegmentDoc(run_id=run_id, segment=0, project=project, created_at=now, kind="root")
+        if parent is not None:
+            segment.kind = parent.kind
+            segment.parent_project = parent.parent_project
+            segment.parent_run_id = parent.parent_run_id
+            segment.parent_segment = parent.parent_segment
+            segment.cutoff = parent.cutoff
+        write(storage, storage.paths.meta(project, run_id, "segment-0.json"), segment)
         run = Run(
-            storage=storage,
-            project=project,
-            run_id=run_id,
+            writer=Writer(storage, project, run_id, 0),
             name=name or run_id,
-            segment=0,
             start_step=start_step,
             config=config,
             summary_auto=inherited or {},
             summary_user={},
             runtime_offset=0.0,
             writer_seq=0,
-            inherited_pending=parent is not None and inherited is None,
+            inherit=_inherit(storage, segment) if inherited is None else None,
         )
-        run._write_state()
+        run.flush()
     except BaseException:
-        run_dir = storage.run_dir(project, run_id)
+        run_dir = storage.paths.run_dir(project, run_id)
         storage.remove_tree(run_dir)
         stop = os.path.dirname(storage.root) if not root_existed else storage.root
         storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
@@ -274,14 +273,14 @@ def _create(
     return run
 
 
-def _refuse_live(storage: Storage, run_id: str, state: dict[str, Any], verb: str) -> None:
-    if _registry.get(storage, run_id) is not None:
+def _refuse_live(storage: Storage, run_id: str, state: StateDoc, verb: str) -> None:
+    if registry.get(storage.key, run_id) is not None:
         raise RunlakeError(
             f"run {run_id!r} is still running in this process: finish() it before you {verb} it"
         )
     if is_running(state):
         raise RunlakeError(
-            f"run {run_id!r} is still running (pid {state.get('pid')} on {state.get('host')}): "
+            f"run {run_id!r} is still running (pid {state.pid} on {state.host}): "
             f"it must finish before you {verb} it"
         )
 
@@ -294,42 +293,39 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
     _check_point(spec.run_id, spec.step, last, "rewind")
     seq = claim_writer(storage, project, spec.run_id, state, "rewind")
     new_segment = max(segment_numbers(storage, project, spec.run_id), default=segment) + 1
-    seg_path = storage.meta_path(project, spec.run_id, f"segment-{new_segment}.json")
-    doc = {
-        "run_id": spec.run_id,
-        "segment": new_segment,
-        "project": project,
-        "created_at": time.time(),
-        "kind": "rewind",
-        "parent_project": project,
-        "parent_run_id": spec.run_id,
-        "parent_segment": segment,
-        "cutoff": spec.step,
-    }
-    if not storage.create_exclusive(seg_path, json.dumps(doc).encode()):
+    seg_path = storage.paths.meta(project, spec.run_id, f"segment-{new_segment}.json")
+    doc = SegmentDoc(
+        run_id=spec.run_id,
+        segment=new_segment,
+        project=project,
+        created_at=time.time(),
+        kind="rewind",
+        parent_project=project,
+        parent_run_id=spec.run_id,
+        parent_segment=segment,
+        cutoff=spec.step,
+    )
+    if not storage.create_exclusive(seg_path, doc.encode()):
         raise RunlakeError(
             f"run {spec.run_id!r} was rewound by another process at the same time; that one won"
         )
     try:
-        identity = storage.read_json(storage.meta_path(project, spec.run_id, "run.json")) or {}
-        summary = node_last_values(storage, project, spec.run_id, segment, spec.step)
+        identity = read_identity(storage, project, spec.run_id)
+        summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
         run = Run(
-            storage=storage,
-            project=project,
-            run_id=spec.run_id,
-            name=identity.get("name"),
-            segment=new_segment,
+            writer=Writer(storage, project, spec.run_id, new_segment),
+            name=identity.name,
             start_step=spec.step + 1,
-            config={**(state.get("config") or {}), **config},
+            config={**(state.config or {}), **config},
             summary_auto=summary,
             summary_user={},
             runtime_offset=0.0,
             writer_seq=seq,
-            inherited_pending=False,
+            inherit=None,
         )
-        run._write_state()
+        run.flush()
     except BaseException:
-        storage.fs.rm_file(seg_path)
+        storage.remove(seg_path)
         raise
     return run
 
@@ -339,20 +335,18 @@ def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any])
     _refuse_live(storage, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
     segment, last = _source_last_step(storage, project, run_id, state)
-    identity = storage.read_json(storage.meta_path(project, run_id, "run.json")) or {}
+    identity = read_identity(storage, project, run_id)
+    doc = read_segment(storage, project, run_id, segment)
     run = Run(
-        storage=storage,
-        project=project,
-        run_id=run_id,
-        name=identity.get("name"),
-        segment=segment,
+        writer=Writer(storage, project, run_id, segment),
+        name=identity.name,
         start_step=0 if last is None else last + 1,
-        config={**(state.get("config") or {}), **config},
-        summary_auto=dict(state.get("summary_auto") or {}),
-        summary_user=dict(state.get("summary_user") or {}),
-        runtime_offset=float(state.get("runtime") or 0.0),
+        config={**(state.config or {}), **config},
+        summary_auto=dict(state.summary_auto or {}),
+        summary_user=dict(state.summary_user or {}),
+        runtime_offset=float(state.runtime or 0.0),
         writer_seq=seq,
-        inherited_pending=bool(state.get("inherited_pending")),
+        inherit=_inherit(storage, doc) if state.inherited_pending else None,
     )
-    run._write_state()
+    run.flush()
     return run

@@ -1,0 +1,1 @@
+"""Operations on a whole root: compaction into packs, the doctor, uploading spilled parts."""

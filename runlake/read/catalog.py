@@ -1,0 +1,518 @@
+"""The catalog: an in-memory DuckDB index of a root, folded incrementally from its manifests.
+
+It is derived: every row comes from `runs/*/*/meta/*.json`, pack manifests and listings of
+segment directories, so it can be deleted at any time. A reader keeps it in memory (no file
+lock is ever held while a user's query runs) and persists a copy (`persist.py`) so the next
+process only reads what changed. Training processes never open it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import RunlakeError
+from ..store.layout import RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
+from ..store.liveness import derive_state
+from ..store.manifests import PackManifest, RunIdentity, SegmentDoc, StateDoc
+from ..store.parquet import write_empty
+from ..store.storage import Storage
+from . import persist, sql
+from .lineage import Index, Link, Node, own_parts, walk
+
+_PERSIST_EVERY = 2.0
+NodeKey = tuple[str, str, int]  # project, run_id, segment
+
+
+class Catalog:
+    """The index of one root, for this process. `close()` releases it."""
+
+    def __init__(self, storage: Storage, persist_path: str | None) -> None:
+        self.storage = storage
+        self.persist_path = persist_path
+        self.con = duckdb.connect(":memory:")
+        if not storage.is_local:
+            self.con.register_filesystem(storage.fs)
+        self._tmp = tempfile.mkdtemp(prefix="runlake-empty-")
+        self._empty = {pack: self._empty_file(pack) for pack in (False, True)}
+        # views over read_parquet(getvariable(...)) bind the variable when they are created
+        self.con.execute("SET VARIABLE runlake_parts = ?", [[self._empty[False]]])
+        self.con.execute("SET VARIABLE runlake_packs = ?", [[self._empty[True]]])
+        sql.install(self.con)
+        self._lock = threading.RLock()
+        self._seen: dict[str, str] = {}  # manifest path -> change token
+        self._dir_cache: dict[str, tuple[int, dict[str, str]]] = {}
+        self._crash_listed: set[tuple[str, int]] = set()
+        self._last_persist = 0.0
+        self._dirty_since_persist = False
+        # Every change to the tables bumps the generation; the Python index of the small
+        # tables (for the read path: no SQL round trip to walk a lineage or pick its files)
+        # and the list of running runs are rebuilt when it moved.
+        self._generation = 0
+        self._index: Index | None = None
+        self._running: tuple[int, list[tuple[Any, ...]]] | None = None
+        self._links: dict[Node, Link] = {}
+        self._closed: set[Node] = set()  # nodes whose closure rows are complete
+        if persist_path:
+            self._seen = persist.load(self.con, persist_path)
+        for r, s, pr, ps, c in self.con.execute(
+            "SELECT run_id, segment, parent_run_id, parent_segment, cutoff FROM segments"
+        ).fetchall():
+            self._links[(r, int(s))] = (pr, ps, c)
+        self._closed = {
+            (r, int(s))
+            for r, s in self.con.execute(
+                "SELECT DISTINCT c.node_run_id, c.node_segment FROM closure AS c JOIN segments AS s "
+                "ON s.run_id = c.run_id AND s.segment = c.segment WHERE s.parent_run_id IS NULL"
+            ).fetchall()
+        }
+
+    def _empty_file(self, pack: bool) -> str:
+        """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
+        hive = ("project=_",) if pack else ("project=_", "run_id=_", "segment=0")
+        directory = os.path.join(self._tmp, *hive)
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "pack-empty.parquet" if pack else "part-empty.parquet")
+        write_empty(path, pack=pack)
+        return path
+
+    def close(self) -> None:
+        """Save the copy if it changed, close the connection, remove temporary files."""
+        with self._lock:
+            self.persist()
+            self.con.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def persist(self, force: bool = False) -> None:
+        if not self.persist_path or not (self._dirty_since_persist or force):
+            return
+        if self.storage.is_local and not os.path.isdir(self.storage.root):
+            return  # a read never creates a root
+        with self._lock:
+            cur = self.con.cursor()
+            try:
+                persist.save(cur, self.persist_path, self._seen)
+            finally:
+                cur.close()
+            self._last_persist = time.monotonic()
+            self._dirty_since_persist = False
+
+    # ---- refresh ------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Fold manifests that changed since the last refresh into the index."""
+        with self._lock:
+            listing, self._dir_cache = self.storage.list_manifests(self._dir_cache)
+            changed = [p for p, token in listing.items() if self._seen.get(p) != token]
+            removed = [p for p in self._seen if p not in listing and not is_pack_manifest(p)]
+            dirty: set[NodeKey] = set()
+            generation = self._generation
+            if changed or removed:
+                self._apply(changed, removed, listing, dirty)
+                self._generation += 1  # before _update_states: its list of running runs is cached
+            if self._fold_packs(dirty):
+                self._generation += 1
+            self._update_states(dirty)
+            if dirty:
+                self._relist(dirty)
+                self._generation += 1
+            if self._generation != generation:
+                self._dirty_since_persist = True
+        if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
+            self.persist()
+
+    def _apply(
+        self, changed: list[str], removed: list[str], listing: dict[str, str], dirty: set[NodeKey]
+    ) -> None:
+        cur = self.con.cursor()
+        for path in removed:
+            project, run_id, name = split_meta_path(path)
+            if name == "run.json":
+                for table in ("run_meta", "segments", "parts"):
+                    cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                self._forget_links([n for n in self._links if n[0] == run_id])
+            elif (m := SEGMENT_RE.fullmatch(name)) is not None:
+                cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
+                cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
+                self._forget_links([(run_id, int(m[1]))])
+            self._seen.pop(path, None)
+
+        identities: list[RunIdentity] = []
+        segments: list[SegmentDoc] = []
+        states: list[tuple[str, StateDoc, str]] = []
+        for path in sorted(changed):
+            project, run_id, name = split_meta_path(path)
+            if (m := RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
+                dirty.add((project, run_id, int(m[1])))
+                self._seen[path] = listing[path]
+                continue
+            kind: type[Any] | None = {"run.json": RunIdentity, "state.json": StateDoc}.get(name)
+            if kind is None and SEGMENT_RE.fullmatch(name):
+                kind = SegmentDoc
+            if kind is None:
+                self._seen[path] = listing[path]
+                continue
+            try:
+                doc = self.storage.read_json(path)
+                typed = None if doc is None else kind.from_json(doc, self.storage.engine_path(path))
+            except RunlakeError as exc:
+                warnings.warn(f"skipping unreadable manifest: {exc}", RuntimeWarning, stacklevel=3)
+                continue
+            if typed is None:  # vanished between listing and reading
+                continue
+            if isinstance(typed, RunIdentity):
+                identities.append(typed)
+            elif isinstance(typed, StateDoc):
+                states.append((run_id, typed, path))
+            else:
+                segments.append(typed)
+                dirty.add((project, run_id, int(typed.segment)))
+            self._seen[path] = listing[path]
+
+        if identities:
+            rows = {
+                "run_id": [d.run_id for d in identities],
+                "project": [d.project for d in identities],
+                "name": [d.name for d in identities],
+                "notes": [d.notes for d in identities],
+                "tags": [list(d.tags or []) for d in identities],
+                "created_at": [float(d.created_at or 0.0) for d in identities],
+            }
+            cur.register("new_runs", pa.table(rows, schema=_IDENTITY_SCHEMA))
+            cur.execute(
+                """
+                INSERT INTO run_meta (run_id, project, name, notes, tags, created_at, segment, raw_state, state)
+                SELECT run_id, project, name, notes, tags, created_at, 0, 'running', 'running' FROM new_runs
+                ON CONFLICT (run_id) DO UPDATE SET
+                    project = excluded.project, name = excluded.name, notes = excluded.notes,
+                    tags = excluded.tags, created_at = excluded.created_at
+                """
+            )
+            cur.unregister("new_runs")
+        if segments:
+            self._insert_segments(cur, segments)
+        for run_id, state, path in states:
+            known = cur.execute("SELECT project, segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
+            if not known:  # a state without identity: a run still being created; read it again
+                self._seen.pop(path, None)
+                continue
+            segment = int(state.segment)
+            cur.execute(
+                """
+                UPDATE run_meta SET segment = ?, raw_state = ?, state = ?, heartbeat = ?, host = ?,
+                    pid = ?, pid_start = ?, finished_at = ?, exit_code = ?, config = ?, summary = ?
+                WHERE run_id = ?
+                """,
+                [
+                    segment,
+                    state.state,
+                    derive_state(state.to_json()),
+                    state.heartbeat,
+                    state.host,
+                    state.pid,
+                    state.pid_start,
+                    state.finished_at,
+                    state.exit_code,
+                    json.dumps(state.config or {}),
+                    json.dumps(state.summary or {}),
+                    run_id,
+                ],
+            )
+            dirty.add((known[0][0], run_id, segment))
+            if int(known[0][1]) != segment:
+                # a rewind moved the run on: the parts its last writer of the old segment
+                # wrote after the state we saw (its final flush) must be listed too
+                for old in range(min(int(known[0][1]), segment), max(int(known[0][1]), segment)):
+                    dirty.add((known[0][0], run_id, old))
+            self._crash_listed.discard((run_id, segment))
+        self._sync_closure(cur)
+        cur.close()
+
+    def _insert_segments(self, cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) -> None:
+        rows = {
+            "run_id": [d.run_id for d in segments],
+            "segment": [int(d.segment) for d in segments],
+            "project": [d.project for d in segments],
+            "kind": [d.kind for d in segments],
+            "parent_run_id": [d.parent_run_id for d in segments],
+            "parent_segment": [d.parent_segment for d in segments],
+            "cutoff": [d.cutoff for d in segments],
+            "created_at": [float(d.created_at or 0.0) for d in segments],
+        }
+        cur.register("new_segments", pa.table(rows, schema=_SEGMENT_SCHEMA))
+        cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
+        cur.unregister("new_segments")
+        for d in segments:
+            node = (d.run_id, int(d.segment))
+            link = (d.parent_run_id, d.parent_segment, d.cutoff)
+            if self._links.get(node, link) != link:  # a segment rewritten: its descendants too
+                self._forget_links([node])
+            self._links[node] = link
+
+    def _forget_links(self, nodes: Iterable[Node]) -> None:
+        """Nodes gone (or changed): every closure is walked again (rare: only a failed create
+        or a hand edit takes a lineage row away)."""
+        for node in nodes:
+            self._links.pop(node, None)
+        self.con.execute("DELETE FROM closure")
+        self._closed.clear()
+
+    def _sync_closure(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Materialise walk() for every node not yet closed (new, or with an ancestor unknown
+        when it was last walked) into the `closure` table that the SQL objects read."""
+        todo = [n for n in self._links if n not in self._closed]
+        if not todo:
+            return
+        cols: list[list[Any]] = [[], [], [], [], [], [], []]
+        for node in todo:
+            rows, complete = walk(self._links, node)
+            for depth, run_id, segment, lo, hi in rows:
+                for col, value in zip(cols, (node[0], node[1], depth, run_id, segment, lo, hi), strict=True):
+                    col.append(value)
+            if complete:
+                self._closed.add(node)
+        stale = pa.table(
+            {"run_id": [n[0] for n in todo], "segment": [n[1] for n in todo]},
+            schema=pa.schema([("run_id", pa.string()), ("segment", pa.int64())]),
+        )
+        cur.register("stale_nodes", stale)
+        cur.execute(
+            "DELETE FROM closure AS c USING stale_nodes AS s "
+            "WHERE c.node_run_id = s.run_id AND c.node_segment = s.segment"
+        )
+        cur.unregister("stale_nodes")
+        cur.register("new_closure", pa.table(cols, schema=_CLOSURE_SCHEMA))
+        cur.execute("INSERT INTO closure SELECT * FROM new_closure")
+        cur.unregister("new_closure")
+
+    def _fold_packs(self, dirty: set[NodeKey]) -> bool:
+        """Index new pack manifests (their members' own parts drop out) and forget removed ones."""
+        listing = self.storage.list_pack_manifests()
+        changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
+        removed = [p for p in self._seen if is_pack_manifest(p) and p not in listing]
+        if not changed and not removed:
+            return False
+        cur = self.con.cursor()
+        for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
+            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
+            members = cur.execute(
+                "SELECT s.project, p.run_id, p.segment FROM parts AS p JOIN segments AS s USING (run_id, segment) "
+                "WHERE p.path = ? AND p.pack",
+                [pack],
+            ).fetchall()
+            cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
+            dirty.update((p, r, int(s)) for p, r, s in members)
+            self._seen.pop(path, None)
+        for path in changed:
+            try:
+                doc = self.storage.read_json(path)
+                manifest = (
+                    None if doc is None else PackManifest.from_json(doc, self.storage.engine_path(path))
+                )
+            except RunlakeError as exc:
+                warnings.warn(f"skipping unreadable pack manifest: {exc}", RuntimeWarning, stacklevel=3)
+                continue
+            if manifest is None:
+                continue
+            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
+            self._index_pack(
+                cur, pack, [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes) for m in manifest.members]
+            )
+            self._seen[path] = listing[path]
+        cur.close()
+        return True
+
+    @staticmethod
+    def _index_pack(
+        cur: duckdb.DuckDBPyConnection, pack: str, members: list[tuple[str, int, int, int, int]]
+    ) -> None:
+        """Index a pack's members; the nodes' own parts within the packed range drop out."""
+        if not members:
+            return
+        r, s, lo, hi, size = (list(c) for c in zip(*members, strict=True))
+        rows = pa.table(
+            {
+                "path": [pack] * len(members),
+                "run_id": r,
+                "segment": s,
+                "step_lo": lo,
+                "step_hi": hi,
+                "bytes": size,
+                "pack": [True] * len(members),
+            },
+            schema=_PARTS_SCHEMA,
+        )
+        cur.register("new_pack", rows)
+        cur.execute(
+            """
+            DELETE FROM parts AS p USING new_pack AS n
+            WHERE p.run_id = n.run_id AND p.segment = n.segment AND NOT p.pack
+              AND p.step_lo >= n.step_lo AND p.step_hi <= n.step_hi
+            """
+        )
+        cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_pack")
+        cur.unregister("new_pack")
+
+    def _update_states(self, dirty: set[NodeKey]) -> None:
+        """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
+        cur = self.con.cursor()
+        if self._running is None or self._running[0] != self._generation:
+            self._running = (
+                self._generation,
+                cur.execute(
+                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start "
+                    "FROM run_meta WHERE raw_state = 'running'"
+                ).fetchall(),
+            )
+        now = time.time()
+        for run_id, project, segment, state, heartbeat, host, pid, pid_start in self._running[1]:
+            doc = {
+                "state": "running",
+                "heartbeat": heartbeat,
+                "host": host,
+                "pid": pid,
+                "pid_start": pid_start,
+            }
+            derived = derive_state(doc, now)
+            if derived != state:
+                cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
+                self._generation += 1
+            if derived == "crashed" and (run_id, segment) not in self._crash_listed:
+                # parts written after the last state update of a killed writer
+                self._crash_listed.add((run_id, segment))
+                dirty.add((project, run_id, segment))
+        cur.close()
+
+    def _relist(self, nodes: Iterable[NodeKey]) -> None:
+        paths, run_ids, segs, los, his, sizes = [], [], [], [], [], []
+        cur = self.con.cursor()
+        for project, run_id, segment in nodes:
+            cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ? AND NOT pack", [run_id, segment])
+            packed = cur.execute(
+                "SELECT step_lo, step_hi FROM parts WHERE run_id = ? AND segment = ? AND pack",
+                [run_id, segment],
+            ).fetchall()
+            listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
+            for part in own_parts(listed, packed):
+                paths.append(self.storage.engine_path(part.path))
+                run_ids.append(run_id)
+                segs.append(segment)
+                los.append(part.step_lo)
+                his.append(part.step_hi)
+                sizes.append(part.size)
+        if paths:
+            table = pa.table(
+                {
+                    "path": paths,
+                    "run_id": run_ids,
+                    "segment": segs,
+                    "step_lo": los,
+                    "step_hi": his,
+                    "bytes": sizes,
+                    "pack": [False] * len(paths),
+                },
+                schema=_PARTS_SCHEMA,
+            )
+            cur.register("new_parts", table)
+            cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_parts")
+            cur.unregister("new_parts")
+        cur.close()
+
+    def relist_all(self) -> None:
+        """List every segment again (after a read found a part that a compaction removed)."""
+        with self._lock:
+            dirty: set[NodeKey] = set()
+            self._fold_packs(dirty)
+            nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
+            self._relist([(p, r, s) for p, r, s in nodes])
+            self._generation += 1
+
+    # ---- querying -----------------------------------------------------------------------
+    def index(self) -> Index:
+        """The lineage links and file index as Python dicts, as of the last refresh."""
+        with self._lock:
+            if self._index is None or self._index.generation != self._generation:
+                cur = self.con.cursor()
+                try:
+                    files: dict[Node, list[tuple[str, int, int, bool]]] = {}
+                    for r, s, path, lo, hi, pack in cur.execute(
+                        "SELECT run_id, segment, path, step_lo, step_hi, pack FROM parts ORDER BY step_lo, path"
+                    ).fetchall():
+                        files.setdefault((r, int(s)), []).append((path, int(lo), int(hi), bool(pack)))
+                    current = {
+                        r: int(s) for r, s in cur.execute("SELECT run_id, segment FROM run_meta").fetchall()
+                    }
+                finally:
+                    cur.close()
+                self._index = Index(self._generation, current, dict(self._links), files)
+            return self._index
+
+    def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
+        """A cursor on the index; `raw_history`/`history` see the parts as of now."""
+        cur = self.con.cursor()
+        if with_parts:
+            files = [
+                r[0] for r in cur.execute("SELECT path FROM parts WHERE NOT pack ORDER BY path").fetchall()
+            ]
+            packs = [
+                r[0]
+                for r in cur.execute("SELECT DISTINCT path FROM parts WHERE pack ORDER BY path").fetchall()
+            ]
+            cur.execute("SET VARIABLE runlake_parts = ?", [files or [self._empty[False]]]).fetchall()
+            cur.execute("SET VARIABLE runlake_packs = ?", [packs or [self._empty[True]]]).fetchall()
+        return cur
+
+
+_IDENTITY_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("project", pa.string()),
+        ("name", pa.string()),
+        ("notes", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("created_at", pa.float64()),
+    ]
+)
+_SEGMENT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("segment", pa.int64()),
+        ("project", pa.string()),
+        ("kind", pa.string()),
+        ("parent_run_id", pa.string()),
+        ("parent_segment", pa.int64()),
+        ("cutoff", pa.int64()),
+        ("created_at", pa.float64()),
+    ]
+)
+_PARTS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("run_id", pa.string()),
+        ("segment", pa.int64()),
+        ("step_lo", pa.int64()),
+        ("step_hi", pa.int64()),
+        ("bytes", pa.int64()),
+        ("pack", pa.bool_()),
+    ]
+)
+_CLOSURE_SCHEMA = pa.schema(
+    [
+        ("node_run_id", pa.string()),
+        ("node_segment", pa.int64()),
+        ("depth", pa.int64()),
+        ("run_id", pa.string()),
+        ("segment", pa.int64()),
+        ("step_lo", pa.int64()),
+        ("step_hi", pa.int64()),
+    ]
+)

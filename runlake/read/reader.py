@@ -1,0 +1,285 @@
+"""The read API over one root: history, runs, lineage, sql, connect, compare, descendants,
+tree; and a fork's inherited summary, which needs no catalog. Every row read in Python goes
+resolve lineage -> select files -> scan -> assemble."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ..errors import CorruptPartError, RunNotFoundError
+from ..store import manifests
+from ..store.layout import MAX_STEP
+from ..store.names import check_name
+from ..store.storage import Storage
+from . import sql as sqlmod
+from .assemble import SYSTEM_KEYS, Series, last_values, series, wide
+from .catalog import Catalog
+from .lineage import ClosureRow, Index, Link, Node, clip, own_parts, select_files, walk
+from .scan import scan
+
+_DESCENDANTS = """
+WITH RECURSIVE down(run_id, parent_run_id, parent_segment, fork_step, generation) AS (
+    SELECT s.run_id, s.parent_run_id, s.parent_segment, s.cutoff, 1::BIGINT
+    FROM segments AS s WHERE s.kind = 'fork' AND s.parent_run_id = ?
+    UNION ALL
+    SELECT s.run_id, s.parent_run_id, s.parent_segment, s.cutoff, d.generation + 1
+    FROM down AS d JOIN segments AS s ON s.kind = 'fork' AND s.parent_run_id = d.run_id
+)
+SELECT d.run_id, d.parent_run_id, d.parent_segment, d.fork_step, d.generation, r.project, r.state, r.last_step
+FROM down AS d JOIN runs AS r USING (run_id)
+ORDER BY d.generation, r.created_at, d.run_id
+"""
+
+_TREE = """
+WITH RECURSIVE up(run_id, root_run_id, depth) AS (
+    SELECT r.run_id, r.run_id, 0::BIGINT FROM runs AS r WHERE r.parent_run_id IS NULL
+    UNION ALL
+    SELECT r.run_id, u.root_run_id, u.depth + 1 FROM up AS u JOIN runs AS r ON r.parent_run_id = u.run_id
+)
+SELECT r.run_id, r.name, r.project, r.state, r.parent_run_id, r.fork_step, u.root_run_id, u.depth,
+       r.segment, r.last_step, r.created_at
+FROM runs AS r JOIN up AS u USING (run_id)
+WHERE $project IS NULL OR r.project = $project
+ORDER BY u.root_run_id, u.depth, r.created_at, r.run_id
+"""
+
+
+def check_keys(keys: Sequence[str] | str | None) -> list[str] | None:
+    if isinstance(keys, str):
+        return [keys]
+    if keys is None:
+        return None
+    out = list(keys)
+    for key in out:
+        if not isinstance(key, str):
+            raise TypeError(f"keys must be str, got {type(key).__name__} {key!r}")
+    return out
+
+
+def read_series(
+    cur: duckdb.DuckDBPyConnection,
+    storage: Storage,
+    index: Index | dict[Node, Any],
+    closure: list[ClosureRow],
+    keys: list[str] | None,
+) -> dict[str, Series]:
+    """Each key's points in a closure's effective history (ancestors first, steps ascending)."""
+    files = index.select(closure) if isinstance(index, Index) else select_files(index, closure)
+    table, scan_keys, n = scan(cur, storage, closure, files, keys)
+    found = series(table, len(scan_keys), max(n, 1))
+    return {k: s for k, s in zip(scan_keys, found, strict=True) if s is not None}
+
+
+class Reader:
+    """Reads of one root through its catalog. `prepare` runs before every refresh (the Lake
+    flushes this process's open runs there, so a read sees what they logged)."""
+
+    def __init__(self, storage: Storage, catalog: Catalog, prepare: Callable[[], None] | None = None) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self._prepare = prepare
+
+    def refresh(self) -> Catalog:
+        if self._prepare is not None:
+            self._prepare()
+        self.catalog.refresh()
+        return self.catalog
+
+    @contextlib.contextmanager
+    def reading(self, with_parts: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One refresh and a cursor on the catalog, closed afterwards: every read's start."""
+        cur = self.refresh().cursor(with_parts=with_parts)
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def _missing(self, run_id: str) -> RunNotFoundError:
+        return RunNotFoundError(f"run {run_id!r} does not exist in root {self.storage.url!r}")
+
+    def _node(self, index: Index, run_id: str, segment: int | None) -> tuple[str, int]:
+        current = index.current.get(run_id)
+        if current is None:
+            raise self._missing(run_id)
+        if segment is None:
+            return run_id, current
+        if (run_id, segment) not in index.links:
+            raise RunNotFoundError(f"run {run_id!r} has no segment {segment}: its segments are 0..{current}")
+        return run_id, segment
+
+    def _with_retry(self, read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except (duckdb.IOException, FileNotFoundError, CorruptPartError):
+            # a compaction may have swapped parts since our listing: list again, read once more
+            self.catalog.relist_all()
+            return read()
+
+    def _wide(
+        self, cur: duckdb.DuckDBPyConnection, run_id: str, segment: int | None, keys: list[str] | None
+    ) -> pl.DataFrame:
+        user = None if keys is None else [k for k in dict.fromkeys(keys) if k not in ("_step", *SYSTEM_KEYS)]
+        scan_keys = None if keys is None else [*(user or []), *SYSTEM_KEYS]
+
+        def read() -> pl.DataFrame:
+            index = self.catalog.index()
+            node = self._node(index, run_id, segment)
+            return wide(read_series(cur, self.storage, index, index.closure(*node), scan_keys), user)
+
+        return self._with_retry(read)  # type: ignore[no-any-return]
+
+    def history(
+        self, run_id: str, keys: Sequence[str] | str | None = None, *, segment: int | None = None
+    ) -> pl.DataFrame:
+        """A run's effective history, wide and complete: one row per step where a selected key was logged."""
+        check_name(run_id, "run id")
+        key_list = check_keys(keys)
+        if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int)):
+            raise TypeError(f"segment must be an int, got {type(segment).__name__}")
+        with self.reading() as cur:
+            return self._wide(cur, run_id, segment, key_list)
+
+    def compare(self, run_ids: Sequence[str] | str, keys: Sequence[str] | str) -> pl.DataFrame:
+        """Several runs' effective histories in one frame aligned on `_step` (one refresh)."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        key_list = check_keys(keys) or []
+        if not ids or not key_list:
+            raise ValueError("compare() needs at least one run id and one key")
+        for run_id in ids:
+            check_name(run_id, "run id")
+        out: pl.DataFrame | None = None
+        with self.reading() as cur:
+            for run_id in dict.fromkeys(ids):
+                one = self._wide(cur, run_id, None, key_list).select(
+                    "_step", *[pl.col(k).alias(f"{run_id}:{k}") for k in key_list]
+                )
+                out = one if out is None else out.join(one, on="_step", how="full", coalesce=True)
+        assert out is not None
+        return out.sort("_step")
+
+    def fork_tree(self, run_ids: Sequence[str], key: str) -> list[tuple[dict[str, Any], Series | None]]:
+        """Every node of the runs' lineages once, with its own points of `key` in the range it
+        contributes to any of them: what a fork-tree chart draws. One refresh, one scan.
+
+        Each entry: the node's lineage row (run_id, segment, kind, parent_run_id,
+        parent_segment, cutoff, step_lo, hi: None = open-ended, current: a run's own
+        latest node) and its series.
+        """
+        with self.reading() as cur:
+
+            def read() -> list[tuple[dict[str, Any], Series | None]]:
+                index = self.catalog.index()
+                nodes: dict[Node, dict[str, Any]] = {}
+                for run_id in dict.fromkeys(run_ids):
+                    node = self._node(index, run_id, None)
+                    chain = sqlmod.frame(cur, "SELECT * FROM closure_of(?, ?)", [node[0], node[1]])
+                    for row in chain.iter_rows(named=True):
+                        entry = nodes.setdefault(
+                            (row["run_id"], row["segment"]), {**row, "hi": row["step_hi"]}
+                        )
+                        entry["hi"] = max(entry["hi"], row["step_hi"])
+                        entry["current"] = entry.get("current", False) or row["depth"] == 0
+                ranges = [
+                    (i, r, s, info["step_lo"], info["hi"]) for i, ((r, s), info) in enumerate(nodes.items())
+                ]
+                table, _, n = scan(cur, self.storage, ranges, index.select(ranges), [key])
+                # one key: g = n - 1 - i for node i, so the series come out in reverse order
+                found = list(reversed(series(table, n, 1))) if n else []
+                for info in nodes.values():
+                    info["hi"] = None if info["hi"] == MAX_STEP else info["hi"]
+                return list(zip(nodes.values(), found, strict=True))
+
+            return self._with_retry(read)  # type: ignore[no-any-return]
+
+    def runs(self, project: str | None = None) -> pl.DataFrame:
+        """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
+        if project is not None:
+            check_name(project, "project name")
+        with self.reading() as cur:
+            if project is None:
+                return sqlmod.frame(cur, "SELECT * FROM runs ORDER BY created_at, run_id")
+            return sqlmod.frame(
+                cur, "SELECT * FROM runs WHERE project = ? ORDER BY created_at, run_id", [project]
+            )
+
+    def lineage(self, run_id: str) -> pl.DataFrame:
+        """The chain of (run_id, segment) nodes from the run up to its root, nearest first."""
+        check_name(run_id, "run id")
+        with self.reading() as cur:
+            segment = self.catalog.index().current.get(run_id)
+            if segment is None:
+                raise self._missing(run_id)
+            return sqlmod.frame(
+                cur,
+                """
+                SELECT depth, run_id, segment, project, kind, parent_run_id, parent_segment, cutoff,
+                       step_lo, CASE WHEN step_hi = $max THEN NULL ELSE step_hi END AS step_hi
+                FROM closure_of($rid, $seg) ORDER BY depth
+                """,
+                {"rid": run_id, "seg": segment, "max": MAX_STEP},
+            )
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
+        with self.reading(with_parts=True) as cur:
+            return sqlmod.frame(cur, query, params)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
+        return self.refresh().cursor()
+
+    def descendants(self, run_id: str) -> pl.DataFrame:
+        """Every run forked from this one, directly or through other forks (generation 1 = children)."""
+        check_name(run_id, "run id")
+        with self.reading() as cur:
+            if run_id not in self.catalog.index().current:
+                raise self._missing(run_id)
+            return sqlmod.frame(cur, _DESCENDANTS, [run_id])
+
+    def tree(self, project: str | None = None) -> pl.DataFrame:
+        """The fork forest of a project (or the whole root): one row per run with its root and depth."""
+        if project is not None:
+            check_name(project, "project name")
+        with self.reading() as cur:
+            return sqlmod.frame(cur, _TREE, {"project": project})
+
+
+def inherited_summary(
+    storage: Storage, project: str, run_id: str, segment: int, max_step: int
+) -> dict[str, Any]:
+    """Last value of every key in a node's effective history up to `max_step` (a fork's or a
+    rewind's inherited summary), read from its chain's manifests: no catalog, no listing of
+    the root, the same walk, file selection and scan as `history()`."""
+    links: dict[Node, Link] = {}
+    files: dict[Node, list[tuple[str, int, int, bool]]] = {}
+    node: Node | None = (run_id, segment)
+    while node is not None:
+        doc = manifests.read_segment(storage, project, *node)
+        links[node] = (doc.parent_run_id, doc.parent_segment, doc.cutoff)
+        pointer = manifests.read_packed(storage, project, *node)
+        packed = [(int(p["step_lo"]), int(p["step_hi"])) for p in (pointer.packs if pointer else [])]
+        refs = [
+            (storage.engine_path(f"{storage.root}/{p['pack']}"), int(p["step_lo"]), int(p["step_hi"]), True)
+            for p in (pointer.packs if pointer else [])
+        ]
+        listed = storage.list_parts(storage.paths.segment_dir(project, *node))
+        refs += [
+            (storage.engine_path(p.path), p.step_lo, p.step_hi, False) for p in own_parts(listed, packed)
+        ]
+        files[node] = sorted(refs, key=lambda f: (f[1], f[0]))
+        node = doc.parent
+        project = doc.parent_project or project
+    closure = clip(walk(links, (run_id, segment))[0], max_step)
+    con = duckdb.connect(":memory:")
+    try:
+        if not storage.is_local:
+            con.register_filesystem(storage.fs)
+        sqlmod.install(con, only=("part_rows", "pack_rows"))
+        return last_values(read_series(con, storage, files, closure, None))
+    finally:
+        con.close()

@@ -1,0 +1,68 @@
+"""The SQL objects of `sql/` (shipped in the wheel as `runlake/sql`), and query results as frames."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ..errors import RunlakeError
+
+# Tables first, then what reads them.
+ORDER = (
+    "run_meta",
+    "segments",
+    "parts",
+    "closure",
+    "part_rows",
+    "pack_rows",
+    "closure_of",
+    "lineage",
+    "raw_history",
+    "history",
+    "runs",
+)
+
+
+@cache
+def _texts() -> tuple[tuple[str, str], ...]:
+    packaged = resources.files("runlake") / "sql"
+    source = Path(__file__).resolve().parents[2] / "sql"  # a source checkout / editable install
+    out = []
+    for name in ORDER:
+        entry = packaged / f"{name}.sql"
+        text = (
+            entry.read_text(encoding="utf-8")
+            if entry.is_file()
+            else (source / f"{name}.sql").read_text("utf-8")
+        )
+        out.append((name, text))
+    return tuple(out)
+
+
+def install(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -> None:
+    """Create every table, macro and view of `sql/` on `con` (idempotent), or just `only` these."""
+    for name, text in _texts():
+        if only is not None and name not in only:
+            continue
+        try:
+            con.execute(text)
+        except duckdb.Error as exc:
+            line = re.search(r"LINE (\d+)", str(exc))
+            where = f"sql/{name}.sql" + (f", line {line.group(1)}" if line else "")
+            raise RunlakeError(f"{where}: {exc}") from exc
+
+
+def frame(cur: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pl.DataFrame:
+    """A query's result as a polars DataFrame (through Arrow); empty for a statement with none."""
+    relation = cur.sql(query, params=params)
+    if relation is None:
+        return pl.DataFrame()
+    result = pl.from_arrow(relation.to_arrow_table())
+    assert isinstance(result, pl.DataFrame)
+    return result

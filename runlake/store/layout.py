@@ -1,0 +1,143 @@
+"""Every path, file name and pattern of the on-storage contract (see ARCHITECTURE.md).
+
+<root>/runs/<project>/<run_id>/meta/run.json          identity, write-once
+<root>/runs/<project>/<run_id>/meta/segment-<k>.json  lineage row of segment k, write-once
+<root>/runs/<project>/<run_id>/meta/state.json        state, heartbeat, config, summary (replaced)
+<root>/runs/<project>/<run_id>/meta/writer-<n>.json   writer claims, write-once
+<root>/runs/<project>/<run_id>/meta/packed-<k>.json   where segment k's rows went (a pointer)
+<root>/history/project=<p>/run_id=<id>/segment=<k>/part-<first>-<last>-<uuid>.parquet
+<root>/packs/project=<p>/pack-<id>.parquet            finished nodes' rows, compacted together
+<root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
+<root>/_catalog/catalog.duckdb                        a local root's catalog cache (derived)
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+MAX_STEP = 2**63 - 1  # the largest step a BIGINT holds; also "no upper bound" in a closure
+# `cpart-` files were written by the compaction before packs (release 0.1.0 roots may hold them).
+PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
+SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
+PACKED_RE = re.compile(r"packed-(\d+)\.json")
+# parts of segment k were swapped (old compaction, doctor's quarantine): list the segment again
+RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")
+PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
+# The hive partition columns, typed explicitly: inference would make run id "0042" the number 42.
+HIVE_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "segment": "BIGINT"}
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """A history part as a listing shows it: its step range is in its name."""
+
+    path: str
+    step_lo: int
+    step_hi: int
+    size: int
+    compacted: bool = False
+
+
+def parse_part(path: str, size: int) -> PartFile | None:
+    """A PartFile if `path` names a history part, else None."""
+    m = PART_RE.fullmatch(path.rstrip("/").rsplit("/", 1)[-1])
+    if m is None:
+        return None
+    return PartFile(path, int(m[2]), int(m[3]), size, m[1] == "c")
+
+
+def visible_parts(parts: list[PartFile]) -> list[PartFile]:
+    """Drop the parts a compacted part (`cpart-...`, release 0.1.0) already holds: writing the
+    compacted file was the index switch, so a listing at any moment reads each row once."""
+    covers = [p for p in parts if p.compacted]
+    if not covers:
+        return parts
+    out = []
+    for part in parts:
+        covered = any(
+            c is not part
+            and c.step_lo <= part.step_lo
+            and part.step_hi <= c.step_hi
+            and (
+                not part.compacted
+                or (c.step_lo, -c.step_hi, c.path) < (part.step_lo, -part.step_hi, part.path)
+            )
+            for c in covers
+        )
+        if not covered:
+            out.append(part)
+    return out
+
+
+class Layout:
+    """The paths of one root (`root` is the path inside its filesystem, no trailing slash)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    @property
+    def runs_dir(self) -> str:
+        return f"{self.root}/runs"
+
+    @property
+    def packs_dir(self) -> str:
+        return f"{self.root}/packs"
+
+    def run_dir(self, project: str, run_id: str) -> str:
+        return f"{self.root}/runs/{project}/{run_id}"
+
+    def meta(self, project: str, run_id: str, name: str) -> str:
+        return f"{self.root}/runs/{project}/{run_id}/meta/{name}"
+
+    def segment_dir(self, project: str, run_id: str, segment: int) -> str:
+        return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
+
+    def part(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
+        name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
+        return f"{self.segment_dir(project, run_id, segment)}/{name}"
+
+    def pack_dir(self, project: str) -> str:
+        return f"{self.root}/packs/project={project}"
+
+    def pack_base(self, project: str, pack_id: str) -> str:
+        """A pack without its suffix: `.parquet` is the data, `.json` its manifest."""
+        return f"{self.pack_dir(project)}/pack-{pack_id}"
+
+    def compact_lock(self) -> str:
+        return f"{self.root}/packs/compact.lock"
+
+    def quarantine(self, path: str) -> str:
+        return f"{self.root}/_quarantine/{self.relative(path)}"
+
+    def relative(self, path: str) -> str:
+        prefix = self.root.rstrip("/") + "/"
+        if not path.startswith(prefix):
+            raise ValueError(f"{path} is not under the root {self.root}")
+        return path[len(prefix) :]
+
+
+def pack_relative(path: str) -> str:
+    """`packs/project=<p>/pack-<id>.parquet` from a pack's full path (the root may hold "/packs/")."""
+    return path if path.startswith("packs/") else path[path.rindex("/packs/") + 1 :]
+
+
+def is_pack_manifest(path: str) -> bool:
+    parts = path.rsplit("/", 3)  # .../packs/project=<p>/pack-<id>.json
+    return len(parts) == 4 and parts[1] == "packs" and PACK_MANIFEST_RE.fullmatch(parts[3]) is not None
+
+
+def split_meta_path(path: str) -> tuple[str, str, str]:
+    """.../runs/<project>/<run_id>/meta/<name> -> (project, run_id, name)."""
+    parts = path.rstrip("/").split("/")
+    return parts[-4], parts[-3], parts[-1]
+
+
+_HIVE_NODE_RE = re.compile(r"/run_id=([^/]+)/segment=(\d+)/[^/]+$")
+
+
+def hive_node(path: str) -> tuple[str, int] | None:
+    """(run_id, segment) from a part's hive path, None for a path that is not one."""
+    m = _HIVE_NODE_RE.search(path)
+    return (m[1], int(m[2])) if m else None

@@ -1,0 +1,67 @@
+"""Is a writer alive? One answer for runs, writer claims and the compaction lock.
+
+A holder is identified by host, pid and the pid's kernel start time (a reused pid is a
+different process) and vouched for by a time it last wrote (a heartbeat).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from . import settings
+
+HOST = socket.gethostname()
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (Linux), to tell a live writer from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # the command name may contain spaces: fields restart after the last ')'
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # a killed process not yet reaped is gone all the same
+        return None
+    return fields[19].decode()
+
+
+def writer_identity() -> dict[str, Any]:
+    """Who is writing: host, pid and the pid's start time."""
+    pid = os.getpid()
+    return {"host": HOST, "pid": pid, "pid_start": process_start(pid)}
+
+
+def holder_alive(
+    doc: dict[str, Any], beat: float | None, stale_after: float, now: float | None = None
+) -> bool:
+    """Is the process that wrote `doc` (host, pid, pid_start) still there?
+
+    On this host the pid answers, whatever the beat's age: a stalled or starved writer (Ctrl-Z,
+    a long GC pause, two busy cores) is alive, and taking its run over would split it.
+    Elsewhere, a beat older than `stale_after` seconds means gone.
+    """
+    now = time.time() if now is None else now
+    if doc.get("host") == HOST and doc.get("pid") and os.path.isdir("/proc"):
+        pid = int(doc["pid"])
+        if pid == os.getpid():
+            return True
+        return process_start(pid) == doc.get("pid_start")
+    return now - (beat or 0.0) <= stale_after
+
+
+def writer_alive(state: dict[str, Any], now: float | None = None) -> bool:
+    """Is the process that wrote this `running` state still there?"""
+    return holder_alive(state, state.get("heartbeat"), settings.heartbeat_timeout(), now)
+
+
+def derive_state(state: dict[str, Any], now: float | None = None) -> str:
+    """The state a reader reports: a `running` run whose writer is gone reads `crashed`."""
+    raw = str(state.get("state") or "running")
+    if raw == "running" and not writer_alive(state, now):
+        return "crashed"
+    return raw

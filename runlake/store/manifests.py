@@ -1,0 +1,243 @@
+"""Typed manifest documents: the only code that reads or writes manifest JSON.
+
+Each document is a dataclass with `to_json()` and `from_json()`; readers are lenient about
+fields an older release did not write (they get their defaults), so old roots keep reading.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+from ..errors import RunlakeError, RunNotFoundError
+from . import settings
+from .layout import SEGMENT_RE
+from .liveness import derive_state, holder_alive, writer_identity
+from .storage import Storage
+
+D = TypeVar("D", bound="_Doc")
+
+
+class _Doc:
+    """to_json / from_json for a dataclass; unknown keys are ignored, missing ones defaulted."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload,no-any-return]
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), allow_nan=True).encode()
+
+    @classmethod
+    def from_json(cls: type[D], doc: dict[str, Any], where: str = "") -> D:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        try:
+            return cls(**{k: v for k, v in doc.items() if k in names})
+        except TypeError as exc:
+            raise RunlakeError(f"manifest {where or cls.__name__} is missing a field: {exc}") from None
+
+
+@dataclass
+class RunIdentity(_Doc):
+    """meta/run.json: who the run is (write-once)."""
+
+    run_id: str
+    project: str
+    name: str | None = None
+    notes: str | None = None
+    tags: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+
+
+@dataclass
+class SegmentDoc(_Doc):
+    """meta/segment-<k>.json: one lineage row (write-once). A node inherits its parent node's
+    effective rows with step <= cutoff; its own rows are > cutoff."""
+
+    run_id: str
+    segment: int
+    project: str
+    kind: str = "root"  # root | fork | rewind
+    created_at: float = 0.0
+    parent_project: str | None = None
+    parent_run_id: str | None = None
+    parent_segment: int | None = None
+    cutoff: int | None = None
+
+    @property
+    def parent(self) -> tuple[str, int] | None:
+        if self.parent_run_id is None or self.parent_segment is None:
+            return None
+        return self.parent_run_id, int(self.parent_segment)
+
+
+@dataclass
+class StateDoc(_Doc):
+    """meta/state.json: the writer's latest word (replaced on every flush)."""
+
+    run_id: str
+    segment: int = 0
+    state: str = "running"
+    heartbeat: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+    writer_seq: int = 0
+    watermark: int | None = None  # the last step whose rows are in a part
+    runtime: float = 0.0
+    finished_at: float | None = None
+    exit_code: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    summary_auto: dict[str, Any] = field(default_factory=dict)
+    summary_user: dict[str, Any] = field(default_factory=dict)
+    inherited_pending: bool = False
+
+
+@dataclass
+class WriterClaim(_Doc):
+    """meta/writer-<n>.json: writer slot n was taken (write-once, exclusive)."""
+
+    seq: int
+    what: str
+    at: float
+    host: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+
+
+@dataclass
+class PackMember(_Doc):
+    run_id: str
+    segment: int
+    step_lo: int
+    step_hi: int
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class PackManifest(_Doc):
+    """packs/project=<p>/pack-<id>.json: the members of a pack; writing it is the index switch."""
+
+    pack: str
+    project: str
+    created_at: float = 0.0
+    rows: int = 0
+    bytes: int = 0
+    members: list[PackMember] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], where: str = "") -> PackManifest:
+        manifest = super().from_json(doc, where)
+        manifest.members = [PackMember.from_json(m, where) for m in doc.get("members") or []]
+        return manifest
+
+
+@dataclass
+class PackedPointer(_Doc):
+    """meta/packed-<k>.json: which packs hold segment k's rows (for readers without a listing)."""
+
+    segment: int
+    packs: list[dict[str, Any]] = field(default_factory=list)  # {pack (root-relative), step_lo, step_hi}
+    step_hi: int | None = None
+
+
+# ---- one run's manifests (what training processes use; no catalog) -----------------------
+def read(storage: Storage, path: str, kind: type[D]) -> D | None:
+    doc = storage.read_json(path)
+    return None if doc is None else kind.from_json(doc, storage.engine_path(path))
+
+
+def write(storage: Storage, path: str, doc: _Doc) -> None:
+    storage.write_json_atomic(path, doc.to_json())
+
+
+def find_project(storage: Storage, run_id: str) -> str | None:
+    """The project holding `run_id` (run ids are unique in a root), or None."""
+    for project in sorted(storage.listdir(storage.paths.runs_dir)):
+        if storage.exists(storage.paths.meta(project, run_id, "run.json")):
+            return project
+    return None
+
+
+def require_project(storage: Storage, run_id: str) -> str:
+    project = find_project(storage, run_id)
+    if project is None:
+        raise RunNotFoundError(f"run {run_id!r} does not exist in root {storage.url!r}")
+    return project
+
+
+def read_identity(storage: Storage, project: str, run_id: str) -> RunIdentity:
+    doc = read(storage, storage.paths.meta(project, run_id, "run.json"), RunIdentity)
+    return doc if doc is not None else RunIdentity(run_id=run_id, project=project)
+
+
+def read_state(storage: Storage, project: str, run_id: str) -> StateDoc:
+    doc = read(storage, storage.paths.meta(project, run_id, "state.json"), StateDoc)
+    if doc is None:
+        raise RunlakeError(
+            f"run {run_id!r} has no state manifest (it is still being created, or its creation "
+            "failed); try again in a moment"
+        )
+    return doc
+
+
+def read_segment(storage: Storage, project: str, run_id: str, segment: int) -> SegmentDoc:
+    doc = read(storage, storage.paths.meta(project, run_id, f"segment-{segment}.json"), SegmentDoc)
+    if doc is None:
+        raise RunNotFoundError(f"run {run_id!r} has no segment {segment}")
+    return doc
+
+
+def read_packed(storage: Storage, project: str, run_id: str, segment: int) -> PackedPointer | None:
+    return read(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), PackedPointer)
+
+
+def segment_numbers(storage: Storage, project: str, run_id: str) -> list[int]:
+    names = storage.listdir(f"{storage.paths.run_dir(project, run_id)}/meta")
+    return sorted(int(m[1]) for n in names if (m := SEGMENT_RE.fullmatch(n)))
+
+
+def node_last_step(
+    storage: Storage, project: str, run_id: str, segment: int, cutoff: int | None
+) -> int | None:
+    """The last durable step of a node's effective history, from a listing and its pack pointer
+    (a fork or rewind that has logged nothing yet has reached its cutoff)."""
+    parts = storage.list_parts(storage.paths.segment_dir(project, run_id, segment))
+    own = max((p.step_hi for p in parts), default=None)
+    packed = read_packed(storage, project, run_id, segment)
+    if packed is not None and packed.step_hi is not None:  # compaction moved rows into a pack
+        own = packed.step_hi if own is None else max(own, packed.step_hi)
+    return last_step(own, cutoff)
+
+
+def last_step(own: int | None, cutoff: int | None) -> int | None:
+    """A node's last step: its own last row, and at least its cutoff (the `runs` view agrees)."""
+    if cutoff is None:
+        return own
+    return cutoff if own is None else max(own, cutoff)
+
+
+def is_running(state: StateDoc) -> bool:
+    return derive_state(state.to_json()) == "running"
+
+
+def claim_writer(storage: Storage, project: str, run_id: str, state: StateDoc, what: str) -> int:
+    """Take the writer slot after the one in `state`, atomically: of two racing resumes or
+    rewinds that read the same state, exactly one wins. A slot taken by a claimant that died
+    before taking over is skipped."""
+    seq = int(state.writer_seq or 0) + 1
+    while True:
+        claim = WriterClaim(seq=seq, what=what, at=time.time(), **writer_identity())
+        path = storage.paths.meta(project, run_id, f"writer-{seq}.json")
+        if storage.create_exclusive(path, claim.encode()):
+            return seq
+        other = read(storage, path, WriterClaim)
+        if other is not None and holder_alive(other.to_json(), other.at, settings.heartbeat_timeout()):
+            raise RunlakeError(
+                f"run {run_id!r} was resumed or rewound by another process at the same time "
+                f"(pid {other.pid} on {other.host}); exactly one may continue it"
+            )
+        seq += 1

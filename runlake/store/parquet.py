@@ -1,0 +1,144 @@
+"""History parts and packs as Parquet: the schemas, encodings and reads (the only pyarrow.parquet user)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .layout import hive_node
+
+SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("text", pa.string()),
+    ]
+)
+
+# A pack: the rows of many finished nodes, sorted by (key, run_id, segment, step).
+PACK_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("segment", pa.int64(), nullable=False),
+        *SCHEMA,
+    ]
+)
+PACK_ROW_GROUP = 131_072  # rows; small enough that a key (and a run within it) prunes row groups
+# What blocks_to_table builds: the key column stays dictionary-encoded (no per-point strings).
+WRITE_SCHEMA = SCHEMA.set(1, pa.field("key", pa.dictionary(pa.int32(), pa.string()), nullable=False))
+_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["key"],
+    # DESIGN.md: dictionary-encoding `value` would silently turn BYTE_STREAM_SPLIT off.
+    "column_encoding": {"step": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+    "write_statistics": True,
+}
+
+
+def encode(table: pa.Table) -> bytes:
+    """Serialise one part with runlake's encodings.
+
+    Into an Arrow buffer, not a Python file object: the writer then never needs the GIL for
+    its many small writes, so a flusher thread is not stalled by a busy training loop (each
+    GIL hand-back costs up to the 5 ms switch interval: 100+ ms per part with BytesIO).
+    """
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **_WRITE_OPTIONS)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_pack(table: pa.Table) -> bytes:
+    """Serialise one pack (PACK_SCHEMA, already sorted) with runlake's encodings."""
+    # compaction is offline: zstd level 9 instead of the default 1 costs ~0.1 us a point and
+    # saves 1-8% (random-walk float64 6.57 -> 6.48 B/point, float32-origin 3.25 -> 2.99)
+    options = {**_WRITE_OPTIONS, "use_dictionary": ["key", "run_id", "segment"], "compression_level": 9}
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=PACK_ROW_GROUP, **options)
+    return sink.getvalue().to_pybytes()
+
+
+def write_empty(path: str, pack: bool = False) -> None:
+    """A zero-row part (or pack) file (used where a file list must not be empty)."""
+    pq.write_table((PACK_SCHEMA if pack else SCHEMA).empty_table(), path)
+
+
+def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:
+    """Several parts as one table (the history schema)."""
+    tables = [pq.read_table(path, filesystem=fs, schema=SCHEMA) for path in paths]
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+
+def read_node_rows(fs: Any, nodes: Sequence[tuple[str, int, Sequence[str]]], threads: int = 8) -> pa.Table:
+    """The rows of several nodes' part files as one PACK_SCHEMA table (read concurrently)."""
+
+    def one(node: tuple[str, int, Sequence[str]]) -> pa.Table:
+        run_id, segment, paths = node
+        table = read_parts(fs, paths)
+        n = table.num_rows
+        return pa.table(
+            [pa.array([run_id] * n, pa.string()), pa.array(np.full(n, segment, np.int64)), *table.columns],
+            schema=PACK_SCHEMA,
+        )
+
+    if not nodes:
+        return PACK_SCHEMA.empty_table()
+    with ThreadPoolExecutor(max_workers=min(threads, len(nodes))) as pool:
+        return pa.concat_tables(pool.map(one, nodes))
+
+
+_FETCHED = pa.schema([*SCHEMA, pa.field("run_id", pa.string()), pa.field("segment", pa.int64())])
+
+
+def fetch_parts(fs: Any, paths: Sequence[str], keys: Sequence[str] | None, threads: int = 16) -> pa.Table:
+    """Read parts from a remote filesystem concurrently (one request per file, all at once),
+    adding the hive columns run_id and segment. DuckDB over fsspec would read them one by one."""
+    filters = [("key", "in", list(keys))] if keys is not None else None
+
+    def one(path: str) -> pa.Table:
+        data = fs.cat_file(path)
+        try:
+            source = io.BytesIO(data)
+            is_pack = "run_id" in pq.read_schema(source).names
+            source.seek(0)
+            table = pq.read_table(source, schema=PACK_SCHEMA if is_pack else SCHEMA, filters=filters)
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadablePart(path, exc) from exc
+        if "run_id" in table.column_names:  # a pack holds its rows' nodes
+            return table.select(_FETCHED.names).cast(_FETCHED)
+        run_id, segment = hive_node(path) or ("", -1)
+        return table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string())).append_column(
+            "segment", pa.array([segment] * table.num_rows, pa.int64())
+        )
+
+    if not paths:
+        return SCHEMA.empty_table()
+    with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
+        return pa.concat_tables(pool.map(one, paths))
+
+
+class UnreadablePart(Exception):
+    """A part file that is not valid Parquet (truncated, corrupt)."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
+def check_part(fs: Any, path: str) -> str | None:
+    """None if `path` reads as a history part, else what is wrong with it."""
+    try:
+        # by path, through pyarrow's own filesystem wrapper: never a Python file object
+        table = pq.read_table(path, filesystem=fs, schema=SCHEMA)
+        if table.num_rows and table.column("step").null_count:
+            return "steps are missing"
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None

@@ -1,0 +1,89 @@
+"""Every `RUNLAKE_*` environment variable, read here and nowhere else.
+
+Each is read when it is needed (tests and users change them between calls); the defaults and
+the checks live in one place, so a bad value is one clear error whoever asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ..errors import RunlakeError
+
+DEFAULT_ROOT = "./runlake"
+
+
+def root(value: str | os.PathLike[str] | None) -> str:
+    """The root URL: the argument, else $RUNLAKE_ROOT, else ./runlake."""
+    if value is None:
+        value = os.environ.get("RUNLAKE_ROOT") or DEFAULT_ROOT
+    return os.fspath(value)
+
+
+def storage_options(value: dict[str, Any] | None) -> dict[str, Any]:
+    """fsspec options: the argument, else $RUNLAKE_STORAGE_OPTIONS (a JSON object), else none."""
+    if value is not None:
+        if not isinstance(value, dict):
+            raise TypeError(f"storage_options must be a dict, got {type(value).__name__}")
+        return value
+    raw = os.environ.get("RUNLAKE_STORAGE_OPTIONS")
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise RunlakeError(f"$RUNLAKE_STORAGE_OPTIONS is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise RunlakeError("$RUNLAKE_STORAGE_OPTIONS must be a JSON object")
+    return parsed
+
+
+def flush_interval() -> float:
+    """Seconds between background flushes (and heartbeats); $RUNLAKE_FLUSH_INTERVAL, default 5."""
+    return _float("RUNLAKE_FLUSH_INTERVAL", 5.0, minimum=0.01)
+
+
+def heartbeat_timeout() -> float:
+    """A running run whose heartbeat is older than this reads `crashed` ($RUNLAKE_HEARTBEAT_TIMEOUT)."""
+    return _float("RUNLAKE_HEARTBEAT_TIMEOUT", max(30.0, 6 * flush_interval()), minimum=0.05)
+
+
+def flush_rows() -> int:
+    """Buffered rows that trigger an early flush ($RUNLAKE_FLUSH_ROWS, default 10,000)."""
+    raw = os.environ.get("RUNLAKE_FLUSH_ROWS")
+    if not raw:
+        return 10_000
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"$RUNLAKE_FLUSH_ROWS must be a whole number, got {raw!r}") from None
+    return max(1, value)
+
+
+def spill_dir(local_dir: str | None = None) -> str:
+    """Where parts wait while storage is down: `dir=`, else $RUNLAKE_SPILL_DIR, else ~/.cache/runlake/spill."""
+    return local_dir or os.environ.get("RUNLAKE_SPILL_DIR") or os.path.join(_home_cache(), "spill")
+
+
+def cache_dir() -> str:
+    """Where catalogs of remote roots are cached: $RUNLAKE_CACHE_DIR, else ~/.cache/runlake."""
+    return os.environ.get("RUNLAKE_CACHE_DIR") or _home_cache()
+
+
+def _home_cache() -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "runlake")
+
+
+def _float(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"${name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum:
+        raise ValueError(f"${name} must be at least {minimum}, got {raw!r}")
+    return value

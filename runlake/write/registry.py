@@ -1,0 +1,99 @@
+"""The runs open in this process: the current run (as `wandb.run`), and finishing them at exit.
+
+The interpreter hooks (an excepthook that remembers an uncaught error, and an atexit handler
+that finishes every open run) are installed by the first `init()`, never at import.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from typing import Any, Protocol
+
+
+class OpenRun(Protocol):
+    id: str
+
+    @property
+    def storage_key(self) -> Any: ...
+
+    def finish(self, exit_code: int = 0) -> None: ...
+
+    def flush_if_dirty(self) -> None: ...
+
+
+_open: dict[tuple[Any, str], OpenRun] = {}
+_lock = threading.Lock()
+_current: list[OpenRun] = []
+_hooks: dict[str, Any] = {}  # what install_hooks replaced, and whether an uncaught error happened
+
+
+def add(run: OpenRun) -> None:
+    install_hooks()
+    with _lock:
+        _open[(run.storage_key, run.id)] = run
+        _current.append(run)
+    _sync_module_run()
+
+
+def forget(run: OpenRun) -> None:
+    with _lock:
+        _open.pop((run.storage_key, run.id), None)
+        if run in _current:
+            _current.remove(run)
+    _sync_module_run()
+
+
+def get(storage_key: Any, run_id: str) -> OpenRun | None:
+    with _lock:
+        return _open.get((storage_key, run_id))
+
+
+def open_runs(storage_key: Any) -> list[OpenRun]:
+    with _lock:
+        return [r for (key, _), r in _open.items() if key == storage_key]
+
+
+def current() -> OpenRun | None:
+    with _lock:
+        return _current[-1] if _current else None
+
+
+def flush_open(storage_key: Any) -> None:
+    """Make what this process's open runs of a root logged visible to a read of that root."""
+    for run in open_runs(storage_key):
+        run.flush_if_dirty()
+
+
+def _sync_module_run() -> None:
+    module = sys.modules.get("runlake")
+    if module is not None:
+        module.run = current()  # type: ignore[attr-defined]
+
+
+def install_hooks() -> None:
+    """Once per process: remember an uncaught error (runs then end failed) and finish runs at exit."""
+    with _lock:
+        if "previous" in _hooks:
+            return
+        _hooks["previous"] = sys.excepthook
+        _hooks["failed"] = False
+    sys.excepthook = _excepthook
+    atexit.register(_finish_all)
+
+
+def _excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+    _hooks["failed"] = True
+    _hooks["previous"](exc_type, exc, tb)
+
+
+def _finish_all() -> None:
+    """Interpreter exit flushes and finishes every open run (failed after an uncaught error)."""
+    with _lock:
+        runs = list(_open.values())
+    for run in runs:
+        try:
+            run.finish(exit_code=1 if _hooks.get("failed") else 0)
+        except Exception as exc:  # noqa: BLE001 - report, and keep finishing the others
+            print(f"runlake: could not finish run {run.id!r} at exit: {exc}", file=sys.stderr)

@@ -1,0 +1,88 @@
+"""A run's storage side: parts and state manifests go to the root, or wait in the spill
+directory while storage is down, and are uploaded in order once it is back."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from ..store import spill
+from ..store.layout import parse_part
+from ..store.manifests import StateDoc
+from ..store.parquet import encode
+from ..store.storage import Storage
+from .buffer import Packed
+
+
+def notify(message: str, stacklevel: int = 3) -> None:
+    """A RuntimeWarning; never raises, even where warnings are errors (the flusher thread)."""
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
+    except Exception:
+        print(f"runlake: warning: {message}", file=sys.stderr)
+
+
+class Writer:
+    """Writes one node's parts and its run's state; owns the spill state of that run."""
+
+    def __init__(self, storage: Storage, project: str, run_id: str, segment: int) -> None:
+        self.storage = storage
+        self.project = project
+        self.run_id = run_id
+        self.segment = segment
+        self._history_prefix = f"history/project={project}/run_id={run_id}"
+        self._runs_prefix = f"runs/{project}/{run_id}"
+        self.spilled = bool(spill.pending(storage, self._history_prefix))
+
+    def encode(self, pieces: list[Packed]) -> list[tuple[int, int, bytes, dict[str, float | str]]]:
+        """One part per batch (each sorted by (key, step)), oldest first."""
+        return [(first, last_step, encode(table), last) for first, last_step, table, last in pieces]
+
+    def store_part(self, first: int, last: int, data: bytes) -> None:
+        # one name per part: a retried upload rewrites it, never duplicates it
+        self.store(self.storage.paths.part(self.project, self.run_id, self.segment, first, last), data)
+
+    def store_state(self, state: StateDoc) -> None:
+        self.store(self.storage.paths.meta(self.project, self.run_id, "state.json"), state.encode())
+
+    def store(self, target: str, data: bytes) -> None:
+        """Upload one file (after any backlog of this run), or keep it in the spill directory."""
+        if self.spilled:
+            _, waiting = spill.upload(self.storage, self._history_prefix)
+            if not waiting:
+                _, waiting = spill.upload(self.storage, self._runs_prefix)
+            if waiting:
+                spill.put(self.storage, target, data)
+                return
+            self.spilled = False
+            notify(f"run {self.run_id!r}: storage is back; spilled parts were uploaded")
+        try:
+            self.storage.write_with_retry(target, data)
+        except Exception as exc:  # storage down: spill, keep logging
+            spill.put(self.storage, target, data)
+            self.spilled = True
+            notify(
+                f"run {self.run_id!r}: storage {self.storage.url} failed after retries ({exc}); "
+                f"logging goes on and parts wait in {spill.spill_root(self.storage)} until it is back"
+            )
+
+    def report_unsynced(self) -> None:
+        """At finish: say what still waits in the spill directory, and how to upload it."""
+        if not self.spilled:
+            return
+        waiting = spill.pending(self.storage, self._history_prefix) + spill.pending(
+            self.storage, self._runs_prefix
+        )
+        if not waiting:
+            return
+        parts = [p for _, t in waiting if "/history/" in t and (p := parse_part(t, 0)) is not None]
+        span = (
+            f" holding steps {min(p.step_lo for p in parts)}..{max(p.step_hi for p in parts)}"
+            if parts
+            else ""
+        )
+        notify(
+            f"run {self.run_id!r} finished, but {len(parts)} part(s){span} and its state are not uploaded yet: "
+            f"they are kept in {spill.spill_root(self.storage)}; run `runlake sync` when storage is back",
+            stacklevel=5,
+        )
