@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import runlake
-from runlake import _parquet
+from runlake.store import parquet as _parquet
 
 Rows = list[tuple[str, str, str]]
 

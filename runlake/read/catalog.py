@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..errors import RunlakeError
 from ..store.layout import RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
@@ -27,7 +26,7 @@ from ..store.liveness import derive_state
 from ..store.manifests import PackManifest, RunIdentity, SegmentDoc, StateDoc
 from ..store.parquet import write_empty
 from ..store.storage import Storage
-from . import persist, sql
+from . import persist, sql, tables
 from .lineage import Index, Link, Node, own_parts, walk
 
 _PERSIST_EVERY = 2.0
@@ -76,6 +75,7 @@ class Catalog:
                 "ON s.run_id = c.run_id AND s.segment = c.segment WHERE s.parent_run_id IS NULL"
             ).fetchall()
         }
+        self._sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
 
     def _empty_file(self, pack: bool) -> str:
         """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
@@ -179,25 +179,7 @@ class Catalog:
             self._seen[path] = listing[path]
 
         if identities:
-            rows = {
-                "run_id": [d.run_id for d in identities],
-                "project": [d.project for d in identities],
-                "name": [d.name for d in identities],
-                "notes": [d.notes for d in identities],
-                "tags": [list(d.tags or []) for d in identities],
-                "created_at": [float(d.created_at or 0.0) for d in identities],
-            }
-            cur.register("new_runs", pa.table(rows, schema=_IDENTITY_SCHEMA))
-            cur.execute(
-                """
-                INSERT INTO run_meta (run_id, project, name, notes, tags, created_at, segment, raw_state, state)
-                SELECT run_id, project, name, notes, tags, created_at, 0, 'running', 'running' FROM new_runs
-                ON CONFLICT (run_id) DO UPDATE SET
-                    project = excluded.project, name = excluded.name, notes = excluded.notes,
-                    tags = excluded.tags, created_at = excluded.created_at
-                """
-            )
-            cur.unregister("new_runs")
+            tables.upsert_identities(cur, identities)
         if segments:
             self._insert_segments(cur, segments)
         for run_id, state, path in states:
@@ -238,19 +220,7 @@ class Catalog:
         cur.close()
 
     def _insert_segments(self, cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) -> None:
-        rows = {
-            "run_id": [d.run_id for d in segments],
-            "segment": [int(d.segment) for d in segments],
-            "project": [d.project for d in segments],
-            "kind": [d.kind for d in segments],
-            "parent_run_id": [d.parent_run_id for d in segments],
-            "parent_segment": [d.parent_segment for d in segments],
-            "cutoff": [d.cutoff for d in segments],
-            "created_at": [float(d.created_at or 0.0) for d in segments],
-        }
-        cur.register("new_segments", pa.table(rows, schema=_SEGMENT_SCHEMA))
-        cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
-        cur.unregister("new_segments")
+        tables.insert_segments(cur, segments)
         for d in segments:
             node = (d.run_id, int(d.segment))
             link = (d.parent_run_id, d.parent_segment, d.cutoff)
@@ -280,19 +250,7 @@ class Catalog:
                     col.append(value)
             if complete:
                 self._closed.add(node)
-        stale = pa.table(
-            {"run_id": [n[0] for n in todo], "segment": [n[1] for n in todo]},
-            schema=pa.schema([("run_id", pa.string()), ("segment", pa.int64())]),
-        )
-        cur.register("stale_nodes", stale)
-        cur.execute(
-            "DELETE FROM closure AS c USING stale_nodes AS s "
-            "WHERE c.node_run_id = s.run_id AND c.node_segment = s.segment"
-        )
-        cur.unregister("stale_nodes")
-        cur.register("new_closure", pa.table(cols, schema=_CLOSURE_SCHEMA))
-        cur.execute("INSERT INTO closure SELECT * FROM new_closure")
-        cur.unregister("new_closure")
+        tables.replace_closure(cur, todo, cols)
 
     def _fold_packs(self, dirty: set[NodeKey]) -> bool:
         """Index new pack manifests (their members' own parts drop out) and forget removed ones."""
@@ -324,43 +282,12 @@ class Catalog:
             if manifest is None:
                 continue
             pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
-            self._index_pack(
+            tables.index_pack(
                 cur, pack, [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes) for m in manifest.members]
             )
             self._seen[path] = listing[path]
         cur.close()
         return True
-
-    @staticmethod
-    def _index_pack(
-        cur: duckdb.DuckDBPyConnection, pack: str, members: list[tuple[str, int, int, int, int]]
-    ) -> None:
-        """Index a pack's members; the nodes' own parts within the packed range drop out."""
-        if not members:
-            return
-        r, s, lo, hi, size = (list(c) for c in zip(*members, strict=True))
-        rows = pa.table(
-            {
-                "path": [pack] * len(members),
-                "run_id": r,
-                "segment": s,
-                "step_lo": lo,
-                "step_hi": hi,
-                "bytes": size,
-                "pack": [True] * len(members),
-            },
-            schema=_PARTS_SCHEMA,
-        )
-        cur.register("new_pack", rows)
-        cur.execute(
-            """
-            DELETE FROM parts AS p USING new_pack AS n
-            WHERE p.run_id = n.run_id AND p.segment = n.segment AND NOT p.pack
-              AND p.step_lo >= n.step_lo AND p.step_hi <= n.step_hi
-            """
-        )
-        cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_pack")
-        cur.unregister("new_pack")
 
     def _update_states(self, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
@@ -409,22 +336,7 @@ class Catalog:
                 los.append(part.step_lo)
                 his.append(part.step_hi)
                 sizes.append(part.size)
-        if paths:
-            table = pa.table(
-                {
-                    "path": paths,
-                    "run_id": run_ids,
-                    "segment": segs,
-                    "step_lo": los,
-                    "step_hi": his,
-                    "bytes": sizes,
-                    "pack": [False] * len(paths),
-                },
-                schema=_PARTS_SCHEMA,
-            )
-            cur.register("new_parts", table)
-            cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_parts")
-            cur.unregister("new_parts")
+        tables.insert_parts(cur, paths, run_ids, segs, los, his, sizes)
         cur.close()
 
     def relist_all(self) -> None:
@@ -470,49 +382,3 @@ class Catalog:
             cur.execute("SET VARIABLE runlake_parts = ?", [files or [self._empty[False]]]).fetchall()
             cur.execute("SET VARIABLE runlake_packs = ?", [packs or [self._empty[True]]]).fetchall()
         return cur
-
-
-_IDENTITY_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("name", pa.string()),
-        ("notes", pa.string()),
-        ("tags", pa.list_(pa.string())),
-        ("created_at", pa.float64()),
-    ]
-)
-_SEGMENT_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("project", pa.string()),
-        ("kind", pa.string()),
-        ("parent_run_id", pa.string()),
-        ("parent_segment", pa.int64()),
-        ("cutoff", pa.int64()),
-        ("created_at", pa.float64()),
-    ]
-)
-_PARTS_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("step_lo", pa.int64()),
-        ("step_hi", pa.int64()),
-        ("bytes", pa.int64()),
-        ("pack", pa.bool_()),
-    ]
-)
-_CLOSURE_SCHEMA = pa.schema(
-    [
-        ("node_run_id", pa.string()),
-        ("node_segment", pa.int64()),
-        ("depth", pa.int64()),
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("step_lo", pa.int64()),
-        ("step_hi", pa.int64()),
-    ]
-)

@@ -25,8 +25,6 @@ PACKED_RE = re.compile(r"packed-(\d+)\.json")
 # parts of segment k were swapped (old compaction, doctor's quarantine): list the segment again
 RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")
 PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
-# The hive partition columns, typed explicitly: inference would make run id "0042" the number 42.
-HIVE_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "segment": "BIGINT"}
 
 
 @dataclass(frozen=True)
