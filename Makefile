@@ -22,10 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The edit loop: the pure core (tests/unit) and the contract suite on local and memory:// roots;
-# no processes, no S3 server. `make test` runs everything.
+# The edit loop (well under a minute): the pure core (tests/unit) and the contract suite on a
+# local root; no processes, no memory:// or S3 variants. `make test` runs everything.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -k "not s3"
+	$(BIN)/python -m pytest -q -m "not slow" -k "not s3 and not memory"
 
 lint: $(STAMP)
 	$(BIN)/ruff check runlake tests benchmarks

@@ -110,6 +110,7 @@ def test_hostile_keys_and_metadata_are_data(sandbox):
     assert not any(k in n for n in names for k in keys if len(k) > 3 and k not in ("inside", "lake"))
 
 
+@pytest.mark.slow  # one process per hostile argument
 def test_hostile_cli_arguments_give_one_line_errors(sandbox):
     import subprocess
     import sys
