@@ -6,9 +6,9 @@ Lake of the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake).
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -17,7 +17,7 @@ import polars as pl
 from .errors import CorruptPartError, ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
 from .lake import Lake, default
 from .plotting import Plot
-from .write import registry
+from .write import registry, start
 from .write.run import Run
 
 __version__ = "0.1.0"
@@ -29,31 +29,20 @@ run: Run | None = None  # the most recently started run that is still open (as w
 
 
 def init(
-    project: str = "demo",
-    *,
-    root: PathLike | None = None,
-    id: str | None = None,  # noqa: A002 - wandb's name
-    name: str | None = None,
-    config: Mapping[str, Any] | argparse.Namespace | None = None,
-    tags: Sequence[str] | None = None,
-    notes: str | None = None,
-    fork_from: str | None = None,
-    resume_from: str | None = None,
-    resume: str | None = None,
-    storage_options: Options = None,
+    project: str = "demo", *, root: PathLike | None = None, storage_options: Options = None, **kwargs: Any
 ) -> Run:
-    """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
-    return default(root, storage_options).init(
-        project,
-        id=id,
-        name=name,
-        config=config,
-        tags=tags,
-        notes=notes,
-        fork_from=fork_from,
-        resume_from=resume_from,
-        resume=resume,
-    )
+    """Start a run (W&B-compatible) in the root (`root=`, $RUNLAKE_ROOT, ./runlake).
+
+    The run's arguments (id, name, config, tags, notes, fork_from, resume_from, resume) are
+    those of `runlake.write.start.init`; see the README for fork_from / resume_from / resume.
+    """
+    return default(root, storage_options).init(project, **kwargs)
+
+
+init.__signature__ = start.signature(  # type: ignore[attr-defined]
+    inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("storage_options", inspect.Parameter.KEYWORD_ONLY, default=None),
+)
 
 
 def _current() -> Run:

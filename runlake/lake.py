@@ -10,6 +10,7 @@ the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake), made once per process.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
@@ -77,6 +78,10 @@ class Lake:
     def init(self, project: str = "demo", **kwargs: Any) -> Run:
         """Start a run in this root (the arguments of `runlake.init`, without root)."""
         return start.init(self.storage, project, **kwargs)
+
+    init.__signature__ = start.signature(  # type: ignore[attr-defined]
+        leading=inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
 
     # ---- reading -------------------------------------------------------------------------
     def history(

@@ -1,4 +1,7 @@
-"""Writing the catalog's tables from typed documents and listings (Arrow in, one statement each)."""
+"""Writing the catalog's tables from typed documents and listings (Arrow in, one statement each).
+
+The Arrow types come from the tables themselves (defined once, in sql/), never restated here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,12 @@ from ..store.manifests import RunIdentity, SegmentDoc
 from .lineage import Node
 
 
+def _arrow(cur: duckdb.DuckDBPyConnection, table: str, columns: dict[str, Any]) -> pa.Table:
+    """`columns` as an Arrow table typed like those columns of the catalog table `table`."""
+    schema = cur.sql(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0").to_arrow_table().schema
+    return pa.table(columns, schema=schema)
+
+
 def upsert_identities(cur: duckdb.DuckDBPyConnection, identities: list[RunIdentity]) -> None:
     rows = {
         "run_id": [d.run_id for d in identities],
@@ -20,7 +29,7 @@ def upsert_identities(cur: duckdb.DuckDBPyConnection, identities: list[RunIdenti
         "tags": [list(d.tags or []) for d in identities],
         "created_at": [float(d.created_at or 0.0) for d in identities],
     }
-    cur.register("new_runs", pa.table(rows, schema=_IDENTITY_SCHEMA))
+    cur.register("new_runs", _arrow(cur, "run_meta", rows))
     cur.execute(
         """
         INSERT INTO run_meta (run_id, project, name, notes, tags, created_at, segment, raw_state, state)
@@ -44,7 +53,7 @@ def insert_segments(cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) 
         "cutoff": [d.cutoff for d in segments],
         "created_at": [float(d.created_at or 0.0) for d in segments],
     }
-    cur.register("new_segments", pa.table(rows, schema=_SEGMENT_SCHEMA))
+    cur.register("new_segments", _arrow(cur, "segments", rows))
     cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
     cur.unregister("new_segments")
 
@@ -57,19 +66,7 @@ def index_pack(
     if not members:
         return
     r, s, lo, hi, size = (list(c) for c in zip(*members, strict=True))
-    rows = pa.table(
-        {
-            "path": [pack] * len(members),
-            "run_id": r,
-            "segment": s,
-            "step_lo": lo,
-            "step_hi": hi,
-            "bytes": size,
-            "pack": [True] * len(members),
-        },
-        schema=_PARTS_SCHEMA,
-    )
-    cur.register("new_pack", rows)
+    cur.register("new_pack", _parts(cur, [pack] * len(members), r, s, lo, hi, size, pack=True))
     cur.execute(
         """
         DELETE FROM parts AS p USING new_pack AS n
@@ -90,83 +87,47 @@ def insert_parts(
     his: list[int],
     sizes: list[int],
 ) -> None:
+    """Index nodes' own part files (from a listing)."""
     if not paths:
         return
-    table = pa.table(
-        {
-            "path": paths,
-            "run_id": run_ids,
-            "segment": segments,
-            "step_lo": los,
-            "step_hi": his,
-            "bytes": sizes,
-            "pack": [False] * len(paths),
-        },
-        schema=_PARTS_SCHEMA,
-    )
-    cur.register("new_parts", table)
+    cur.register("new_parts", _parts(cur, paths, run_ids, segments, los, his, sizes, pack=False))
     cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_parts")
     cur.unregister("new_parts")
+
+
+def _parts(
+    cur: duckdb.DuckDBPyConnection,
+    paths: list[str],
+    run_ids: list[str],
+    segments: list[int],
+    los: list[int],
+    his: list[int],
+    sizes: list[int],
+    *,
+    pack: bool,
+) -> pa.Table:
+    columns: dict[str, Any] = {
+        "path": paths,
+        "run_id": run_ids,
+        "segment": segments,
+        "step_lo": los,
+        "step_hi": his,
+        "bytes": sizes,
+        "pack": [pack] * len(paths),
+    }
+    return _arrow(cur, "parts", columns)
 
 
 def replace_closure(cur: duckdb.DuckDBPyConnection, nodes: list[Node], columns: list[list[Any]]) -> None:
     """The closure rows of `nodes` become `columns` (node_run_id, node_segment, depth, run_id,
     segment, step_lo, step_hi)."""
-    stale = pa.table(
-        {"run_id": [n[0] for n in nodes], "segment": [n[1] for n in nodes]},
-        schema=pa.schema([("run_id", pa.string()), ("segment", pa.int64())]),
-    )
+    stale = _arrow(cur, "segments", {"run_id": [n[0] for n in nodes], "segment": [n[1] for n in nodes]})
     cur.register("stale_nodes", stale)
     cur.execute(
         "DELETE FROM closure AS c USING stale_nodes AS s WHERE c.node_run_id = s.run_id AND c.node_segment = s.segment"
     )
     cur.unregister("stale_nodes")
-    cur.register("new_closure", pa.table(columns, schema=_CLOSURE_SCHEMA))
+    names = ("node_run_id", "node_segment", "depth", "run_id", "segment", "step_lo", "step_hi")
+    cur.register("new_closure", _arrow(cur, "closure", dict(zip(names, columns, strict=True))))
     cur.execute("INSERT INTO closure SELECT * FROM new_closure")
     cur.unregister("new_closure")
-
-
-_IDENTITY_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("name", pa.string()),
-        ("notes", pa.string()),
-        ("tags", pa.list_(pa.string())),
-        ("created_at", pa.float64()),
-    ]
-)
-_SEGMENT_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("project", pa.string()),
-        ("kind", pa.string()),
-        ("parent_run_id", pa.string()),
-        ("parent_segment", pa.int64()),
-        ("cutoff", pa.int64()),
-        ("created_at", pa.float64()),
-    ]
-)
-_PARTS_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("step_lo", pa.int64()),
-        ("step_hi", pa.int64()),
-        ("bytes", pa.int64()),
-        ("pack", pa.bool_()),
-    ]
-)
-_CLOSURE_SCHEMA = pa.schema(
-    [
-        ("node_run_id", pa.string()),
-        ("node_segment", pa.int64()),
-        ("depth", pa.int64()),
-        ("run_id", pa.string()),
-        ("segment", pa.int64()),
-        ("step_lo", pa.int64()),
-        ("step_hi", pa.int64()),
-    ]
-)

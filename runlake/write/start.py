@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -114,6 +115,15 @@ def init(
     registry.add(run)
     flusher.register(run)
     return run
+
+
+def signature(*extra: inspect.Parameter, leading: inspect.Parameter | None = None) -> inspect.Signature:
+    """init()'s arguments without `storage` (after `leading`, e.g. a method's self), plus
+    `extra` keyword-only ones: the one list of run arguments, shown by `runlake.init` and
+    `Lake.init`, which forward to init()."""
+    sig = inspect.signature(init)
+    own = [p for n, p in sig.parameters.items() if n != "storage"]
+    return sig.replace(parameters=[*([leading] if leading else []), *own, *extra])
 
 
 def _check_config(config: object) -> dict[str, Any]:
