@@ -320,7 +320,7 @@ class Catalog:
         cur.close()
 
     def _relist(self, nodes: Iterable[NodeKey]) -> None:
-        paths, run_ids, segs, los, his, sizes = [], [], [], [], [], []
+        rows: list[tuple[str, str, int, int, int, int]] = []
         cur = self.con.cursor()
         for project, run_id, segment in nodes:
             cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ? AND NOT pack", [run_id, segment])
@@ -330,13 +330,9 @@ class Catalog:
             ).fetchall()
             listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
             for part in own_parts(listed, packed):
-                paths.append(self.storage.engine_path(part.path))
-                run_ids.append(run_id)
-                segs.append(segment)
-                los.append(part.step_lo)
-                his.append(part.step_hi)
-                sizes.append(part.size)
-        tables.insert_parts(cur, paths, run_ids, segs, los, his, sizes)
+                path = self.storage.engine_path(part.path)
+                rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
+        tables.insert_parts(cur, rows)
         cur.close()
 
     def relist_all(self) -> None:

@@ -58,6 +58,9 @@ def insert_segments(cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) 
     cur.unregister("new_segments")
 
 
+PartRow = tuple[str, str, int, int, int, int]  # path, run_id, segment, step_lo, step_hi, bytes
+
+
 def index_pack(
     cur: duckdb.DuckDBPyConnection, pack: str, members: list[tuple[str, int, int, int, int]]
 ) -> None:
@@ -65,8 +68,7 @@ def index_pack(
     within the packed range drop out."""
     if not members:
         return
-    r, s, lo, hi, size = (list(c) for c in zip(*members, strict=True))
-    cur.register("new_pack", _parts(cur, [pack] * len(members), r, s, lo, hi, size, pack=True))
+    cur.register("new_pack", _parts(cur, [(pack, *m) for m in members], pack=True))
     cur.execute(
         """
         DELETE FROM parts AS p USING new_pack AS n
@@ -78,44 +80,19 @@ def index_pack(
     cur.unregister("new_pack")
 
 
-def insert_parts(
-    cur: duckdb.DuckDBPyConnection,
-    paths: list[str],
-    run_ids: list[str],
-    segments: list[int],
-    los: list[int],
-    his: list[int],
-    sizes: list[int],
-) -> None:
+def insert_parts(cur: duckdb.DuckDBPyConnection, rows: list[PartRow]) -> None:
     """Index nodes' own part files (from a listing)."""
-    if not paths:
+    if not rows:
         return
-    cur.register("new_parts", _parts(cur, paths, run_ids, segments, los, his, sizes, pack=False))
+    cur.register("new_parts", _parts(cur, rows, pack=False))
     cur.execute("INSERT OR REPLACE INTO parts SELECT * FROM new_parts")
     cur.unregister("new_parts")
 
 
-def _parts(
-    cur: duckdb.DuckDBPyConnection,
-    paths: list[str],
-    run_ids: list[str],
-    segments: list[int],
-    los: list[int],
-    his: list[int],
-    sizes: list[int],
-    *,
-    pack: bool,
-) -> pa.Table:
-    columns: dict[str, Any] = {
-        "path": paths,
-        "run_id": run_ids,
-        "segment": segments,
-        "step_lo": los,
-        "step_hi": his,
-        "bytes": sizes,
-        "pack": [pack] * len(paths),
-    }
-    return _arrow(cur, "parts", columns)
+def _parts(cur: duckdb.DuckDBPyConnection, rows: list[PartRow], *, pack: bool) -> pa.Table:
+    names = ("path", "run_id", "segment", "step_lo", "step_hi", "bytes")
+    columns: dict[str, Any] = {n: list(c) for n, c in zip(names, zip(*rows, strict=True), strict=True)}
+    return _arrow(cur, "parts", {**columns, "pack": [pack] * len(rows)})
 
 
 def replace_closure(cur: duckdb.DuckDBPyConnection, nodes: list[Node], columns: list[list[Any]]) -> None:
