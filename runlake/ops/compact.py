@@ -70,10 +70,12 @@ def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None)
             """
         ).fetchall()
         packed: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
+        packed_files: set[str] = set()
         for run_id, segment, path, lo, hi in cur.execute(
             "SELECT run_id, segment, path, step_lo, step_hi FROM parts WHERE pack"
         ).fetchall():
             packed.setdefault((run_id, segment), []).append((path, lo, hi))
+            packed_files.add(path)
     finally:
         cur.close()
     show = sys.stderr.isatty() if progress is None else progress
@@ -82,7 +84,7 @@ def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None)
 
     with _Lock(storage) as lock, Progress(disable=not show, transient=True) as bar:
         task = bar.add_task("compacting", total=len(nodes))
-        _remove_orphan_packs(storage)
+        _remove_orphan_packs(storage, {storage.local_path(p) for p in packed_files})
         batch: list[tuple[str, str, int, list[PartFile]]] = []
         batch_bytes = 0
         for project, run_id, segment in nodes:
@@ -204,14 +206,15 @@ def _rows_per_node(table: pa.Table) -> dict[tuple[str, int], int]:
     return {(r, s): n for r, s, n in counts.iter_rows()}
 
 
-def _remove_orphan_packs(storage: Storage) -> None:
-    """Pack files without a manifest: left by a compaction that died before its switch."""
+def _remove_orphan_packs(storage: Storage, indexed: set[str]) -> None:
+    """Pack files without a manifest: left by a compaction that died before its switch. A pack
+    the index knows (through its members' pointers) is never one, manifest or not."""
     for project in storage.listdir(storage.paths.packs_dir):
         directory = f"{storage.paths.packs_dir}/{project}"
         names = set(storage.listdir(directory))
         for name in names:
             if name.startswith("pack-") and name.endswith(".parquet"):
-                if f"{name[: -len('.parquet')]}.json" not in names:
+                if f"{name[: -len('.parquet')]}.json" not in names and f"{directory}/{name}" not in indexed:
                     storage.remove(f"{directory}/{name}")
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import duckdb
 
 from ..errors import RunlakeError
-from ..store.layout import RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
+from ..store.layout import PACKED_RE, RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
 from ..store.liveness import derive_state
-from ..store.manifests import PackManifest, RunIdentity, SegmentDoc, StateDoc
+from ..store.manifests import PackManifest, RunIdentity, SegmentDoc, StateDoc, read_packed
 from ..store.parquet import write_empty
 from ..store.storage import Storage
 from . import persist, sql, tables
@@ -62,6 +62,8 @@ class Catalog:
         self._running: tuple[int, list[tuple[Any, ...]]] | None = None
         self._links: dict[Node, Link] = {}
         self._closed: set[Node] = set()  # nodes whose closure rows are complete
+        self._pack_manifests: set[str] = set()
+        self._warned_packs: set[str] = set()
         if persist_path:
             self._seen = persist.load(self.con, persist_path)
         for r, s, pr, ps, c in self.con.execute(
@@ -115,11 +117,14 @@ class Catalog:
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
             removed = [p for p in self._seen if p not in listing and not is_pack_manifest(p)]
             dirty: set[NodeKey] = set()
+            pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
             generation = self._generation
             if changed or removed:
-                self._apply(changed, removed, listing, dirty)
+                self._apply(changed, removed, listing, dirty, pointed)
                 self._generation += 1  # before _update_states: its list of running runs is cached
-            if self._fold_packs(dirty):
+            if self._fold_packs(dirty, pointed):
+                self._generation += 1
+            if pointed and self._fold_pointers(pointed):
                 self._generation += 1
             self._update_states(dirty)
             if dirty:
@@ -131,7 +136,12 @@ class Catalog:
             self.persist()
 
     def _apply(
-        self, changed: list[str], removed: list[str], listing: dict[str, str], dirty: set[NodeKey]
+        self,
+        changed: list[str],
+        removed: list[str],
+        listing: dict[str, str],
+        dirty: set[NodeKey],
+        pointed: set[NodeKey],
     ) -> None:
         cur = self.con.cursor()
         for path in removed:
@@ -153,6 +163,10 @@ class Catalog:
             project, run_id, name = split_meta_path(path)
             if (m := RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
                 dirty.add((project, run_id, int(m[1])))
+                self._seen[path] = listing[path]
+                continue
+            if (m := PACKED_RE.fullmatch(name)) is not None:  # checked against the pack manifests
+                pointed.add((project, run_id, int(m[1])))
                 self._seen[path] = listing[path]
                 continue
             kind: type[Any] | None = {"run.json": RunIdentity, "state.json": StateDoc}.get(name)
@@ -252,9 +266,11 @@ class Catalog:
                 self._closed.add(node)
         tables.replace_closure(cur, todo, cols)
 
-    def _fold_packs(self, dirty: set[NodeKey]) -> bool:
-        """Index new pack manifests (their members' own parts drop out) and forget removed ones."""
+    def _fold_packs(self, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
+        """Index new pack manifests (their members' own parts drop out) and forget removed ones
+        (their members are checked against their pack pointers again)."""
         listing = self.storage.list_pack_manifests()
+        self._pack_manifests = set(listing)
         changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
         removed = [p for p in self._seen if is_pack_manifest(p) and p not in listing]
         if not changed and not removed:
@@ -269,6 +285,7 @@ class Catalog:
             ).fetchall()
             cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
             dirty.update((p, r, int(s)) for p, r, s in members)
+            pointed.update((p, r, int(s)) for p, r, s in members)
             self._seen.pop(path, None)
         for path in changed:
             try:
@@ -288,6 +305,35 @@ class Catalog:
             self._seen[path] = listing[path]
         cur.close()
         return True
+
+    def _fold_pointers(self, nodes: set[NodeKey]) -> bool:
+        """A pack a member's pointer names but whose manifest is missing (lost, or a crash
+        between quarantining a pack and its manifest) is indexed from the pointers, so its rows
+        neither vanish from reads nor look orphaned to `compact`."""
+        cur = self.con.cursor()
+        changed = False
+        try:
+            for project, run_id, segment in sorted(nodes):
+                pointer = read_packed(self.storage, project, run_id, segment)
+                for entry in pointer.packs if pointer else []:
+                    base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
+                    if f"{base}.json" in self._pack_manifests or not self.storage.exists(f"{base}.parquet"):
+                        continue
+                    pack = self.storage.engine_path(f"{base}.parquet")
+                    if pack not in self._warned_packs:
+                        self._warned_packs.add(pack)
+                        warnings.warn(
+                            f"pack {pack} has no manifest ({base}.json); its rows are read through its "
+                            "members' pointers (meta/packed-<k>.json); `runlake doctor` reports it",
+                            RuntimeWarning,
+                            stacklevel=4,
+                        )
+                    row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0)
+                    tables.index_pack(cur, pack, [row])
+                    changed = True
+        finally:
+            cur.close()
+        return changed
 
     def _update_states(self, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
@@ -339,7 +385,7 @@ class Catalog:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
             dirty: set[NodeKey] = set()
-            self._fold_packs(dirty)
+            self._fold_packs(dirty, set())
             nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
             self._relist([(p, r, s) for p, r, s in nodes])
             self._generation += 1

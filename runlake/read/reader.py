@@ -254,7 +254,23 @@ def inherited_summary(
 ) -> dict[str, Any]:
     """Last value of every key in a node's effective history up to `max_step` (a fork's or a
     rewind's inherited summary), read from its chain's manifests: no catalog, no listing of
-    the root, the same walk, file selection and scan as `history()`."""
+    the root, the same walk, file selection and scan as `history()`.
+
+    A compaction may move a part between the listing and the read: then the chain is read
+    again (its pack pointers now say where the rows went).
+    """
+    for attempt in range(3):
+        try:
+            return _inherited_once(storage, project, run_id, segment, max_step)
+        except (duckdb.IOException, FileNotFoundError, CorruptPartError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _inherited_once(
+    storage: Storage, project: str, run_id: str, segment: int, max_step: int
+) -> dict[str, Any]:
     links: dict[Node, Link] = {}
     files: dict[Node, list[tuple[str, int, int, bool]]] = {}
     node: Node | None = (run_id, segment)

@@ -117,6 +117,12 @@ class Buffer:
             self._put_back(batch, text)
             self.in_flight = ([], NO_ROWS)
 
+    def give_back_packed(self, pieces: list[Packed]) -> None:
+        """Converted batches a flush could not store: back in front of the queue, in order."""
+        with self.lock:
+            self.packed[:0] = pieces
+            self.in_flight = ([], NO_ROWS)
+
     def landed(self) -> None:
         with self.lock:
             self.in_flight = ([], NO_ROWS)

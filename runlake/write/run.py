@@ -15,12 +15,13 @@ from typing import Any
 
 from ..errors import RunlakeError, StepOrderWarning
 from ..store import settings
+from ..store.layout import MAX_STEP
 from ..store.liveness import writer_identity
 from ..store.manifests import StateDoc
 from . import flusher, registry
 from .buffer import Buffer
 from .values import Row, flatten
-from .writer import Writer
+from .writer import Writer, notify
 
 _now = time.time
 
@@ -125,6 +126,8 @@ def _check_step(step: Any) -> int:
             raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}") from None
     if value < 0:
         raise ValueError(f"step must be >= 0, got {value}")
+    if value >= MAX_STEP:
+        raise ValueError(f"step must be below 2**63 - 1 (the largest storable step), got {value}")
     return value
 
 
@@ -201,6 +204,8 @@ class Run:
         if self._finished:
             raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
         row, text = flatten(data, self._known_keys)  # raises before anything is kept
+        if self._step >= MAX_STEP:
+            raise ValueError(f"run {self.id!r} is at step {self._step}: no larger step can be stored")
         if step is None and self._pending is None and (commit is None or commit is True):
             # the common call: one committed row (same effect as the general path below)
             size = self._buffer.append(self._step, _now(), row, text)
@@ -254,20 +259,37 @@ class Run:
 
     # ---- finishing -----------------------------------------------------------------------
     def finish(self, exit_code: int = 0) -> None:
-        """Commit what is pending, flush everything, mark the run finished (or failed). Idempotent."""
+        """Commit what is pending, flush everything, mark the run finished (or failed). Idempotent.
+
+        If the rows cannot be made durable (storage down and the spill directory unwritable),
+        it raises and the run stays open with every row in memory: call it again later.
+        """
         if self._finished:
             return
         if self._pending is not None:
             self._commit()
-        self._finished = True
         self._exit_code = int(exit_code)
         self._state = "finished" if exit_code == 0 else "failed"
+        try:
+            self._try_inherited_summary()
+            self.flush(final=True)
+        except BaseException:
+            self._state, self._exit_code = "running", None  # still open: nothing was lost
+            raise
+        self._finished = True
         flusher.unregister(self)
+        registry.forget(self)
+
+    def _try_inherited_summary(self) -> None:
+        """At finish: a summary that cannot be read must not cost the run its rows."""
         try:
             self._load_inherited_summary()
-            self.flush(final=True)
-        finally:  # a finish that raised is still over: never left as the current run
-            registry.forget(self)
+        except Exception as exc:  # noqa: BLE001 - reported, and the rows are written all the same
+            notify(
+                f"run {self.id!r}: its inherited summary could not be read ({exc}); the run's own "
+                "rows and summary are written, the inherited keys are missing from its summary",
+                stacklevel=4,
+            )
 
     def __enter__(self) -> Run:
         return self
@@ -318,8 +340,12 @@ class Run:
                 except BaseException:
                     buffer.give_back(packed, batch, text)  # nothing logged is dropped
                     raise
-                for first, last_step, data, last in encoded:
-                    self._writer.store_part(first, last_step, data)
+                for index, (first, last_step, data, last) in enumerate(encoded):
+                    try:
+                        self._writer.store_part(first, last_step, data)
+                    except BaseException:
+                        buffer.give_back_packed(pieces[index:])  # not durable anywhere: keep them
+                        raise
                     last = dict(last)
                     self._runtime_last = float(last.pop("_runtime", 0.0))
                     last.pop("_timestamp", None)

@@ -59,7 +59,14 @@ class Writer:
         try:
             self.storage.write_with_retry(target, data)
         except Exception as exc:  # storage down: spill, keep logging
-            spill.put(self.storage, target, data)
+            try:
+                spill.put(self.storage, target, data)
+            except OSError as spill_exc:
+                raise OSError(
+                    f"run {self.run_id!r}: storage {self.storage.url} failed ({exc}) and the spill directory "
+                    f"{spill.spill_root(self.storage)} cannot take the data either ({spill_exc}); the rows "
+                    "stay in memory: free the disk or bring storage back, then flush() or finish() again"
+                ) from spill_exc
             self.spilled = True
             notify(
                 f"run {self.run_id!r}: storage {self.storage.url} failed after retries ({exc}); "

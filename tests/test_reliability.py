@@ -1,0 +1,136 @@
+"""The faults an adversarial sweep found (issue #14): each test failed before its fix."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import stat
+import uuid
+
+import pytest
+from faulty import FlakyFileSystem
+
+import runlake
+from runlake.errors import RunlakeError
+
+
+@pytest.fixture
+def flaky_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
+    FlakyFileSystem.reset()
+    yield f"flaky://lake-{uuid.uuid4().hex}"
+    FlakyFileSystem.reset()
+
+
+# ---- 1. storage down and the spill directory unwritable: rows stay in memory, finish fails loudly
+def test_rows_stay_in_memory_when_neither_storage_nor_spill_takes_them(flaky_root, tmp_path):
+    run = runlake.init("p", root=flaky_root)
+    for i in range(100):
+        run.log({"x": float(i)})
+    FlakyFileSystem.down = True
+    spill = tmp_path / "spill"
+    spill.mkdir(exist_ok=True)
+    os.chmod(spill, stat.S_IRUSR | stat.S_IXUSR)  # a full disk, as far as writing goes
+    try:
+        if os.access(spill, os.W_OK):  # root ignores permissions: make the spill path a file instead
+            os.chmod(spill, 0o755)
+            os.rmdir(spill)
+            spill.write_text("not a directory")
+        with pytest.raises(OSError, match="stay in memory"):
+            run.flush()
+        assert len(run._buffer.rows) + sum(p[2].num_rows for p in run._buffer.packed) > 0  # nothing dropped
+        with pytest.raises(OSError, match="stay in memory"):
+            run.finish()  # loud: the run cannot be made durable
+        assert runlake.run is run  # still open
+    finally:
+        if spill.is_dir():
+            os.chmod(spill, 0o755)
+        else:
+            spill.unlink()
+    FlakyFileSystem.down = False
+    run.finish()  # storage is back: the same run finishes and writes every row
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(100)]
+    assert runlake.runs(root=flaky_root)["state"].to_list() == ["finished"]
+
+
+# ---- 2. a fork's finish racing a compaction of its parent: the inherited summary is read again
+def test_a_fork_finishing_after_its_parents_parts_moved_into_a_pack_loses_nothing(local_root):
+    parent = runlake.init("p", root=local_root, id="parent")
+    for i in range(50):
+        parent.log({"a": float(i)})
+    parent.finish()
+    fork = runlake.init("p", root=local_root, id="fork", fork_from="parent?_step=20")
+    fork.log({"b": 1.0})
+    assert fork._inherit is not None  # the summary is read at finish
+    runlake.compact(local_root, progress=False)  # parts listed by nobody yet move into a pack
+    fork.finish()
+    summary = json.loads(
+        runlake.runs(root=local_root).filter(runlake_col("run_id") == "fork")["summary"].item()
+    )
+    assert summary == {"a": 20.0, "b": 1.0}
+    assert runlake.history("fork", ["b"], root=local_root)["b"].to_list()[-1] == 1.0
+
+
+def runlake_col(name):
+    import polars as pl
+
+    return pl.col(name)
+
+
+def test_a_fork_whose_inherited_summary_cannot_be_read_still_writes_its_rows(local_root, monkeypatch):
+    parent = runlake.init("p", root=local_root, id="parent")
+    parent.log({"a": 1.0})
+    parent.log({"a": 2.0})
+    parent.finish()
+    fork = runlake.init("p", root=local_root, id="fork", fork_from="parent?_step=0")  # below the watermark
+    for i in range(10):
+        fork.log({"b": float(i)})
+    from runlake.read import reader
+
+    def broken(*args, **kwargs):
+        raise OSError("storage hiccup")
+
+    monkeypatch.setattr(reader, "inherited_summary", broken)
+    monkeypatch.setattr("runlake.write.start.inherited_summary", broken)
+    with pytest.warns(RuntimeWarning, match="inherited summary"):
+        fork.finish()
+    monkeypatch.undo()
+    assert runlake.history("fork", ["b"], root=local_root)["b"].to_list() == [float(i) for i in range(10)]
+    assert runlake.runs(root=local_root).filter(runlake_col("run_id") == "fork")["state"].item() == "finished"
+
+
+# ---- 3. a pack whose manifest is missing: reads still find it, compact never deletes it
+def test_a_missing_pack_manifest_neither_hides_rows_nor_lets_compact_delete_the_pack(local_root):
+    run = runlake.init("p", root=local_root, id="r")
+    for i in range(500):
+        run.log({"x": float(i)})
+    run.finish()
+    runlake.compact(local_root, progress=False)
+    (manifest,) = glob.glob(os.path.join(local_root, "packs", "*", "pack-*.json"))
+    os.remove(manifest)
+    fresh = runlake.Lake(local_root)  # a new process's view
+    try:
+        with pytest.warns(RuntimeWarning, match="has no manifest"):
+            assert fresh.history("r", ["x"])["x"].to_list() == [float(i) for i in range(500)]
+        fresh.compact(progress=False)
+        assert glob.glob(os.path.join(local_root, "packs", "*", "pack-*.parquet"))
+        assert fresh.history("r", ["x"]).height == 500
+    finally:
+        fresh.close()
+
+
+# ---- 4. steps that cannot be stored are refused by log() itself
+@pytest.mark.parametrize("step", [2**63, 2**63 - 1, 2**70])
+def test_a_step_too_large_is_rejected_at_log_and_earlier_rows_are_written(root, step):
+    run = runlake.init("p", root=root)
+    run.log({"a": 1.0})
+    with pytest.raises(ValueError, match="step"):
+        run.log({"a": 2.0}, step=step)
+    run.finish()
+    assert runlake.history(run.id, ["a"], root=root)["a"].to_list() == [1.0]
+    assert runlake.runs(root=root)["state"].to_list() == ["finished"]
+
+
+def test_errors_are_runlake_errors():
+    assert issubclass(runlake.CorruptPartError, RunlakeError)
