@@ -25,7 +25,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (runlake.RunlakeError, ValueError, TypeError, LookupError, OSError) as exc:
-            click.echo(f"runlake: error: {exc}", err=True)
+            # one line: DuckDB's LINE marker and hints stay in the library's exception
+            click.echo(
+                f"runlake: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True
+            )
             ctx.exit(1)
         except Exception as exc:  # duckdb errors in user SQL, and the like
             if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "polars"):

@@ -23,5 +23,9 @@ class InvalidSpecError(RunlakeError, ValueError):
     """A malformed argument: a run id, project name, fork spec or step."""
 
 
+class QueryError(RunlakeError, ValueError):
+    """A SQL query runlake refuses (it would write) or DuckDB could not run; the message keeps DuckDB's hints."""
+
+
 class StepOrderWarning(UserWarning):
     """A log call at a step below the current one; its data is dropped (as in W&B)."""

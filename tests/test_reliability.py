@@ -134,3 +134,70 @@ def test_a_step_too_large_is_rejected_at_log_and_earlier_rows_are_written(root, 
 
 def test_errors_are_runlake_errors():
     assert issubclass(runlake.CorruptPartError, RunlakeError)
+
+
+# ---- 11. SQL keeps working while a compaction swaps files under it
+def test_sql_retries_once_when_a_compaction_removed_the_files_it_listed(local_root, monkeypatch):
+    for r in range(3):
+        run = runlake.init("p", root=local_root, id=f"r{r}")
+        for i in range(100):
+            run.log({"x": float(i)})
+        run.finish()
+    reader = runlake.Lake(local_root)
+    other = runlake.Lake(local_root)
+    try:
+        assert reader.sql("SELECT count(*) AS n FROM history")["n"].item() == 900
+        real = reader.reader.catalog.refresh
+        monkeypatch.setattr(reader.reader.catalog, "refresh", lambda: None)  # its listing is now stale
+        other.compact(progress=False)  # ... and the parts it lists are gone
+        assert reader.sql("SELECT count(*) AS n FROM history WHERE key = 'x'")["n"].item() == 300
+        monkeypatch.setattr(reader.reader.catalog, "refresh", real)
+    finally:
+        reader.close()
+        other.close()
+
+
+# ---- 17. sql() reads only, each call sees a clean catalog, errors are runlake's
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DROP VIEW runs",
+        "COPY (SELECT 1) TO 'out.csv'",
+        "ATTACH 'other.duckdb'",
+        "INSTALL httpfs",
+        "CREATE TABLE t AS SELECT 1",
+        "SET threads = 1",
+        "SELECT 1; DROP VIEW history",
+    ],
+)
+def test_sql_refuses_statements_that_write_and_nothing_changes(local_root, tmp_path, monkeypatch, query):
+    monkeypatch.chdir(tmp_path)
+    run = runlake.init("p", root=local_root)
+    run.log({"x": 1.0})
+    run.finish()
+    with pytest.raises(runlake.RunlakeError, match="only reads"):
+        runlake.sql(query, root=local_root)
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
+    assert runlake.sql("SELECT count(*) AS n FROM runs", root=local_root)["n"].item() == 1
+
+
+def test_sql_errors_are_runlake_errors_with_duckdbs_hints(local_root):
+    runlake.init("p", root=local_root).finish()
+    with pytest.raises(runlake.RunlakeError, match="(?s)Catalog Error.*nosuch") as info:
+        runlake.sql("SELECT * FROM nosuch", root=local_root)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(runlake.RunlakeError, match="syntax error"):
+        runlake.sql("SELEC 1", root=local_root)
+
+
+def test_a_connection_of_your_own_cannot_break_runlakes_views(local_root):
+    run = runlake.init("p", root=local_root)
+    run.log({"x": 1.0})
+    run.finish()
+    con = runlake.connect(local_root)
+    assert con.sql("SELECT count(*) FROM history").fetchall() == [(3,)]
+    con.execute("DROP VIEW runs")
+    con.execute("DROP TABLE segments CASCADE")
+    con.close()
+    assert runlake.runs(root=local_root).height == 1
+    assert runlake.sql("SELECT count(*) AS n FROM history", root=local_root)["n"].item() == 3

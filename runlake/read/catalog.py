@@ -410,6 +410,28 @@ class Catalog:
                 self._index = Index(self._generation, current, dict(self._links), files)
             return self._index
 
+    def snapshot(self) -> duckdb.DuckDBPyConnection:
+        """An independent in-memory DuckDB database holding a copy of the tables and every
+        view, as of now: `runlake.connect()`'s answer."""
+        con = duckdb.connect(":memory:")
+        if not self.storage.is_local:
+            con.register_filesystem(self.storage.fs)
+        cur = self.cursor()
+        try:
+            query = "SELECT getvariable('runlake_parts'), getvariable('runlake_packs')"
+            files = cur.execute(query).fetchall()[0]
+            con.execute("SET VARIABLE runlake_parts = ?", [files[0]])
+            con.execute("SET VARIABLE runlake_packs = ?", [files[1]])
+            sql.install(con)
+            for table in persist.TABLES:
+                rows = cur.sql(f"SELECT * FROM {table}").to_arrow_table()
+                con.register("runlake_copy", rows)
+                con.execute(f"INSERT INTO {table} SELECT * FROM runlake_copy")
+                con.unregister("runlake_copy")
+        finally:
+            cur.close()
+        return con
+
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
         cur = self.con.cursor()

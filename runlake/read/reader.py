@@ -225,13 +225,27 @@ class Reader:
             )
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-        with self.reading(with_parts=True) as cur:
-            return sqlmod.frame(cur, query, params)
+        """Run a read-only query over the views runs, lineage, history and raw_history; values go
+        in `params`. A statement that would write, attach, install or copy is refused."""
+        for attempt in range(2):
+            with self.reading(with_parts=True) as cur:
+                sqlmod.check_read_only(cur, query)
+                try:
+                    return sqlmod.frame(cur, query, params)
+                except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                    if attempt == 0 and _files_moved(exc):
+                        # a compaction swapped files since the listing: list again, run once more
+                        self.catalog.relist_all()
+                        continue
+                    raise sqlmod.query_error(exc) from None
+                except duckdb.Error as exc:
+                    raise sqlmod.query_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""
-        return self.refresh().cursor()
+        """A DuckDB connection of your own with every runlake view, as of now (call again to see
+        newer data). What you do with it (even DROP VIEW runs) never touches runlake's catalog."""
+        return self.refresh().snapshot()
 
     def descendants(self, run_id: str) -> pl.DataFrame:
         """Every run forked from this one, directly or through other forks (generation 1 = children)."""
@@ -247,6 +261,11 @@ class Reader:
             check_name(project, "project name")
         with self.reading() as cur:
             return sqlmod.frame(cur, _TREE, {"project": project})
+
+
+def _files_moved(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(m in text for m in ("No files found", "Cannot open file", "No such file"))
 
 
 def inherited_summary(

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ..errors import RunlakeError
+from ..errors import QueryError, RunlakeError
 
 # Tables first, then what reads them.
 ORDER = (
@@ -66,3 +66,37 @@ def frame(cur: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pl.
     result = pl.from_arrow(relation.to_arrow_table())
     assert isinstance(result, pl.DataFrame)
     return result
+
+
+# What a read-only query may be: SELECT (with WITH, FROM-first, VALUES, DESCRIBE, SUMMARIZE) and EXPLAIN.
+_READ_ONLY = {"SELECT", "EXPLAIN"}
+
+
+def check_read_only(cur: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse a query with any statement that would write, attach, install, copy or set."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, got {type(query).__name__}")
+    try:
+        statements = cur.extract_statements(query)
+    except duckdb.Error as exc:
+        raise query_error(exc) from None
+    if not statements:
+        raise QueryError("the query is empty")
+    for statement in statements:
+        kind = str(statement.type).rsplit(".", 1)[-1]
+        if kind not in _READ_ONLY:
+            raise QueryError(
+                f"runlake.sql() only reads: a {kind} statement is refused ({_first_words(statement.query)}). "
+                "Queries may SELECT (or EXPLAIN) from the views runs, lineage, history and raw_history; "
+                "for a connection of your own to change, use runlake.connect()"
+            )
+
+
+def query_error(exc: BaseException) -> QueryError:
+    """A DuckDB error as a QueryError, its message (hints and the LINE marker) kept whole."""
+    return QueryError(f"{type(exc).__name__}: {exc}")
+
+
+def _first_words(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= 60 else words[:57] + "..."
