@@ -14,7 +14,15 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .errors import CorruptPartError, ForkPointError, RunlakeError, RunNotFoundError, StepOrderWarning
+from .errors import (
+    CorruptPartError,
+    ForkPointError,
+    KeyCollisionWarning,
+    QueryError,
+    RunlakeError,
+    RunNotFoundError,
+    StepOrderWarning,
+)
 from .lake import Lake, default
 from .plotting import Plot
 from .write import registry, start
@@ -174,8 +182,10 @@ def sync(root: PathLike | None = None, *, storage_options: Options = None) -> pl
 __all__ = [
     "CorruptPartError",
     "ForkPointError",
+    "KeyCollisionWarning",
     "Lake",
     "Plot",
+    "QueryError",
     "Run",
     "RunNotFoundError",
     "RunlakeError",

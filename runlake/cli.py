@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,8 @@ import polars as pl
 import runlake
 
 FORMATS = ("table", "csv", "json", "parquet")
+# -o FILE without --format: the format its extension names (anything else: tab-separated text)
+_BY_EXTENSION = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".tsv": "table"}
 
 
 class _Group(click.Group):
@@ -53,7 +56,11 @@ def _busy(message: str) -> Iterator[None]:
         yield
 
 
-def _print_frame(df: pl.DataFrame, fmt: str, output: str | None) -> None:
+def _print_frame(df: pl.DataFrame, fmt: str | None, output: str | None) -> None:
+    """Print or write a frame: `--format` if given, else the output file's extension, else a table.
+    Written and piped output is exact (every float as Python's shortest round-trip repr)."""
+    if fmt is None:
+        fmt = _BY_EXTENSION.get(os.path.splitext(output)[1].lower(), "table") if output else "table"
     if fmt == "parquet":
         if not output:
             raise ValueError("--format parquet needs -o FILE (Parquet is binary)")
@@ -75,11 +82,11 @@ def _print_frame(df: pl.DataFrame, fmt: str, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, exact: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return repr(value) if exact else f"{value:.6g}"
     if isinstance(value, list):
         return ",".join(map(str, value))
     return str(value)
@@ -102,7 +109,7 @@ def _rich_table(df: pl.DataFrame, title: str | None = None) -> None:
     for name in df.columns:
         table.add_column(name, justify="right" if df.schema[name].is_numeric() else "left")
     for row in df.iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(v, exact=False) for v in row))  # on a terminal, for reading
     Console().print(table)
 
 
@@ -236,11 +243,23 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--keys", "-k", default=None, help="Comma-separated metric names (default: all).")
 @click.option("--segment", type=int, default=None, help="An archived segment instead of the current one.")
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default: from -o's extension .csv/.json/.parquet/.tsv, else a table; tab-separated when piped).",
+)
 @click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
 @click.pass_context
 def history(
-    ctx: click.Context, run_id: str, keys: str | None, segment: int | None, fmt: str, output: str | None
+    ctx: click.Context,
+    run_id: str,
+    keys: str | None,
+    segment: int | None,
+    fmt: str | None,
+    output: str | None,
 ) -> None:
     """Print or export a run's effective history (one row per step)."""
     key_list = [k for k in keys.split(",") if k] if keys else None
@@ -297,10 +316,17 @@ def _node_label(node: dict[str, Any], selected: str) -> str:
 @main.command()
 @_root_option
 @click.argument("query")
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default: from -o's extension .csv/.json/.parquet/.tsv, else a table; tab-separated when piped).",
+)
 @click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
 @click.pass_context
-def sql(ctx: click.Context, query: str, fmt: str, output: str | None) -> None:
+def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None) -> None:
     """Run SQL over the views runs, lineage, history and raw_history."""
     with _busy("querying"):
         df = runlake.sql(query, root=_root(ctx))

@@ -29,3 +29,7 @@ class QueryError(RunlakeError, ValueError):
 
 class StepOrderWarning(UserWarning):
     """A log call at a step below the current one; its data is dropped (as in W&B)."""
+
+
+class KeyCollisionWarning(UserWarning):
+    """One log call names the same metric twice (e.g. {"a": {"b": 1}, "a/b": 2}); the last value is kept."""

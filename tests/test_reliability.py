@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import uuid
+from pathlib import Path
 
 import pytest
 from faulty import FlakyFileSystem
@@ -201,3 +202,51 @@ def test_a_connection_of_your_own_cannot_break_runlakes_views(local_root):
     con.close()
     assert runlake.runs(root=local_root).height == 1
     assert runlake.sql("SELECT count(*) AS n FROM history", root=local_root)["n"].item() == 3
+
+
+# ---- 15. exports follow the file's extension (or --format) and are exact
+def test_cli_exports_follow_the_extension_and_keep_every_digit(local_root, tmp_path):
+    import polars as pl
+    from click.testing import CliRunner
+
+    from runlake.cli import main
+
+    run = runlake.init("p", root=local_root, id="exact")
+    values = [0.1 + 0.2, 1 / 3, 123456789.123456789, 1e-300]
+    for v in values:
+        run.log({"x": v})
+    run.finish()
+    runner = CliRunner()
+    for name, read in (
+        ("h.csv", pl.read_csv),
+        ("h.parquet", pl.read_parquet),
+        ("h.json", lambda p: pl.DataFrame(json.loads(Path(p).read_text()))),
+    ):
+        out = tmp_path / name
+        result = runner.invoke(main, ["--root", local_root, "history", "exact", "-k", "x", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert read(str(out))["x"].to_list() == values, name
+    result = runner.invoke(
+        main,
+        [
+            "--root",
+            local_root,
+            "sql",
+            "SELECT value FROM history WHERE key = 'x' ORDER BY step",
+            "-o",
+            str(tmp_path / "q.parquet"),
+        ],
+    )
+    assert result.exit_code == 0 and pl.read_parquet(tmp_path / "q.parquet")["value"].to_list() == values
+    piped = runner.invoke(main, ["--root", local_root, "history", "exact", "-k", "x"])
+    column = [line.split("\t")[-1] for line in piped.output.splitlines()[1:]]
+    assert [float(c) for c in column] == values  # piped text is exact too
+
+
+# ---- 18. a key given twice in one call warns instead of silently keeping one
+def test_a_key_given_twice_in_one_call_warns_and_keeps_the_last(root):
+    run = runlake.init("p", root=root)
+    with pytest.warns(runlake.KeyCollisionWarning, match="'a/b' was given twice"):
+        run.log({"a": {"b": 1.0}, "a/b": 2.0})
+    run.finish()
+    assert runlake.history(run.id, ["a/b"], root=root)["a/b"].to_list() == [2.0]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numbers
 import reprlib
+import warnings
 from collections.abc import Mapping
 from typing import Any
+
+from ..errors import KeyCollisionWarning
 
 Row = dict[str, "float | str"]
 
@@ -64,7 +67,16 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str) -> None:
             continue
         if value is None:
             continue
-        out[name] = _scalar(value, name)  # type: ignore[assignment]
+        scalar = _scalar(value, name)
+        if name in out:
+            warnings.warn(
+                KeyCollisionWarning(
+                    f"metric {name!r} was given twice in one log call (a nested dict and a flat name "
+                    f"flatten to the same key): {out[name]!r} is dropped, {scalar!r} is kept"
+                ),
+                stacklevel=4,
+            )
+        out[name] = scalar  # type: ignore[assignment]
 
 
 def flatten(data: object, known: set[str]) -> tuple[Row, bool]:
