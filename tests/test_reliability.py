@@ -250,3 +250,61 @@ def test_a_key_given_twice_in_one_call_warns_and_keeps_the_last(root):
         run.log({"a": {"b": 1.0}, "a/b": 2.0})
     run.finish()
     assert runlake.history(run.id, ["a/b"], root=root)["a/b"].to_list() == [2.0]
+
+
+# ---- 7. a refresh is all or nothing; a bad manifest is an error naming its file, others stay right
+def _three_runs(root):
+    for r in range(3):
+        run = runlake.init("p", root=root, id=f"r{r}")
+        run.log({"x": float(r)})
+        run.finish()
+
+
+def test_a_malformed_manifest_fails_only_its_runs_reads_and_heals_when_fixed(local_root):
+    _three_runs(local_root)
+    path = os.path.join(local_root, "runs", "p", "r1", "meta", "segment-0.json")
+    good = Path(path).read_text()
+    Path(path).write_text(json.dumps({**json.loads(good), "kind": 7}))
+    lake = runlake.Lake(local_root)
+    try:
+        with pytest.warns(RuntimeWarning, match="segment-0.json.*'kind'"):
+            table = lake.runs()
+        assert sorted(table["run_id"].to_list()) == ["r0", "r1", "r2"]
+        assert lake.history("r0")["x"].to_list() == [0.0] and lake.history("r2")["x"].to_list() == [2.0]
+        with pytest.raises(RunlakeError, match="segment-0.json.*'kind' must be a string"):
+            lake.history("r1")
+        with pytest.raises(RunlakeError, match="segment-0.json"):
+            lake.lineage("r1")
+        lake.reader.catalog.persist(force=True)
+    finally:
+        lake.close()
+    Path(path).write_text(good)
+    with runlake.Lake(local_root) as again:  # the saved index did not keep the damage
+        assert again.history("r1")["x"].to_list() == [1.0]
+        assert set(again.runs()["state"].to_list()) == {"finished"}
+
+
+def test_a_read_error_during_a_refresh_changes_nothing_and_the_next_refresh_is_whole(local_root, monkeypatch):
+    _three_runs(local_root)
+    lake = runlake.Lake(local_root)
+    try:
+        storage = lake.storage
+        real = type(storage).read_json
+        calls = {"n": 0}
+
+        def flaky(self, path):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise OSError("connection reset")
+            return real(self, path)
+
+        monkeypatch.setattr(type(storage), "read_json", flaky)
+        with pytest.raises(OSError, match="connection reset"):
+            lake.runs()
+        monkeypatch.setattr(type(storage), "read_json", real)
+        table = lake.runs()
+        assert sorted(table["run_id"].to_list()) == ["r0", "r1", "r2"]
+        assert set(table["state"].to_list()) == {"finished"}
+        assert [lake.history(f"r{r}")["x"].to_list() for r in range(3)] == [[0.0], [1.0], [2.0]]
+    finally:
+        lake.close()

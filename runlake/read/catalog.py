@@ -8,6 +8,7 @@ process only reads what changed. Training processes never open it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import duckdb
@@ -64,6 +65,9 @@ class Catalog:
         self._closed: set[Node] = set()  # nodes whose closure rows are complete
         self._pack_manifests: set[str] = set()
         self._warned_packs: set[str] = set()
+        self._broken: dict[str, tuple[str, str]] = {}  # manifest -> (run id, why it cannot be read)
+        self._problems: list[str] = []  # what the current refresh skipped (warned once, after it)
+        self._warned: set[str] = set()
         if persist_path:
             self._seen = persist.load(self.con, persist_path)
         for r, s, pr, ps, c in self.con.execute(
@@ -111,49 +115,98 @@ class Catalog:
 
     # ---- refresh ------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Fold manifests that changed since the last refresh into the index."""
+        """Fold manifests that changed since the last refresh into the index: all of it or,
+        if anything fails (a read error, a broken manifest), none of it."""
         with self._lock:
-            listing, self._dir_cache = self.storage.list_manifests(self._dir_cache)
+            listing, dir_cache = self.storage.list_manifests(self._dir_cache)
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
             removed = [p for p in self._seen if p not in listing and not is_pack_manifest(p)]
             dirty: set[NodeKey] = set()
             pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
             generation = self._generation
-            if changed or removed:
-                self._apply(changed, removed, listing, dirty, pointed)
-                self._generation += 1  # before _update_states: its list of running runs is cached
-            if self._fold_packs(dirty, pointed):
-                self._generation += 1
-            if pointed and self._fold_pointers(pointed):
-                self._generation += 1
-            self._update_states(dirty)
-            if dirty:
-                self._relist(dirty)
-                self._generation += 1
+
+            def fold(cur: duckdb.DuckDBPyConnection) -> None:
+                if changed or removed:
+                    self._apply(cur, changed, removed, listing, dirty, pointed)
+                    self._generation += 1  # before _update_states: its list of running runs is cached
+                if self._fold_packs(cur, dirty, pointed):
+                    self._generation += 1
+                if pointed and self._fold_pointers(cur, pointed):
+                    self._generation += 1
+                self._update_states(cur, dirty)
+                if dirty:
+                    self._relist(cur, dirty)
+                    self._generation += 1
+
+            self._problems = []
+            self._atomically(fold)
+            self._dir_cache = dir_cache
+            for problem in dict.fromkeys(self._problems):
+                if problem not in self._warned:
+                    self._warned.add(problem)
+                    warnings.warn(problem, RuntimeWarning, stacklevel=4)
             if self._generation != generation:
                 self._dirty_since_persist = True
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
 
+    def _atomically(self, fold: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run `fold` in one transaction; if it raises, the tables and every Python-side index
+        (seen tokens, links, closed nodes, ...) are as they were, so the next refresh retries."""
+        saved = (
+            dict(self._seen),
+            dict(self._links),
+            set(self._closed),
+            set(self._crash_listed),
+            set(self._pack_manifests),
+            dict(self._broken),
+            self._generation,
+            self._running,
+        )
+        cur = self.con.cursor()
+        try:
+            cur.begin()
+            fold(cur)
+            cur.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cur.rollback()
+            (
+                self._seen,
+                self._links,
+                self._closed,
+                self._crash_listed,
+                self._pack_manifests,
+                self._broken,
+                generation,
+                self._running,
+            ) = saved
+            self._generation = generation + 1  # whatever was derived from the failed fold is stale
+            self._index = None
+            raise
+        finally:
+            cur.close()
+
     def _apply(
         self,
+        cur: duckdb.DuckDBPyConnection,
         changed: list[str],
         removed: list[str],
         listing: dict[str, str],
         dirty: set[NodeKey],
         pointed: set[NodeKey],
     ) -> None:
-        cur = self.con.cursor()
         for path in removed:
+            self._broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
                 for table in ("run_meta", "segments", "parts"):
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-                self._forget_links([n for n in self._links if n[0] == run_id])
+                self._forget_links(cur, [n for n in self._links if n[0] == run_id])
             elif (m := SEGMENT_RE.fullmatch(name)) is not None:
                 cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
                 cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
-                self._forget_links([(run_id, int(m[1]))])
+                self._forget_links(cur, [(run_id, int(m[1]))])
             self._seen.pop(path, None)
 
         identities: list[RunIdentity] = []
@@ -178,11 +231,13 @@ class Catalog:
             try:
                 doc = self.storage.read_json(path)
                 typed = None if doc is None else kind.from_json(doc, self.storage.engine_path(path))
-            except RunlakeError as exc:
-                warnings.warn(f"skipping unreadable manifest: {exc}", RuntimeWarning, stacklevel=3)
+            except RunlakeError as exc:  # this run's reads fail naming the file; the others go on
+                self._broken[path] = (run_id, str(exc))
+                self._problems.append(f"skipping unreadable manifest: {exc}")
                 continue
             if typed is None:  # vanished between listing and reading
                 continue
+            self._broken.pop(path, None)
             if isinstance(typed, RunIdentity):
                 identities.append(typed)
             elif isinstance(typed, StateDoc):
@@ -231,7 +286,6 @@ class Catalog:
                     dirty.add((known[0][0], run_id, old))
             self._crash_listed.discard((run_id, segment))
         self._sync_closure(cur)
-        cur.close()
 
     def _insert_segments(self, cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) -> None:
         tables.insert_segments(cur, segments)
@@ -239,15 +293,15 @@ class Catalog:
             node = (d.run_id, int(d.segment))
             link = (d.parent_run_id, d.parent_segment, d.cutoff)
             if self._links.get(node, link) != link:  # a segment rewritten: its descendants too
-                self._forget_links([node])
+                self._forget_links(cur, [node])
             self._links[node] = link
 
-    def _forget_links(self, nodes: Iterable[Node]) -> None:
+    def _forget_links(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[Node]) -> None:
         """Nodes gone (or changed): every closure is walked again (rare: only a failed create
         or a hand edit takes a lineage row away)."""
         for node in nodes:
             self._links.pop(node, None)
-        self.con.execute("DELETE FROM closure")
+        cur.execute("DELETE FROM closure")
         self._closed.clear()
 
     def _sync_closure(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -266,7 +320,7 @@ class Catalog:
                 self._closed.add(node)
         tables.replace_closure(cur, todo, cols)
 
-    def _fold_packs(self, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
+    def _fold_packs(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
         """Index new pack manifests (their members' own parts drop out) and forget removed ones
         (their members are checked against their pack pointers again)."""
         listing = self.storage.list_pack_manifests()
@@ -275,7 +329,6 @@ class Catalog:
         removed = [p for p in self._seen if is_pack_manifest(p) and p not in listing]
         if not changed and not removed:
             return False
-        cur = self.con.cursor()
         for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
             pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
             members = cur.execute(
@@ -293,8 +346,8 @@ class Catalog:
                 manifest = (
                     None if doc is None else PackManifest.from_json(doc, self.storage.engine_path(path))
                 )
-            except RunlakeError as exc:
-                warnings.warn(f"skipping unreadable pack manifest: {exc}", RuntimeWarning, stacklevel=3)
+            except RunlakeError as exc:  # its members are read through their pointers meanwhile
+                self._problems.append(f"skipping unreadable pack manifest: {exc}")
                 continue
             if manifest is None:
                 continue
@@ -303,41 +356,35 @@ class Catalog:
                 cur, pack, [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes) for m in manifest.members]
             )
             self._seen[path] = listing[path]
-        cur.close()
         return True
 
-    def _fold_pointers(self, nodes: set[NodeKey]) -> bool:
+    def _fold_pointers(self, cur: duckdb.DuckDBPyConnection, nodes: set[NodeKey]) -> bool:
         """A pack a member's pointer names but whose manifest is missing (lost, or a crash
         between quarantining a pack and its manifest) is indexed from the pointers, so its rows
         neither vanish from reads nor look orphaned to `compact`."""
-        cur = self.con.cursor()
         changed = False
-        try:
-            for project, run_id, segment in sorted(nodes):
-                pointer = read_packed(self.storage, project, run_id, segment)
-                for entry in pointer.packs if pointer else []:
-                    base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
-                    if f"{base}.json" in self._pack_manifests or not self.storage.exists(f"{base}.parquet"):
-                        continue
-                    pack = self.storage.engine_path(f"{base}.parquet")
-                    if pack not in self._warned_packs:
-                        self._warned_packs.add(pack)
-                        warnings.warn(
-                            f"pack {pack} has no manifest ({base}.json); its rows are read through its "
-                            "members' pointers (meta/packed-<k>.json); `runlake doctor` reports it",
-                            RuntimeWarning,
-                            stacklevel=4,
-                        )
-                    row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0)
-                    tables.index_pack(cur, pack, [row])
-                    changed = True
-        finally:
-            cur.close()
+        for project, run_id, segment in sorted(nodes):
+            pointer = read_packed(self.storage, project, run_id, segment)
+            for entry in pointer.packs if pointer else []:
+                base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
+                if f"{base}.json" in self._pack_manifests or not self.storage.exists(f"{base}.parquet"):
+                    continue
+                pack = self.storage.engine_path(f"{base}.parquet")
+                if pack not in self._warned_packs:
+                    self._warned_packs.add(pack)
+                    warnings.warn(
+                        f"pack {pack} has no manifest ({base}.json); its rows are read through its "
+                        "members' pointers (meta/packed-<k>.json); `runlake doctor` reports it",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0)
+                tables.index_pack(cur, pack, [row])
+                changed = True
         return changed
 
-    def _update_states(self, dirty: set[NodeKey]) -> None:
+    def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
-        cur = self.con.cursor()
         if self._running is None or self._running[0] != self._generation:
             self._running = (
                 self._generation,
@@ -363,11 +410,9 @@ class Catalog:
                 # parts written after the last state update of a killed writer
                 self._crash_listed.add((run_id, segment))
                 dirty.add((project, run_id, segment))
-        cur.close()
 
-    def _relist(self, nodes: Iterable[NodeKey]) -> None:
+    def _relist(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[NodeKey]) -> None:
         rows: list[tuple[str, str, int, int, int, int]] = []
-        cur = self.con.cursor()
         for project, run_id, segment in nodes:
             cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ? AND NOT pack", [run_id, segment])
             packed = cur.execute(
@@ -379,18 +424,24 @@ class Catalog:
                 path = self.storage.engine_path(part.path)
                 rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
         tables.insert_parts(cur, rows)
-        cur.close()
 
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
-            dirty: set[NodeKey] = set()
-            self._fold_packs(dirty, set())
-            nodes = self.con.cursor().execute("SELECT project, run_id, segment FROM segments").fetchall()
-            self._relist([(p, r, s) for p, r, s in nodes])
-            self._generation += 1
+
+            def fold(cur: duckdb.DuckDBPyConnection) -> None:
+                self._fold_packs(cur, set(), set())
+                nodes = cur.execute("SELECT project, run_id, segment FROM segments").fetchall()
+                self._relist(cur, [(p, r, s) for p, r, s in nodes])
+                self._generation += 1
+
+            self._atomically(fold)
 
     # ---- querying -----------------------------------------------------------------------
+    def broken(self, run_id: str) -> str | None:
+        """Why a manifest of `run_id` cannot be read (its reads must fail saying so), or None."""
+        return next((why for rid, why in self._broken.values() if rid == run_id), None)
+
     def index(self) -> Index:
         """The lineage links and file index as Python dicts, as of the last refresh."""
         with self._lock:

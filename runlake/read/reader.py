@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ..errors import CorruptPartError, RunNotFoundError
+from ..errors import CorruptPartError, RunlakeError, RunNotFoundError
 from ..store import manifests
 from ..store.layout import MAX_STEP
 from ..store.names import check_name
@@ -99,10 +99,16 @@ class Reader:
         finally:
             cur.close()
 
+    def _check_readable(self, run_id: str) -> None:
+        problem = self.catalog.broken(run_id)
+        if problem is not None:
+            raise RunlakeError(f"run {run_id!r} cannot be read: {problem}")
+
     def _missing(self, run_id: str) -> RunNotFoundError:
         return RunNotFoundError(f"run {run_id!r} does not exist in root {self.storage.url!r}")
 
     def _node(self, index: Index, run_id: str, segment: int | None) -> tuple[str, int]:
+        self._check_readable(run_id)
         current = index.current.get(run_id)
         if current is None:
             raise self._missing(run_id)
@@ -211,6 +217,7 @@ class Reader:
         """The chain of (run_id, segment) nodes from the run up to its root, nearest first."""
         check_name(run_id, "run id")
         with self.reading() as cur:
+            self._check_readable(run_id)
             segment = self.catalog.index().current.get(run_id)
             if segment is None:
                 raise self._missing(run_id)

@@ -6,10 +6,12 @@ fields an older release did not write (they get their defaults), so old roots ke
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+import types
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ..errors import RunlakeError, RunNotFoundError
 from . import settings
@@ -31,11 +33,56 @@ class _Doc:
 
     @classmethod
     def from_json(cls: type[D], doc: dict[str, Any], where: str = "") -> D:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        """The document, or a RunlakeError naming the file and the field that is wrong."""
+        hints = _hints(cls)  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: v for k, v in doc.items() if k in known}
+        for name, value in values.items():
+            if not _fits(value, hints[name]):
+                raise RunlakeError(
+                    f"manifest {where or cls.__name__}: field {name!r} must be {_describe(hints[name])}, "
+                    f"got {type(value).__name__} {value!r:.80}"
+                )
         try:
-            return cls(**{k: v for k, v in doc.items() if k in names})
+            return cls(**values)
         except TypeError as exc:
             raise RunlakeError(f"manifest {where or cls.__name__} is missing a field: {exc}") from None
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Does a JSON value fit a field's annotation (str, int, float, bool, dict, list, X | None)?"""
+    if hint is Any:
+        return True
+    if isinstance(hint, types.UnionType) or get_origin(hint) is Union:
+        return any(_fits(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    origin = get_origin(hint) or hint
+    if origin is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin)
+
+
+def _describe(hint: Any) -> str:
+    if isinstance(hint, types.UnionType) or get_origin(hint) is Union:
+        return " or ".join(_describe(h) for h in get_args(hint))
+    if hint is type(None):
+        return "null"
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        dict: "an object",
+        list: "a list",
+    }.get(get_origin(hint) or hint, str(hint))
 
 
 @dataclass
