@@ -308,3 +308,76 @@ def test_a_read_error_during_a_refresh_changes_nothing_and_the_next_refresh_is_w
         assert [lake.history(f"r{r}")["x"].to_list() for r in range(3)] == [[0.0], [1.0], [2.0]]
     finally:
         lake.close()
+
+
+# ---- 6. spill, crash, resume: the resumed writer counts the dead writer's spilled steps
+CRASH_WHILE_SPILLED = """
+import os, signal, sys
+import runlake
+from runlake.store.storage import Storage
+root = sys.argv[1]
+run = runlake.init("p", root=root, id="sp")
+for i in range(50):
+    run.log({"x": float(i)})
+run.flush()
+def down(self, path, data):
+    raise OSError("storage down")
+Storage.write_atomic = down  # an outage: the next parts and state go to the spill directory
+import warnings
+warnings.simplefilter("ignore")
+for i in range(50, 100):
+    run.log({"x": float(i)})
+run.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_resume_after_a_crash_with_spilled_parts_writes_no_step_twice(local_root, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    spill = tmp_path / "spill"
+    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(spill))
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_WHILE_SPILLED, local_root], capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert [f for _, _, files in os.walk(spill) for f in files if f.endswith(".parquet")]
+    run = runlake.init("p", root=local_root, id="sp", resume="allow")
+    assert run.step == 100  # after the spilled steps, not after the last uploaded one
+    for i in range(100, 110):
+        run.log({"x": float(i)})
+    run.finish()
+    frame = runlake.history("sp", ["x"], root=local_root)
+    assert frame["_step"].to_list() == list(range(110))
+    assert frame["x"].to_list() == [float(i) for i in range(110)]
+    assert not [f for _, _, files in os.walk(spill) for f in files]
+
+
+# ---- 8. one run id, two projects, at the same moment: exactly one wins
+def test_the_same_run_id_created_in_two_projects_at_once_has_one_winner(root):
+    import threading
+
+    for trial in range(5):
+        run_id = f"dup{trial}"
+        barrier = threading.Barrier(2)
+        outcome: dict[str, object] = {}
+
+        def create(project, run_id=run_id, barrier=barrier, outcome=outcome):
+            barrier.wait()
+            try:
+                outcome[project] = runlake.Lake(root).init(project, id=run_id)
+            except RunlakeError as exc:
+                outcome[project] = exc
+
+        threads = [threading.Thread(target=create, args=(p,)) for p in ("left", "right")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [p for p, o in outcome.items() if isinstance(o, runlake.Run)]
+        assert len(won) == 1, outcome
+        lost = next(o for o in outcome.values() if not isinstance(o, runlake.Run))
+        assert "already exists" in str(lost)
+        outcome[won[0]].finish()
+        assert runlake.runs(root=root).filter(runlake_col("run_id") == run_id).height == 1

@@ -103,6 +103,10 @@ class Layout:
         """A pack without its suffix: `.parquet` is the data, `.json` its manifest."""
         return f"{self.pack_dir(project)}/pack-{pack_id}"
 
+    def id_claim(self, run_id: str) -> str:
+        """Created exclusively before a run: run ids are unique in a root, across projects."""
+        return f"{self.root}/_ids/{run_id}.json"
+
     def compact_lock(self) -> str:
         return f"{self.root}/packs/compact.lock"
 

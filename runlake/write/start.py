@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
 from ..read.reader import inherited_summary
-from ..store.liveness import writer_identity
+from ..store.liveness import holder_alive, writer_identity
 from ..store.manifests import (
     RunIdentity,
     SegmentDoc,
@@ -247,7 +247,9 @@ def _create(
     root_existed = storage.exists(storage.root)
     now = time.time()
     claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
+    _claim_id(storage, project, run_id, claim)
     if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
+        storage.remove(storage.paths.id_claim(run_id))
         raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
     try:
         identity = RunIdentity(
@@ -277,10 +279,37 @@ def _create(
     except BaseException:
         run_dir = storage.paths.run_dir(project, run_id)
         storage.remove_tree(run_dir)
+        claim_path = storage.paths.id_claim(run_id)
+        storage.remove(claim_path)
         stop = os.path.dirname(storage.root) if not root_existed else storage.root
+        storage.remove_empty_dirs(os.path.dirname(claim_path), stop)
         storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
         raise
     return run
+
+
+def _claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> None:
+    """Take the run id for `project` in the whole root, atomically: of two processes creating
+    the same id (in any projects) at the same moment, exactly one wins. A claim whose creator
+    died before writing the run (no run.json, holder gone) is taken over."""
+    path = storage.paths.id_claim(run_id)
+    doc = json.dumps({**claim.to_json(), "project": project}).encode()
+    for _ in range(2):
+        if storage.create_exclusive(path, doc):
+            return
+        other = storage.read_json(path) or {}
+        owner = other.get("project")
+        created = isinstance(owner, str) and storage.exists(storage.paths.meta(owner, run_id, "run.json"))
+        if created or holder_alive(other, other.get("at"), _CLAIM_STALE_SECONDS):
+            raise RunlakeError(
+                f"run {run_id!r} already exists (in project {owner!r}): run ids are unique in a root; "
+                "pick another id"
+            )
+        storage.remove(path)  # its creator died before the run existed
+    raise RunlakeError(f"run {run_id!r} is being created by another process at the same time; that one won")
+
+
+_CLAIM_STALE_SECONDS = 60.0
 
 
 def _refuse_live(storage: Storage, run_id: str, state: StateDoc, verb: str) -> None:
@@ -344,11 +373,15 @@ def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any])
     state = read_state(storage, project, run_id)
     _refuse_live(storage, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
+    writer = Writer(storage, project, run_id, int(state.segment))
+    waiting = writer.catch_up()  # a dead writer's spilled parts: uploaded now, or counted
     segment, last = _source_last_step(storage, project, run_id, state)
+    if waiting is not None and segment == writer.segment:
+        last = waiting if last is None else max(last, waiting)
     identity = read_identity(storage, project, run_id)
     doc = read_segment(storage, project, run_id, segment)
     run = Run(
-        writer=Writer(storage, project, run_id, segment),
+        writer=writer if segment == writer.segment else Writer(storage, project, run_id, segment),
         name=identity.name,
         start_step=0 if last is None else last + 1,
         config={**(state.config or {}), **config},

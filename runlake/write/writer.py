@@ -7,7 +7,7 @@ import sys
 import warnings
 
 from ..store import spill
-from ..store.layout import parse_part
+from ..store.layout import hive_node, parse_part
 from ..store.manifests import StateDoc
 from ..store.parquet import encode
 from ..store.storage import Storage
@@ -33,6 +33,26 @@ class Writer:
         self._history_prefix = f"history/project={project}/run_id={run_id}"
         self._runs_prefix = f"runs/{project}/{run_id}"
         self.spilled = bool(spill.pending(storage, self._history_prefix))
+
+    def catch_up(self) -> int | None:
+        """Upload this run's spill backlog (a dead writer's, at a resume); returns the last step
+        of this segment's parts that still wait there (they count as written: a resumed run
+        must start after them, or those steps would be written twice)."""
+        if not spill.pending(self.storage, self._history_prefix) and not spill.pending(
+            self.storage, self._runs_prefix
+        ):
+            return None
+        _, waiting = spill.upload(self.storage, self._history_prefix, attempts=4)
+        if not waiting:
+            _, waiting = spill.upload(self.storage, self._runs_prefix, attempts=4)
+        self.spilled = bool(waiting)
+        his = [
+            part.step_hi
+            for target in waiting
+            if (part := parse_part(target, 0)) is not None
+            and hive_node(target) == (self.run_id, self.segment)
+        ]
+        return max(his, default=None)
 
     def encode(self, pieces: list[Packed]) -> list[tuple[int, int, bytes, dict[str, float | str]]]:
         """One part per batch (each sorted by (key, step)), oldest first."""
