@@ -381,3 +381,63 @@ def test_the_same_run_id_created_in_two_projects_at_once_has_one_winner(root):
         assert "already exists" in str(lost)
         outcome[won[0]].finish()
         assert runlake.runs(root=root).filter(runlake_col("run_id") == run_id).height == 1
+
+
+# ---- 12. a doctor --fix killed half-way is finished by the next one
+def test_a_quarantine_killed_between_the_pack_and_its_manifest_is_finished_next_time(local_root, monkeypatch):
+    run = runlake.init("p", root=local_root, id="bad")
+    for i in range(20):
+        run.log({"x": float(i)})
+    run.finish()
+    runlake.compact(local_root, progress=False)
+    keep = runlake.init("p", root=local_root, id="good")  # after the compaction: not in the pack
+    keep.log({"x": 1.0})
+    keep.finish()
+    (pack,) = glob.glob(os.path.join(local_root, "packs", "*", "pack-*.parquet"))
+    Path(pack).write_bytes(Path(pack).read_bytes()[:60])  # truncated
+    from runlake.ops import doctor as doctor_module
+
+    real = doctor_module._quarantine
+    moved = {"n": 0}
+
+    def die_after_the_pack(storage, local):
+        if moved["n"] == 1:
+            raise KeyboardInterrupt  # killed between the pack and its manifest
+        moved["n"] += 1
+        return real(storage, local)
+
+    monkeypatch.setattr(doctor_module, "_quarantine", die_after_the_pack)
+    with pytest.raises(KeyboardInterrupt):
+        runlake.doctor(local_root, fix=True)
+    monkeypatch.undo()
+    assert not os.path.exists(pack) and glob.glob(os.path.join(local_root, "packs", "*", "pack-*.json"))
+    with runlake.Lake(local_root) as lake:  # as a new process sees it
+        fixed = lake.doctor(fix=True)
+        assert fixed.height >= 1 and all("quarantined" in a for a in fixed["action"])
+        assert lake.doctor().height == 0
+        assert lake.history("bad").height == 0  # its steps were lost: reads work, and say nothing else
+        assert lake.history("good")["x"].to_list() == [1.0]
+    assert not glob.glob(os.path.join(local_root, "packs", "*", "pack-*"))
+
+
+# ---- 9. a garbled byte in a pack is always found by doctor (page checksums)
+def test_doctor_finds_every_garbled_byte_in_a_pack(local_root):
+    import random
+
+    run = runlake.init("p", root=local_root, id="g")
+    for i in range(3000):
+        run.log({"x": float(i) * 1.5, "y": float(i % 7)})
+    run.finish()
+    runlake.compact(local_root, progress=False)
+    (pack,) = glob.glob(os.path.join(local_root, "packs", "*", "pack-*.parquet"))
+    original = Path(pack).read_bytes()
+    footer = int.from_bytes(original[-8:-4], "little") + 8  # the metadata at the end is checked by its parser
+    rng = random.Random(7)
+    for _ in range(20):
+        data = bytearray(original)
+        data[rng.randrange(4, len(data) - footer)] ^= 0xFF
+        Path(pack).write_bytes(bytes(data))
+        with runlake.Lake(local_root) as lake:
+            assert lake.doctor().height >= 1
+    Path(pack).write_bytes(original)
+    assert runlake.doctor(local_root).height == 0

@@ -39,6 +39,9 @@ _WRITE_OPTIONS: dict[str, Any] = {
     # DESIGN.md: dictionary-encoding `value` would silently turn BYTE_STREAM_SPLIT off.
     "column_encoding": {"step": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
     "write_statistics": True,
+    # a CRC per page: DuckDB does not check them, `doctor` does (pyarrow), so a garbled byte
+    # that still decodes is found instead of read as a different number
+    "write_page_checksum": True,
 }
 
 
@@ -136,7 +139,7 @@ def check_part(fs: Any, path: str) -> str | None:
     """None if `path` reads as a history part, else what is wrong with it."""
     try:
         # by path, through pyarrow's own filesystem wrapper: never a Python file object
-        table = pq.read_table(path, filesystem=fs, schema=SCHEMA)
+        table = pq.read_table(path, filesystem=fs, schema=SCHEMA, page_checksum_verification=True)
         if table.num_rows and table.column("step").null_count:
             return "steps are missing"
     except (pa.ArrowException, OSError, ValueError) as exc:
