@@ -441,3 +441,24 @@ def test_doctor_finds_every_garbled_byte_in_a_pack(local_root):
             assert lake.doctor().height >= 1
     Path(pack).write_bytes(original)
     assert runlake.doctor(local_root).height == 0
+
+
+# ---- 10. directories named like parts or pack manifests: reads go on, doctor names them
+def test_directories_named_like_parts_or_manifests_are_reported_not_read(local_root):
+    run = runlake.init("p", root=local_root, id="d")
+    for i in range(10):
+        run.log({"x": float(i)})
+    run.finish()
+    segment_dir = os.path.join(local_root, "history", "project=p", "run_id=d", "segment=0")
+    fake_part = os.path.join(segment_dir, "part-000000000100-000000000200-abcdefabcdef.parquet")
+    fake_manifest = os.path.join(local_root, "packs", "project=p", "pack-0000-deadbeef.json")
+    os.makedirs(fake_part)
+    os.makedirs(fake_manifest)
+    with runlake.Lake(local_root) as lake:
+        assert lake.history("d")["x"].to_list() == [float(i) for i in range(10)]
+        assert lake.runs()["last_step"].to_list() == [9]
+        report = lake.doctor()
+        problems = dict(zip(report["path"].to_list(), report["problem"].to_list(), strict=True))
+        assert any(p.endswith(os.path.basename(fake_part)) for p in problems), problems
+        assert any(p.endswith(os.path.basename(fake_manifest)) for p in problems), problems
+        assert all("directory" in v for v in problems.values())

@@ -10,6 +10,7 @@ import polars as pl
 
 from ..read.catalog import Catalog
 from ..store import manifests
+from ..store.layout import hive_node
 from ..store.parquet import check_part
 from ..store.storage import Storage
 
@@ -85,6 +86,21 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
                 "problem": problem,
                 "affected_runs": affected,
                 "action": action,
+            }
+        )
+    for path in storage.strays():
+        node = hive_node(path + "/x")
+        kind = "a history part" if "/history/" in path else "a pack manifest"
+        rows.append(
+            {
+                "path": storage.engine_path(path),
+                "run_id": node[0] if node else None,
+                "segment": node[1] if node else None,
+                "step_lo": None,
+                "step_hi": None,
+                "problem": f"a directory named like {kind}: runlake never reads it; remove or rename it",
+                "affected_runs": [],
+                "action": "none",
             }
         )
     if fix and rows:

@@ -134,16 +134,16 @@ class Storage:
         """The part files of one segment, by step range (a listing, never a read)."""
         found: list[PartFile | None] = []
         if self.is_local:
-            found = [
-                parse_part(e.path, _size(e)) for e in _scandir(segment_dir) if e.name.endswith(".parquet")
-            ]
+            found = [parse_part(e.path, _size(e)) for e in _scandir(segment_dir) if _is_file(e, ".parquet")]
         else:
             try:
                 self.fs.invalidate_cache(segment_dir)
                 infos = self.fs.ls(segment_dir, detail=True)
             except FileNotFoundError:
                 return []
-            found = [parse_part(i["name"], int(i["size"] or 0)) for i in infos]
+            found = [
+                parse_part(i["name"], int(i["size"] or 0)) for i in infos if i.get("type") != "directory"
+            ]
         parts = sorted((p for p in found if p is not None), key=lambda p: (p.step_lo, p.step_hi, p.path))
         return parts if include_covered else visible_parts(parts)
 
@@ -193,7 +193,11 @@ class Storage:
         for project in _scandir(self.paths.packs_dir):
             if project.is_dir():
                 for entry in _scandir(project.path):
-                    if PACK_MANIFEST_RE.fullmatch(entry.name) and (token := _token(entry)):
+                    if (
+                        PACK_MANIFEST_RE.fullmatch(entry.name)
+                        and _is_file(entry)
+                        and (token := _token(entry))
+                    ):
                         out[entry.path] = token
         return out
 
@@ -205,6 +209,23 @@ class Storage:
         except FileNotFoundError:
             return {}
         return {path: _change_token(info) for path, info in found.items() if keep(path)}
+
+    def strays(self) -> list[str]:
+        """Directories named like a history part or a pack manifest: never read, but a sign that
+        something wrote where runlake's files go (what `doctor` reports)."""
+        out = []
+        for top in (f"{self.root}/history", self.paths.packs_dir):
+            try:
+                found = self.fs.find(top, withdirs=True, detail=True)
+            except FileNotFoundError:
+                continue
+            for path, info in found.items():
+                name = path.rstrip("/").rsplit("/", 1)[-1]
+                if info.get("type") == "directory" and (
+                    parse_part(path, 0) is not None or PACK_MANIFEST_RE.fullmatch(name)
+                ):
+                    out.append(path.rstrip("/"))
+        return sorted(out)
 
     def exists(self, path: str) -> bool:
         if self.is_local:
@@ -302,6 +323,13 @@ def _token(entry: os.DirEntry[str]) -> str | None:
     except OSError:
         return None
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def _is_file(entry: os.DirEntry[str], suffix: str = "") -> bool:
+    try:
+        return entry.name.endswith(suffix) and entry.is_file()
+    except OSError:
+        return False
 
 
 def _size(entry: os.DirEntry[str]) -> int:
