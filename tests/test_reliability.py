@@ -462,3 +462,28 @@ def test_directories_named_like_parts_or_manifests_are_reported_not_read(local_r
         assert any(p.endswith(os.path.basename(fake_part)) for p in problems), problems
         assert any(p.endswith(os.path.basename(fake_manifest)) for p in problems), problems
         assert all("directory" in v for v in problems.values())
+
+
+# ---- 5. fencing: a writer that no longer owns its run stops and says so
+def test_a_writer_whose_run_was_taken_over_stops_writing_and_says_so(root):
+    from runlake.store.manifests import WriterClaim
+
+    run = runlake.init("p", root=root, id="fenced")
+    for i in range(10):
+        run.log({"x": float(i)})
+    run.flush()
+    storage = runlake.Lake(root).storage
+    # another process (a resume that believed this writer dead) takes the next writer slot
+    taker = WriterClaim(seq=1, what="resume", at=0.0, host="elsewhere", pid=4242, pid_start="x")
+    assert storage.create_exclusive(storage.paths.meta("p", "fenced", "writer-1.json"), taker.encode())
+    for i in range(10, 20):
+        run.log({"x": float(i)})
+    with pytest.raises(RunlakeError, match="taken over.*pid 4242 on elsewhere"):
+        run.flush()
+    with pytest.raises(RunlakeError, match="taken over"):
+        run.log({"x": 99.0})
+    with pytest.raises(RunlakeError, match="taken over"):
+        run.finish()
+    assert runlake.run is None  # it is over for this process
+    frame = runlake.history("fenced", ["x"], root=root)
+    assert frame["x"].to_list() == [float(i) for i in range(10)]  # nothing written after the takeover

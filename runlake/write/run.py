@@ -144,7 +144,6 @@ class Run:
         summary_auto: dict[str, Any],
         summary_user: dict[str, Any],
         runtime_offset: float,
-        writer_seq: int,
         inherit: Callable[[], dict[str, Any]] | None,
     ) -> None:
         self._writer = writer
@@ -160,7 +159,6 @@ class Run:
         self._inherit = inherit  # a fork's inherited summary, read when first needed
         self._started = time.time()
         self._runtime_offset = runtime_offset
-        self._writer_seq = writer_seq
         self._identity = writer_identity()
         self._buffer = Buffer(self._started - runtime_offset)
         self._flush_lock = threading.Lock()  # one flush at a time
@@ -168,6 +166,7 @@ class Run:
         self._pending: Row | None = None
         self._pending_text = False
         self._finished = False
+        self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
         self._meta_dirty = True
@@ -202,7 +201,7 @@ class Run:
     def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
         """Log metrics at the current step (W&B semantics: see the README)."""
         if self._finished:
-            raise RunlakeError(f"run {self.id!r} is finished: log to a new run, or resume it")
+            raise RunlakeError(self._fenced or f"run {self.id!r} is finished: log to a new run, or resume it")
         row, text = flatten(data, self._known_keys)  # raises before anything is kept
         if self._step >= MAX_STEP:
             raise ValueError(f"run {self.id!r} is at step {self._step}: no larger step can be stored")
@@ -265,6 +264,8 @@ class Run:
         it raises and the run stays open with every row in memory: call it again later.
         """
         if self._finished:
+            if self._fenced:
+                raise RunlakeError(self._fenced)
             return
         if self._pending is not None:
             self._commit()
@@ -279,6 +280,14 @@ class Run:
         self._finished = True
         flusher.unregister(self)
         registry.forget(self)
+
+    def _fence(self, why: str) -> None:
+        """Another writer owns the run: this one is over (it must not write a byte more)."""
+        self._fenced = why
+        self._finished = True
+        flusher.unregister(self)
+        registry.forget(self)
+        notify(why, stacklevel=4)
 
     def _try_inherited_summary(self) -> None:
         """At finish: a summary that cannot be read must not cost the run its rows."""
@@ -330,6 +339,10 @@ class Run:
         """
         buffer = self._buffer
         with self._flush_lock:
+            if self._fenced is None and (why := self._writer.taken_over()) is not None:
+                self._fence(why)
+            if self._fenced is not None:
+                raise RunlakeError(self._fenced)
             packed, batch, text = buffer.take(rows)
             if packed or batch[2]:
                 try:
@@ -366,7 +379,7 @@ class Run:
             state=self._state,
             heartbeat=time.time(),
             **self._identity,
-            writer_seq=self._writer_seq,
+            writer_seq=self._writer.seq,
             watermark=self._watermark,
             runtime=self._runtime_last,
             finished_at=time.time() if self._finished else None,

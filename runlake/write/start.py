@@ -272,7 +272,6 @@ def _create(
             summary_auto=inherited or {},
             summary_user={},
             runtime_offset=0.0,
-            writer_seq=0,
             inherit=_inherit(storage, segment) if inherited is None else None,
         )
         run.flush()
@@ -352,14 +351,13 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
         identity = read_identity(storage, project, spec.run_id)
         summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
         run = Run(
-            writer=Writer(storage, project, spec.run_id, new_segment),
+            writer=Writer(storage, project, spec.run_id, new_segment, seq),
             name=identity.name,
             start_step=spec.step + 1,
             config={**(state.config or {}), **config},
             summary_auto=summary,
             summary_user={},
             runtime_offset=0.0,
-            writer_seq=seq,
             inherit=None,
         )
         run.flush()
@@ -373,7 +371,7 @@ def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any])
     state = read_state(storage, project, run_id)
     _refuse_live(storage, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
-    writer = Writer(storage, project, run_id, int(state.segment))
+    writer = Writer(storage, project, run_id, int(state.segment), seq)
     waiting = writer.catch_up()  # a dead writer's spilled parts: uploaded now, or counted
     segment, last = _source_last_step(storage, project, run_id, state)
     if waiting is not None and segment == writer.segment:
@@ -381,14 +379,13 @@ def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any])
     identity = read_identity(storage, project, run_id)
     doc = read_segment(storage, project, run_id, segment)
     run = Run(
-        writer=writer if segment == writer.segment else Writer(storage, project, run_id, segment),
+        writer=writer if segment == writer.segment else Writer(storage, project, run_id, segment, seq),
         name=identity.name,
         start_step=0 if last is None else last + 1,
         config={**(state.config or {}), **config},
         summary_auto=dict(state.summary_auto or {}),
         summary_user=dict(state.summary_user or {}),
         runtime_offset=float(state.runtime or 0.0),
-        writer_seq=seq,
         inherit=_inherit(storage, doc) if state.inherited_pending else None,
     )
     run.flush()

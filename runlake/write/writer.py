@@ -4,11 +4,12 @@ directory while storage is down, and are uploaded in order once it is back."""
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 from ..store import spill
 from ..store.layout import hive_node, parse_part
-from ..store.manifests import StateDoc
+from ..store.manifests import StateDoc, WriterClaim, read
 from ..store.parquet import encode
 from ..store.storage import Storage
 from .buffer import Packed
@@ -25,14 +26,32 @@ def notify(message: str, stacklevel: int = 3) -> None:
 class Writer:
     """Writes one node's parts and its run's state; owns the spill state of that run."""
 
-    def __init__(self, storage: Storage, project: str, run_id: str, segment: int) -> None:
+    def __init__(self, storage: Storage, project: str, run_id: str, segment: int, seq: int = 0) -> None:
         self.storage = storage
         self.project = project
         self.run_id = run_id
         self.segment = segment
+        self.seq = seq  # this writer's slot: writer-<seq>.json
         self._history_prefix = f"history/project={project}/run_id={run_id}"
         self._runs_prefix = f"runs/{project}/{run_id}"
         self.spilled = bool(spill.pending(storage, self._history_prefix))
+
+    def taken_over(self) -> str | None:
+        """Why this writer no longer owns its run (another process claimed the next writer
+        slot: a resume or rewind that took it for dead), or None. Fencing: checked before
+        every flush, so two writers never write the same segment."""
+        claim = read(
+            self.storage,
+            self.storage.paths.meta(self.project, self.run_id, f"writer-{self.seq + 1}.json"),
+            WriterClaim,
+        )
+        if claim is None:
+            return None
+        return (
+            f"run {self.run_id!r} was taken over by pid {claim.pid} on {claim.host} (a {claim.what} at "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(claim.at))}); this process stopped "
+            "writing it, and what it logged since its last flush is not written"
+        )
 
     def catch_up(self) -> int | None:
         """Upload this run's spill backlog (a dead writer's, at a resume); returns the last step
