@@ -487,3 +487,23 @@ def test_a_writer_whose_run_was_taken_over_stops_writing_and_says_so(root):
     assert runlake.run is None  # it is over for this process
     frame = runlake.history("fenced", ["x"], root=root)
     assert frame["x"].to_list() == [float(i) for i in range(10)]  # nothing written after the takeover
+
+
+# ---- 14. a history too wide to build densely is refused with its size, not built
+def test_a_sparse_wide_history_is_refused_naming_its_size(local_root, monkeypatch):
+    from runlake.read import assemble
+
+    run = runlake.init("p", root=local_root, id="wide")
+    for i in range(60):
+        run.log({f"k{i}": float(i)})  # one new key per step: sparse
+    run.finish()
+    monkeypatch.setattr(assemble, "MAX_WIDE_CELLS", 1_000)
+    with pytest.raises(RunlakeError, match=r"60 x 63 frame \(3,780 cells.*keys="):
+        runlake.history("wide", root=local_root)
+    assert runlake.history("wide", ["k5"], root=local_root)["k5"].to_list() == [5.0]  # selecting works
+    long = runlake.sql(
+        "SELECT step, key, value FROM history WHERE run_id = ? AND key LIKE 'k%'",
+        root=local_root,
+        params=["wide"],
+    )
+    assert long.height == 60

@@ -12,7 +12,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..errors import RunlakeError
+
 SYSTEM_KEYS = ("_timestamp", "_runtime")
+# A wide frame larger than this many cells (2 GB of float64) is refused, not built: a sparse
+# run of 110k keys over 100k steps would need 88 GB. Select keys, or read the long form in SQL.
+MAX_WIDE_CELLS = 250_000_000
 Series = tuple[np.ndarray, np.ndarray, "pa.Array | None"]  # steps, values, texts (None: all numbers)
 
 
@@ -68,6 +73,13 @@ def wide(found: dict[str, Series], user: list[str] | None) -> pl.DataFrame:
         row_keys = [k for k in user if k in found] if user else [k for k in SYSTEM_KEYS if k in found]
     present = [found[k][0] for k in row_keys]
     row_steps = _union_sorted(present) if present else np.empty(0, np.int64)
+    cells = len(row_steps) * (1 + len(SYSTEM_KEYS) + len(names_out))
+    if cells > MAX_WIDE_CELLS:
+        raise RunlakeError(
+            f"this history would be a {len(row_steps):,} x {1 + len(SYSTEM_KEYS) + len(names_out):,} frame "
+            f"({cells:,} cells, over the {MAX_WIDE_CELLS:,} runlake builds): pass keys= to select metrics, "
+            'or read it long with runlake.sql("SELECT step, key, value FROM history WHERE run_id = ?", params=[...])'
+        )
     columns: dict[str, pl.Series] = {"_step": pl.Series("_step", row_steps, pl.Int64)}
     for name in (*SYSTEM_KEYS, *names_out):
         columns[name] = _align(name, found.get(name), row_steps)
