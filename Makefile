@@ -6,16 +6,26 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint bench bench-peers clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# runlake alone: what the demo needs (seconds, not the minutes the dev extras take)
+$(VENV)/.installed-base: pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# runlake with every extra the tests and tools use
+$(STAMP): pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.installed-base
 
 install: $(STAMP)
 
-# The demo writes to the default root, ./runlake, relative to demo-output/.
-demo: $(STAMP)
+# The demo writes to a fresh default root, demo-output/runlake-data, and says how to look at it
+# with the command line ($(BIN)/runlake).
+demo: $(VENV)/.installed-base
+	rm -rf demo-output
 	mkdir -p demo-output
 	cd demo-output && ../$(BIN)/python -m runlake.demo
 

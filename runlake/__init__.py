@@ -1,7 +1,7 @@
 """runlake: a local-first, columnar run-history store with zero-copy fork and rewind.
 
 `runlake.Lake(root)` is the object to hold; the functions below are thin calls on the default
-Lake of the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake).
+Lake of the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake-data).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ run: Run | None = None  # the most recently started run that is still open (as w
 def init(
     project: str = "demo", *, root: PathLike | None = None, storage_options: Options = None, **kwargs: Any
 ) -> Run:
-    """Start a run (W&B-compatible) in the root (`root=`, $RUNLAKE_ROOT, ./runlake).
+    """Start a run (W&B-compatible) in the root (`root=`, $RUNLAKE_ROOT, ./runlake-data).
 
     The run's arguments (id, name, config, tags, notes, fork_from, resume_from, resume) are
     those of `runlake.write.start.init`; see the README for fork_from / resume_from / resume.

@@ -119,7 +119,7 @@ def _rich_table(df: pl.DataFrame, title: str | None = None) -> None:
     envvar="RUNLAKE_ROOT",
     default=None,
     show_envvar=True,
-    help="The root: a local path or fsspec URL (default ./runlake).",
+    help="The root: a local path or fsspec URL (default ./runlake-data).",
 )
 @click.version_option(runlake.__version__, prog_name="runlake")
 @click.pass_context
@@ -130,6 +130,14 @@ def main(ctx: click.Context, root: str | None) -> None:
 
 def _root(ctx: click.Context) -> str | None:
     return ctx.obj["root"]
+
+
+def _nothing_in(ctx: click.Context, what: str) -> None:
+    """Say on stderr which root a command looked in when it found nothing there."""
+    lake = runlake.lake.default(_root(ctx))
+    where = os.path.abspath(lake.url) if "://" not in lake.url else lake.url
+    state = "" if lake.exists() else " (it does not exist)"
+    click.echo(f"runlake: {what} in root {where}{state}", err=True)
 
 
 def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -157,6 +165,8 @@ def _root_option(fn: Any) -> Any:
 def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
     """List runs: id, name, state, parent@step, last step, created."""
     table = runlake.runs(project, root=_root(ctx))
+    if table.height == 0:
+        _nothing_in(ctx, "no runs" + (f" of project {project!r}" if project else ""))
     if as_json:
         click.echo(json.dumps(table.to_dicts(), default=str))
         return
@@ -339,7 +349,12 @@ def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None) -> 
 @click.pass_context
 def compact(ctx: click.Context, as_json: bool) -> None:
     """Pack the parts of finished segments into large shared (key, run, step)-sorted files."""
-    result = runlake.compact(_root(ctx))
+    lake = runlake.lake.default(_root(ctx))
+    if not lake.exists():
+        _nothing_in(ctx, "nothing to compact")
+        result = pl.DataFrame()
+    else:
+        result = lake.compact()
     if as_json:
         click.echo(json.dumps(result.to_dicts()))
         return

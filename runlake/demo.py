@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 
 import polars as pl
 
@@ -20,15 +21,25 @@ def _train(run: runlake.Run, steps: range, lr: float, seed: int) -> None:
         run.log({"loss": loss, "train": {"acc": 1 - math.exp(-1 / loss)}})
 
 
+def _free(name: str, taken: set[str]) -> str:
+    """`name`, or name-2, name-3, ... when the demo already ran in this root."""
+    if name not in taken:
+        return name
+    return next(f"{name}-{n}" for n in range(2, 10_000) if f"{name}-{n}" not in taken)
+
+
 def main() -> None:
     root = os.path.abspath(settings.root(None))
     print(f"runlake demo: root {root}\n")
-    base = runlake.init(project="demo", config={"lr": 0.01})
+    taken = set(runlake.runs()["run_id"].to_list()) if os.path.isdir(root) else set()
+    base = runlake.init(project="demo", id=_free("baseline", taken), config={"lr": 0.01})
     _train(base, range(300), lr=0.01, seed=1)
     base.finish()
     print(f"logged run {base.id}: steps 0..{base.step - 1}")
 
-    fork = runlake.init(project="demo", fork_from=f"{base.id}?_step=200", config={"lr": 0.03})
+    fork = runlake.init(
+        project="demo", id=_free("hot-lr", taken), fork_from=f"{base.id}?_step=200", config={"lr": 0.03}
+    )
     _train(fork, range(100), lr=0.03, seed=2)
     fork.finish()
     print(f"forked run {fork.id} from {base.id} at step 200, then logged steps 201..{fork.step - 1}")
@@ -63,6 +74,11 @@ def main() -> None:
     )
     with pl.Config(tbl_rows=50):
         print(final)
+    cli = os.path.join(os.path.dirname(sys.executable), "runlake")
+    print(
+        f"\nThe runs are in {root}. Look at them with the command line ({cli}), from this folder:\n"
+        f"  {cli} runs\n  {cli} lineage {base.id}\n  {cli} history {fork.id} -k loss -o fork.csv"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     lake.history(run.id); lake.sql("SELECT ..."); lake.close()
 
 The module-level functions (`runlake.history(...)`, ...) are thin calls on a default Lake for
-the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake), made once per process.
+the resolved root (`root=`, $RUNLAKE_ROOT, ./runlake-data), made once per process.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"runlake.Lake({self.storage.url!r})"
+
+    def exists(self) -> bool:
+        """Does the root exist yet (a local directory, or any object under the prefix)?"""
+        return self.storage.exists(self.storage.root)
 
     @property
     def reader(self) -> Reader:
@@ -184,5 +188,5 @@ default_lakes = _Defaults()
 
 
 def default(root: PathLike | None = None, storage_options: dict[str, Any] | None = None) -> Lake:
-    """The default Lake of a root (`root=`, $RUNLAKE_ROOT, ./runlake) and its options."""
+    """The default Lake of a root (`root=`, $RUNLAKE_ROOT, ./runlake-data) and its options."""
     return default_lakes.get(root, storage_options)

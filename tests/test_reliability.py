@@ -507,3 +507,70 @@ def test_a_sparse_wide_history_is_refused_naming_its_size(local_root, monkeypatc
         params=["wide"],
     )
     assert long.height == 60
+
+
+# ---- 16. a default root that cannot collide, the old one still read, and a word when nothing is there
+def test_the_default_root_is_runlake_data_and_the_old_default_is_read_with_a_notice(tmp_path, monkeypatch):
+    from runlake.store import settings
+
+    monkeypatch.delenv("RUNLAKE_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert settings.root(None) == "./runlake-data"
+    os.makedirs("runlake")  # a package folder in a checkout: not a root
+    (tmp_path / "runlake" / "__init__.py").write_text("")
+    assert settings.root(None) == "./runlake-data"
+    os.makedirs("runlake/runs/p")  # a root written at the old default
+    monkeypatch.setattr(settings, "_noticed", set())
+    with pytest.warns(RuntimeWarning, match="old default"):
+        assert settings.root(None) == "./runlake"
+    os.makedirs("runlake-data")
+    assert settings.root(None) == "./runlake-data"
+
+
+def test_commands_say_which_root_they_found_nothing_in_and_create_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from runlake.cli import main
+
+    missing = str(tmp_path / "nowhere")
+    runner = CliRunner()
+    result = runner.invoke(main, ["--root", missing, "runs"])
+    assert result.exit_code == 0
+    assert f"no runs in root {missing} (it does not exist)" in result.stderr
+    result = runner.invoke(main, ["--root", missing, "compact"])
+    assert result.exit_code == 0 and "nothing to compact" in result.stderr
+    assert not os.path.exists(missing)
+
+
+# ---- 19. the demo's runs are the ones the README's commands name
+@pytest.mark.slow
+def test_the_demo_root_answers_the_readmes_commands(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from runlake.cli import main
+
+    env = {k: v for k, v in os.environ.items() if k != "RUNLAKE_ROOT"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runlake.demo"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    root = str(tmp_path / "runlake-data")
+    assert f"The runs are in {root}" in proc.stdout
+    runner = CliRunner()
+    lineage = runner.invoke(main, ["--root", root, "lineage", "baseline"])
+    assert (
+        lineage.exit_code == 0 and "fork @200 → hot-lr" in lineage.output and "rewind @250" in lineage.output
+    )
+    out = tmp_path / "fork.csv"
+    history = runner.invoke(main, ["--root", root, "history", "hot-lr", "-k", "loss", "-o", str(out)])
+    assert history.exit_code == 0
+    import polars as pl
+
+    assert pl.read_csv(out)["_step"].to_list() == list(range(301))  # 0..200 inherited, 201..300 its own
+    again = subprocess.run(
+        [sys.executable, "-m", "runlake.demo"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and "baseline-2" in again.stdout  # a second run never collides

@@ -8,18 +8,41 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 from ..errors import RunlakeError
 
-DEFAULT_ROOT = "./runlake"
+DEFAULT_ROOT = "./runlake-data"
+# The default before 0.2: in a checkout it was the package's own folder. A root found there
+# (it has runs/ or history/) is still read, with a notice, while ./runlake-data does not exist.
+LEGACY_ROOT = "./runlake"
+_noticed: set[str] = set()
 
 
 def root(value: str | os.PathLike[str] | None) -> str:
-    """The root URL: the argument, else $RUNLAKE_ROOT, else ./runlake."""
+    """The root URL: the argument, else $RUNLAKE_ROOT, else ./runlake-data (or a root at the old
+    default ./runlake, with a notice)."""
     if value is None:
-        value = os.environ.get("RUNLAKE_ROOT") or DEFAULT_ROOT
+        value = os.environ.get("RUNLAKE_ROOT") or _default_root()
     return os.fspath(value)
+
+
+def _default_root() -> str:
+    if os.path.exists(DEFAULT_ROOT) or not any(
+        os.path.isdir(os.path.join(LEGACY_ROOT, sub)) for sub in ("runs", "history")
+    ):
+        return DEFAULT_ROOT
+    where = os.path.abspath(LEGACY_ROOT)
+    if where not in _noticed:
+        _noticed.add(where)
+        warnings.warn(
+            f"reading the root at the old default {where}; the default is now ./runlake-data: move it "
+            "there, or pass root= / set $RUNLAKE_ROOT",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return LEGACY_ROOT
 
 
 def storage_options(value: dict[str, Any] | None) -> dict[str, Any]:
