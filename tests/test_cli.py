@@ -44,7 +44,9 @@ def test_runs_table_and_json(lake):
     assert any("child001\t" in line and "base0001@10" in line for line in lines)
     data = json.loads(invoke(lake, "runs", "--json").output)
     assert {r["run_id"] for r in data} == {"base0001", "child001", "grand001"}
-    assert invoke(lake, "runs", "--project", "other").output.splitlines()[1:] == []
+    empty = invoke(lake, "runs", "--project", "other")
+    assert empty.stdout.splitlines()[1:] == []  # the header alone on stdout
+    assert "no runs of project 'other' in root" in empty.stderr
 
 
 def test_show(lake):
