@@ -16,6 +16,17 @@ from . import settings
 HOST = socket.gethostname()
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (containers sharing a hostname have different ones)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").rsplit("[", 1)[-1].rstrip("]")
+    except OSError:
+        return ""
+
+
+PID_NS = _pid_namespace()
+
+
 def process_start(pid: int) -> str | None:
     """The kernel's start time of `pid` (Linux), to tell a live writer from a reused pid."""
     try:
@@ -31,9 +42,10 @@ def process_start(pid: int) -> str | None:
 
 
 def writer_identity() -> dict[str, Any]:
-    """Who is writing: host, pid and the pid's start time."""
+    """Who is writing: host, pid, and the pid's start time @ its PID namespace (`pid_start`)."""
     pid = os.getpid()
-    return {"host": HOST, "pid": pid, "pid_start": process_start(pid)}
+    start = process_start(pid)
+    return {"host": HOST, "pid": pid, "pid_start": f"{start}@{PID_NS}" if start and PID_NS else start}
 
 
 def holder_alive(
@@ -41,16 +53,20 @@ def holder_alive(
 ) -> bool:
     """Is the process that wrote `doc` (host, pid, pid_start) still there?
 
-    On this host the pid answers, whatever the beat's age: a stalled or starved writer (Ctrl-Z,
-    a long GC pause, two busy cores) is alive, and taking its run over would split it.
-    Elsewhere, a beat older than `stale_after` seconds means gone.
+    On this host and in this PID namespace the pid answers, whatever the beat's age: a stalled
+    or starved writer (Ctrl-Z, a long GC pause, two busy cores) is alive, and taking its run
+    over would split it. Elsewhere (another host, or a container sharing this hostname), a beat
+    older than `stale_after` seconds means gone.
     """
     now = time.time() if now is None else now
-    if doc.get("host") == HOST and doc.get("pid") and os.path.isdir("/proc"):
+    start, _, namespace = str(doc.get("pid_start") or "").partition("@")
+    # a pid is only meaningful in its own PID namespace (older writers did not record one)
+    same_namespace = namespace in ("", PID_NS)
+    if doc.get("host") == HOST and doc.get("pid") and same_namespace and os.path.isdir("/proc"):
         pid = int(doc["pid"])
         if pid == os.getpid():
             return True
-        return process_start(pid) == doc.get("pid_start")
+        return process_start(pid) == start
     return now - (beat or 0.0) <= stale_after
 
 

@@ -101,3 +101,16 @@ def test_on_another_host_only_the_heartbeat_tells():
     doc = {"host": "elsewhere", "pid": os.getpid(), "pid_start": "x"}
     assert holder_alive(doc, beat=100.0, stale_after=10.0, now=105.0)
     assert not holder_alive(doc, beat=100.0, stale_after=10.0, now=111.0)
+
+
+def test_a_pid_in_another_pid_namespace_is_judged_by_its_heartbeat():
+    from runlake.store.liveness import PID_NS
+
+    me = writer_identity()
+    assert me["pid_start"].endswith(f"@{PID_NS}")
+    start = me["pid_start"].split("@")[0]
+    other_ns = {**me, "pid_start": f"{start}@1"}  # a container sharing this hostname
+    assert not holder_alive(other_ns, beat=100.0, stale_after=10.0, now=200.0)
+    assert holder_alive(other_ns, beat=195.0, stale_after=10.0, now=200.0)
+    legacy = {**me, "pid_start": start}  # written before namespaces were recorded
+    assert holder_alive(legacy, beat=0.0, stale_after=1.0)
