@@ -64,6 +64,7 @@ class Catalog:
         self._links: dict[Node, Link] = {}
         self._closed: set[Node] = set()  # nodes whose closure rows are complete
         self._pack_manifests: set[str] = set()
+        self._pack_listing: dict[str, str] = {}  # the pack manifests the current refresh listed
         self._warned_packs: set[str] = set()
         self._broken: dict[str, tuple[str, str]] = {}  # manifest -> (run id, why it cannot be read)
         self._problems: list[str] = []  # what the current refresh skipped (warned once, after it)
@@ -82,6 +83,7 @@ class Catalog:
             ).fetchall()
         }
         self._sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
+        self._pack_manifests = {p for p in self._seen if is_pack_manifest(p)}
 
     def _empty_file(self, pack: bool) -> str:
         """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
@@ -139,6 +141,17 @@ class Catalog:
                     self._generation += 1
 
             self._problems = []
+            packs = self.storage.list_pack_manifests()
+            self._pack_listing = packs
+            quiet = (
+                not changed
+                and not removed
+                and all(self._seen.get(p) == t for p, t in packs.items())
+                and not any(p not in packs for p in self._pack_manifests)
+            )
+            if quiet and not self._has_running():
+                self._dir_cache = dir_cache
+                return  # nothing to fold and no live run whose state could turn: no transaction
             self._atomically(fold)
             self._dir_cache = dir_cache
             for problem in dict.fromkeys(self._problems):
@@ -323,10 +336,10 @@ class Catalog:
     def _fold_packs(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
         """Index new pack manifests (their members' own parts drop out) and forget removed ones
         (their members are checked against their pack pointers again)."""
-        listing = self.storage.list_pack_manifests()
-        self._pack_manifests = set(listing)
+        listing = self._pack_listing
         changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
-        removed = [p for p in self._seen if is_pack_manifest(p) and p not in listing]
+        removed = [p for p in self._pack_manifests if p not in listing and p in self._seen]
+        self._pack_manifests = set(listing)
         if not changed and not removed:
             return False
         for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
@@ -383,8 +396,11 @@ class Catalog:
                 changed = True
         return changed
 
-    def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
-        """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
+    def _has_running(self) -> bool:
+        return bool(self._running_rows(self.con))
+
+    def _running_rows(self, cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        """The runs whose writer last said `running` (cached per generation)."""
         if self._running is None or self._running[0] != self._generation:
             self._running = (
                 self._generation,
@@ -393,8 +409,12 @@ class Catalog:
                     "FROM run_meta WHERE raw_state = 'running'"
                 ).fetchall(),
             )
+        return self._running[1]
+
+    def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
+        """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
         now = time.time()
-        for run_id, project, segment, state, heartbeat, host, pid, pid_start in self._running[1]:
+        for run_id, project, segment, state, heartbeat, host, pid, pid_start in self._running_rows(cur):
             doc = {
                 "state": "running",
                 "heartbeat": heartbeat,
@@ -428,6 +448,7 @@ class Catalog:
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
+            self._pack_listing = self.storage.list_pack_manifests()
 
             def fold(cur: duckdb.DuckDBPyConnection) -> None:
                 self._fold_packs(cur, set(), set())
