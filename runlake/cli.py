@@ -145,6 +145,20 @@ def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) ->
         ctx.ensure_object(dict)["root"] = value
 
 
+def _output_options(fn: Any) -> Any:
+    """`--format` and `-o FILE`, for the commands that print a table."""
+    fn = click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")(fn)
+    return click.option(
+        "--format",
+        "-f",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        help="Output format (default: from -o's extension .csv/.json/.parquet/.tsv, else a table; "
+        "tab-separated when piped).",
+    )(fn)
+
+
 def _root_option(fn: Any) -> Any:
     """`--root` after the command name too (`runlake runs --root PATH`), overriding the group's."""
     return click.option(
@@ -253,15 +267,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--keys", "-k", default=None, help="Comma-separated metric names (default: all).")
 @click.option("--segment", type=int, default=None, help="An archived segment instead of the current one.")
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Output format (default: from -o's extension .csv/.json/.parquet/.tsv, else a table; tab-separated when piped).",
-)
-@click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
+@_output_options
 @click.pass_context
 def history(
     ctx: click.Context,
@@ -326,15 +332,7 @@ def _node_label(node: dict[str, Any], selected: str) -> str:
 @main.command()
 @_root_option
 @click.argument("query")
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Output format (default: from -o's extension .csv/.json/.parquet/.tsv, else a table; tab-separated when piped).",
-)
-@click.option("-o", "--output", default=None, help="Write to FILE instead of standard output.")
+@_output_options
 @click.pass_context
 def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None) -> None:
     """Run SQL over the views runs, lineage, history and raw_history."""

@@ -103,6 +103,17 @@ def root(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 @pytest.fixture
+def flaky_root(tmp_path, monkeypatch):
+    """A root on flaky:// (memory:// that fails on demand), with its own spill directory."""
+    from faulty import FlakyFileSystem
+
+    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
+    FlakyFileSystem.reset()
+    yield f"flaky://lake-{uuid.uuid4().hex}"
+    FlakyFileSystem.reset()
+
+
+@pytest.fixture
 def local_root(tmp_path) -> str:
     return str(tmp_path / "lake")
 

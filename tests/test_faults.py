@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import polars as pl
 import pytest
 from faulty import FlakyFileSystem
 
 import runlake
-
-
-@pytest.fixture
-def flaky_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
-    FlakyFileSystem.reset()
-    yield f"flaky://lake-{uuid.uuid4().hex}"
-    FlakyFileSystem.reset()
 
 
 def _parts(root):

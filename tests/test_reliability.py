@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from faulty import FlakyFileSystem
 
 import runlake
 from runlake.errors import RunlakeError
-
-
-@pytest.fixture
-def flaky_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
-    FlakyFileSystem.reset()
-    yield f"flaky://lake-{uuid.uuid4().hex}"
-    FlakyFileSystem.reset()
 
 
 # ---- 1. storage down and the spill directory unwritable: rows stay in memory, finish fails loudly
