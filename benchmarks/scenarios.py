@@ -295,6 +295,47 @@ def pbt(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     return out, rows
 
 
+# ---- cold reads of a big root ----------------------------------------------------------------
+def cold(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """`runlake runs` and a one-run `runlake history` in a new process on a root of many runs,
+    with no catalog cache (cold) and with the cache the first call saved (warm)."""
+    import shutil
+    import subprocess
+    import sys
+
+    count = 2_000 if quick else 20_000
+    lake = runlake.Lake(path)
+    for i in range(count):
+        run = lake.init("big", id=f"r{i:05d}")
+        run.log({"a": float(i)})
+        run.finish()
+    lake.close()
+    cli = [sys.executable, "-m", "runlake.cli", "--root", path]
+
+    def timed(*args: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([*cli, *args], check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    out: dict[str, Any] = {"runs": count}
+    for name, args in (("runs", ("runs",)), ("history", ("history", f"r{count // 2:05d}"))):
+        shutil.rmtree(os.path.join(path, "_catalog"), ignore_errors=True)
+        out[name] = {"cold_s": timed(*args), "warm_s": statistics.median(timed(*args) for _ in range(3))}
+    rows = [
+        (
+            "cold reads",
+            f"{count:,} runs: `runlake runs`",
+            f"cold {out['runs']['cold_s']:.2f} s, warm {out['runs']['warm_s']:.2f} s",
+        ),
+        (
+            "cold reads",
+            f"{count:,} runs: `runlake history` of one run",
+            f"cold {out['history']['cold_s']:.2f} s, warm {out['history']['warm_s']:.2f} s",
+        ),
+    ]
+    return out, rows
+
+
 # ---- 5. many runs ------------------------------------------------------------------------
 def many(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     n_runs, steps = (200, 500) if quick else (2000, 2500)

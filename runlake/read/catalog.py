@@ -31,6 +31,19 @@ from . import persist, sql, tables
 from .lineage import Index, Link, Node, own_parts, walk
 
 _PERSIST_EVERY = 2.0
+
+
+def _liveness(state: StateDoc) -> dict[str, Any]:
+    """The fields of a state that say whether its writer is alive."""
+    return {
+        "state": state.state,
+        "heartbeat": state.heartbeat,
+        "host": state.host,
+        "pid": state.pid,
+        "pid_start": state.pid_start,
+    }
+
+
 NodeKey = tuple[str, str, int]  # project, run_id, segment
 
 
@@ -264,41 +277,55 @@ class Catalog:
             tables.upsert_identities(cur, identities)
         if segments:
             self._insert_segments(cur, segments)
+        if states:
+            self._apply_states(cur, states, dirty)
+        self._sync_closure(cur)
+
+    def _apply_states(
+        self, cur: duckdb.DuckDBPyConnection, states: list[tuple[str, StateDoc, str]], dirty: set[NodeKey]
+    ) -> None:
+        """Fold state manifests into run_meta in one statement (one per run cost ~1 ms each:
+        40 s for 20,000 runs)."""
+        ids = [run_id for run_id, _, _ in states]
+        known = {
+            r: (p, int(seg))
+            for r, p, seg in cur.execute(
+                "SELECT run_id, project, segment FROM run_meta WHERE run_id IN (SELECT unnest(?))", [ids]
+            ).fetchall()
+        }
+        rows = []
         for run_id, state, path in states:
-            known = cur.execute("SELECT project, segment FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
-            if not known:  # a state without identity: a run still being created; read it again
+            if run_id not in known:  # a state without identity: a run still being created; read it again
                 self._seen.pop(path, None)
                 continue
+            project, old = known[run_id]
             segment = int(state.segment)
-            cur.execute(
-                """
-                UPDATE run_meta SET segment = ?, raw_state = ?, state = ?, heartbeat = ?, host = ?,
-                    pid = ?, pid_start = ?, finished_at = ?, exit_code = ?, config = ?, summary = ?
-                WHERE run_id = ?
-                """,
-                [
-                    segment,
-                    state.state,
-                    derive_state(state.to_json()),
-                    state.heartbeat,
-                    state.host,
-                    state.pid,
-                    state.pid_start,
-                    state.finished_at,
-                    state.exit_code,
-                    json.dumps(state.config or {}),
-                    json.dumps(state.summary or {}),
-                    run_id,
-                ],
-            )
-            dirty.add((known[0][0], run_id, segment))
-            if int(known[0][1]) != segment:
+            rows.append((run_id, state, segment))
+            dirty.add((project, run_id, segment))
+            if old != segment:
                 # a rewind moved the run on: the parts its last writer of the old segment
                 # wrote after the state we saw (its final flush) must be listed too
-                for old in range(min(int(known[0][1]), segment), max(int(known[0][1]), segment)):
-                    dirty.add((known[0][0], run_id, old))
+                for earlier in range(min(old, segment), max(old, segment)):
+                    dirty.add((project, run_id, earlier))
             self._crash_listed.discard((run_id, segment))
-        self._sync_closure(cur)
+        if rows:
+            tables.update_states(
+                cur,
+                {
+                    "run_id": [r for r, _, _ in rows],
+                    "segment": [seg for _, _, seg in rows],
+                    "raw_state": [st.state for _, st, _ in rows],
+                    "state": [derive_state(_liveness(st)) for _, st, _ in rows],
+                    "heartbeat": [st.heartbeat for _, st, _ in rows],
+                    "host": [st.host for _, st, _ in rows],
+                    "pid": [st.pid for _, st, _ in rows],
+                    "pid_start": [st.pid_start for _, st, _ in rows],
+                    "finished_at": [st.finished_at for _, st, _ in rows],
+                    "exit_code": [st.exit_code for _, st, _ in rows],
+                    "config": [json.dumps(st.config or {}) for _, st, _ in rows],
+                    "summary": [json.dumps(st.summary or {}) for _, st, _ in rows],
+                },
+            )
 
     def _insert_segments(self, cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) -> None:
         tables.insert_segments(cur, segments)
@@ -432,15 +459,23 @@ class Catalog:
                 dirty.add((project, run_id, segment))
 
     def _relist(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[NodeKey]) -> None:
+        """List these nodes' segment directories again: their own parts replace the indexed ones
+        (a node's parts that a pack holds stay out). Batched: one statement per step, not per node."""
+        nodes = list(nodes)
+        if not nodes:
+            return
+        keys: dict[str, list[Any]] = {
+            "run_id": [r for _, r, _ in nodes],
+            "segment": [seg for _, _, seg in nodes],
+        }
+        packed: dict[Node, list[tuple[int, int]]] = {}
+        for r, seg, lo, hi in tables.packed_ranges(cur, keys):
+            packed.setdefault((r, int(seg)), []).append((int(lo), int(hi)))
+        tables.delete_own_parts(cur, keys)
         rows: list[tuple[str, str, int, int, int, int]] = []
         for project, run_id, segment in nodes:
-            cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ? AND NOT pack", [run_id, segment])
-            packed = cur.execute(
-                "SELECT step_lo, step_hi FROM parts WHERE run_id = ? AND segment = ? AND pack",
-                [run_id, segment],
-            ).fetchall()
             listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
-            for part in own_parts(listed, packed):
+            for part in own_parts(listed, packed.get((run_id, segment), [])):
                 path = self.storage.engine_path(part.path)
                 rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
         tables.insert_parts(cur, rows)

@@ -108,3 +108,33 @@ def replace_closure(cur: duckdb.DuckDBPyConnection, nodes: list[Node], columns: 
     cur.register("new_closure", _arrow(cur, "closure", dict(zip(names, columns, strict=True))))
     cur.execute("INSERT INTO closure SELECT * FROM new_closure")
     cur.unregister("new_closure")
+
+
+def update_states(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]]) -> None:
+    """Each run's latest state (columns of run_meta, keyed by run_id), in one statement."""
+    cur.register("new_states", _arrow(cur, "run_meta", columns))
+    sets = ", ".join(f"{name} = n.{name}" for name in columns if name != "run_id")
+    cur.execute(f"UPDATE run_meta SET {sets} FROM new_states AS n WHERE run_meta.run_id = n.run_id")
+    cur.unregister("new_states")
+
+
+def packed_ranges(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """(run_id, segment, step_lo, step_hi) of the packs holding rows of these nodes."""
+    cur.register("the_nodes", _arrow(cur, "segments", nodes))
+    try:
+        return cur.execute(
+            "SELECT p.run_id, p.segment, p.step_lo, p.step_hi FROM parts AS p "
+            "JOIN the_nodes AS n ON p.run_id = n.run_id AND p.segment = n.segment WHERE p.pack"
+        ).fetchall()
+    finally:
+        cur.unregister("the_nodes")
+
+
+def delete_own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> None:
+    """Forget these nodes' own (listed) parts, before they are listed again."""
+    cur.register("the_nodes", _arrow(cur, "segments", nodes))
+    cur.execute(
+        "DELETE FROM parts AS p USING the_nodes AS n "
+        "WHERE p.run_id = n.run_id AND p.segment = n.segment AND NOT p.pack"
+    )
+    cur.unregister("the_nodes")

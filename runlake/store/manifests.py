@@ -10,7 +10,7 @@ import functools
 import json
 import time
 import types
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ..errors import RunlakeError, RunNotFoundError
@@ -34,15 +34,19 @@ class _Doc:
     @classmethod
     def from_json(cls: type[D], doc: dict[str, Any], where: str = "") -> D:
         """The document, or a RunlakeError naming the file and the field that is wrong."""
-        hints = _hints(cls)  # type: ignore[arg-type]
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        values = {k: v for k, v in doc.items() if k in known}
+        checks = _checks(cls)  # type: ignore[arg-type]
+        values = {k: v for k, v in doc.items() if k in checks}
         for name, value in values.items():
-            if not _fits(value, hints[name]):
-                raise RunlakeError(
-                    f"manifest {where or cls.__name__}: field {name!r} must be {_describe(hints[name])}, "
-                    f"got {type(value).__name__} {value!r:.80}"
-                )
+            types_, none_ok = checks[name]
+            if (value is None and none_ok) or (isinstance(value, types_) and not isinstance(value, bool)):
+                continue
+            if value is not None and bool in types_ and isinstance(value, bool):
+                continue
+            hint = _hints(cls)[name]  # type: ignore[arg-type]
+            raise RunlakeError(
+                f"manifest {where or cls.__name__}: field {name!r} must be {_describe(hint)}, "
+                f"got {type(value).__name__} {value!r:.80}"
+            )
         try:
             return cls(**values)
         except TypeError as exc:
@@ -54,20 +58,23 @@ def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
-def _fits(value: Any, hint: Any) -> bool:
-    """Does a JSON value fit a field's annotation (str, int, float, bool, dict, list, X | None)?"""
-    if hint is Any:
-        return True
-    if isinstance(hint, types.UnionType) or get_origin(hint) is Union:
-        return any(_fits(value, h) for h in get_args(hint))
-    if hint is type(None):
-        return value is None
-    origin = get_origin(hint) or hint
-    if origin is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if origin is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, origin)
+@functools.cache
+def _checks(cls: type) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Per field: the JSON types it accepts and whether null is one (compiled once per class)."""
+    out = {}
+    for name, hint in _hints(cls).items():
+        options = (
+            get_args(hint) if isinstance(hint, types.UnionType) or get_origin(hint) is Union else (hint,)
+        )
+        accepted: list[type] = []
+        for option in options:
+            if option is type(None) or option is Any:
+                continue
+            base = get_origin(option) or option
+            accepted += [int, float] if base is float else [base]
+        none_ok = type(None) in options or Any in options
+        out[name] = (tuple(accepted) if Any not in options else (object,), none_ok)
+    return out
 
 
 def _describe(hint: Any) -> str:
