@@ -565,3 +565,32 @@ def test_the_demo_root_answers_the_readmes_commands(tmp_path, monkeypatch):
         [sys.executable, "-m", "runlake.demo"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert again.returncode == 0 and "baseline-2" in again.stdout  # a second run never collides
+
+
+# ---- 14. compaction memory is bounded per pack: a run bigger than the budget is split
+def test_a_run_bigger_than_the_pack_budget_is_split_across_packs_and_reads_the_same(local_root, monkeypatch):
+    from runlake.ops import compact as compact_module
+
+    monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "100")  # many parts
+    run = runlake.init("p", root=local_root, id="big")
+    for i in range(2000):
+        run.log({"x": float(i), "y": float(i % 13)})
+    run.finish()
+    fork = runlake.init("p", root=local_root, id="kid", fork_from="big?_step=1500")
+    fork.log({"x": -1.0})
+    fork.finish()
+    parts = glob.glob(os.path.join(local_root, "history", "project=p", "run_id=big", "*", "*.parquet"))
+    sizes = sorted(os.path.getsize(p) for p in parts)
+    budget = sum(sizes[-4:])  # about four parts' worth per pack
+    monkeypatch.setattr(compact_module, "PACK_BYTES", budget)
+    before = {r: runlake.history(r, root=local_root) for r in ("big", "kid")}
+    result = runlake.compact(local_root, progress=False)
+    packs = glob.glob(os.path.join(local_root, "packs", "*", "pack-*.parquet"))
+    assert len(packs) >= 4
+    big = result.filter(runlake_col("run_id") == "big").row(0, named=True)
+    assert big["parts_before"] == len(parts) and big["parts_after"] >= 4  # one row per segment
+    for r, frame in before.items():
+        assert runlake.history(r, root=local_root).equals(frame), r
+    pointer = json.loads(Path(local_root, "runs", "p", "big", "meta", "packed-0.json").read_text())
+    assert len(pointer["packs"]) >= 4 and pointer["step_hi"] == 1999
+    assert runlake.compact(local_root, progress=False).height == 0  # nothing left to do
