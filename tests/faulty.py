@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
 
 
 class FlakyFileSystem(MemoryFileSystem):
     """Writes fail while `down` is set, or for the next `fail_next` writes; with `ambiguous`,
-    a failing write stores the object first (the network dropped the reply, not the request)."""
+    a failing write stores the object first (the network dropped the reply, not the request).
+    While `hang` is set, a write blocks (it sets `entered`) until `gate` opens."""
 
     protocol = "flaky"
     down = False
@@ -16,10 +19,16 @@ class FlakyFileSystem(MemoryFileSystem):
     ambiguous = False
     writes = 0
     failures = 0
+    hang = False
+    entered = threading.Event()
+    gate = threading.Event()
 
     def pipe_file(self, path, value, mode="overwrite", **kwargs):  # noqa: D102
         cls = type(self)
         cls.writes += 1
+        if cls.hang:
+            cls.entered.set()
+            cls.gate.wait(timeout=300)  # a generous bound: the test opens it
         if cls.down or cls.fail_next > 0:
             cls.fail_next = max(0, cls.fail_next - 1)
             cls.failures += 1
@@ -31,6 +40,9 @@ class FlakyFileSystem(MemoryFileSystem):
     @classmethod
     def reset(cls) -> None:
         cls.down, cls.fail_next, cls.ambiguous, cls.writes, cls.failures = False, 0, False, 0, 0
+        cls.hang = False
+        cls.gate.set()  # release any write still waiting, then arm both events again
+        cls.entered, cls.gate = threading.Event(), threading.Event()
 
 
 fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)

@@ -594,3 +594,28 @@ def test_a_run_bigger_than_the_pack_budget_is_split_across_packs_and_reads_the_s
     pointer = json.loads(Path(local_root, "runs", "p", "big", "meta", "packed-0.json").read_text())
     assert len(pointer["packs"]) >= 4 and pointer["step_hi"] == 1999
     assert runlake.compact(local_root, progress=False).height == 0  # nothing left to do
+
+
+# ---- 14. storage that hangs: memory stays bounded (batches go to the spill directory)
+def test_storage_that_hangs_keeps_memory_bounded_and_loses_nothing(flaky_root, monkeypatch):
+    monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "100")
+    run = runlake.init("p", root=flaky_root, id="hung")
+    FlakyFileSystem.hang = True
+    for i in range(100):  # the first batch: the flusher takes it and its upload hangs
+        run.log({"x": float(i)})
+    assert FlakyFileSystem.entered.wait(120), "the flusher never reached storage"
+    with pytest.warns(RuntimeWarning, match="spill"):
+        for i in range(100, 3000):
+            run.log({"x": float(i)})
+    queued = len(run._buffer.packed) * 100 + len(run._buffer.rows)
+    assert queued <= 5 * 100, queued  # bounded by a few batches, not by how long storage hangs
+    FlakyFileSystem.hang = False
+    FlakyFileSystem.gate.set()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "storage is back" and the like
+        run.finish()
+        frame = runlake.history("hung", ["x"], root=flaky_root)
+    assert frame["_step"].to_list() == list(range(3000))
+    assert frame["x"].to_list() == [float(i) for i in range(3000)]

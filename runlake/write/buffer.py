@@ -41,6 +41,7 @@ class Buffer:
         self.packed: list[Packed] = []
         self.packing = False
         self.in_flight: tuple[list[Packed], Batch] = ([], NO_ROWS)
+        self.spilling: list[Packed] = []  # taken off the queue by backpressure, on their way to disk
 
     def append(self, step: int, at: float, row: Row, text: bool) -> int:
         """Add one committed row; returns how many rows wait unpacked."""
@@ -123,6 +124,26 @@ class Buffer:
             self.packed[:0] = pieces
             self.in_flight = ([], NO_ROWS)
 
+    def take_overflow(self, keep: int) -> list[Packed]:
+        """All but the newest `keep` packed batches, when more wait (storage slow or hanging):
+        the caller spills them, so memory stays bounded by a few batches."""
+        with self.lock:
+            if len(self.packed) <= keep:
+                return []
+            extra, self.packed = (
+                self.packed[: len(self.packed) - keep],
+                self.packed[len(self.packed) - keep :],
+            )
+            self.spilling.extend(extra)
+            return extra
+
+    def spilled(self, pieces: list[Packed], stored: bool) -> None:
+        """Overflow batches are on disk (`stored`), or go back to the queue's front."""
+        with self.lock:
+            self.spilling = [p for p in self.spilling if not any(p is q for q in pieces)]
+            if not stored:
+                self.packed[:0] = pieces
+
     def landed(self) -> None:
         with self.lock:
             self.in_flight = ([], NO_ROWS)
@@ -133,7 +154,7 @@ class Buffer:
         with self.lock:
             merged = dict(written)
             flying_packed, flying_rows = self.in_flight
-            packed = flying_packed + self.packed
+            packed = flying_packed + self.spilling + self.packed
             rows = flying_rows[2] + self.rows
         for _, _, _, last in packed:
             merged.update(last)

@@ -24,6 +24,7 @@ from .values import Row, flatten
 from .writer import Writer, notify
 
 _now = time.time
+_MAX_QUEUED = 4  # packed batches waiting for the flusher before the oldest are spilled
 
 
 def jsonable(value: Any) -> Any:
@@ -252,9 +253,25 @@ class Run:
             self._pack()
 
     def _pack(self) -> None:
-        """Hand a full buffer to the flusher as an Arrow table (runs on the training thread)."""
-        if self._buffer.pack():
-            flusher.wake()
+        """Hand a full buffer to the flusher as an Arrow table (runs on the training thread).
+
+        Backpressure: if more than a few batches wait (the flusher is stuck on slow or hanging
+        storage), the oldest go to the spill directory from here, so memory stays bounded.
+        """
+        if not self._buffer.pack():
+            return
+        flusher.wake()
+        extra = self._buffer.take_overflow(_MAX_QUEUED)
+        if not extra:
+            return
+        try:
+            for first, last_step, data, last in self._writer.encode(extra):
+                self._writer.spill_part(first, last_step, data)
+                self._stored(last_step, last)
+        except BaseException:
+            self._buffer.spilled(extra, stored=False)  # nothing is dropped: they wait in memory
+            raise
+        self._buffer.spilled(extra, stored=True)
 
     # ---- finishing -----------------------------------------------------------------------
     def finish(self, exit_code: int = 0) -> None:
@@ -359,17 +376,23 @@ class Run:
                     except BaseException:
                         buffer.give_back_packed(pieces[index:])  # not durable anywhere: keep them
                         raise
-                    last = dict(last)
-                    self._runtime_last = float(last.pop("_runtime", 0.0))
-                    last.pop("_timestamp", None)
-                    with buffer.lock:
-                        self._summary_auto.update(last)
-                    self._watermark = last_step
+                    self._stored(last_step, last)
                 buffer.landed()
             self._writer.store_state(self._state_doc())
             self._meta_dirty = False
             if final:
                 self._writer.report_unsynced()
+
+    def _stored(self, last_step: int, last: dict[str, float | str]) -> None:
+        """A batch is durable (stored, or spilled): its last values join the summary."""
+        last = dict(last)
+        runtime = float(last.pop("_runtime", 0.0))
+        last.pop("_timestamp", None)
+        with self._buffer.lock:
+            self._summary_auto.update(last)
+            if self._watermark is None or last_step > self._watermark:
+                self._watermark = last_step
+                self._runtime_last = runtime
 
     def _state_doc(self) -> StateDoc:
         auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}

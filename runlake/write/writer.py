@@ -81,6 +81,19 @@ class Writer:
         # one name per part: a retried upload rewrites it, never duplicates it
         self.store(self.storage.paths.part(self.project, self.run_id, self.segment, first, last), data)
 
+    def spill_part(self, first: int, last: int, data: bytes) -> None:
+        """Straight to the spill directory (backpressure: storage is too slow to keep up);
+        uploaded before anything newer, like any spilled part."""
+        target = self.storage.paths.part(self.project, self.run_id, self.segment, first, last)
+        spill.put(self.storage, target, data)
+        if not self.spilled:
+            self.spilled = True
+            notify(
+                f"run {self.run_id!r}: storage {self.storage.url} is not keeping up; parts wait in "
+                f"{spill.spill_root(self.storage)} and are uploaded when it does (memory stays bounded)",
+                stacklevel=5,
+            )
+
     def store_state(self, state: StateDoc) -> None:
         self.store(self.storage.paths.meta(self.project, self.run_id, "state.json"), state.encode())
 
