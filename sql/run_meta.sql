@@ -17,5 +17,6 @@ CREATE TABLE IF NOT EXISTS run_meta (
     finished_at DOUBLE,
     exit_code   BIGINT,
     config      VARCHAR,  -- JSON object
-    summary     VARCHAR   -- JSON object
+    summary     VARCHAR,  -- JSON object
+    seen_at     DOUBLE    -- when a reader first saw this state (its clock): caps a heartbeat from a clock ahead
 );

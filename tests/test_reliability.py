@@ -619,3 +619,26 @@ def test_storage_that_hangs_keeps_memory_bounded_and_loses_nothing(flaky_root, m
         frame = runlake.history("hung", ["x"], root=flaky_root)
     assert frame["_step"].to_list() == list(range(3000))
     assert frame["x"].to_list() == [float(i) for i in range(3000)]
+
+
+# ---- 18. a writer whose clock runs ahead cannot hold its run
+def test_a_heartbeat_from_a_clock_an_hour_ahead_does_not_keep_a_dead_run_running(local_root):
+    import time
+
+    from runlake.store.liveness import derive_state
+
+    run = runlake.init("p", root=local_root, id="skew")
+    run.log({"x": 1.0})
+    run.finish()
+    path = Path(local_root, "runs", "p", "skew", "meta", "state.json")
+    doc = json.loads(path.read_text())
+    doc.update(state="running", host="another-host", pid=1, heartbeat=time.time() + 3600)
+    path.write_text(json.dumps(doc))
+    written = time.time() - 600  # the storage's clock says it was written ten minutes ago
+    os.utime(path, (written, written))
+    assert derive_state(doc) == "running"  # trusting the writer's clock alone: an hour of "running"
+    assert derive_state(doc, written_at=written) == "crashed"
+    resumed = runlake.init("p", root=local_root, id="skew", resume="allow")  # not refused
+    resumed.log({"x": 2.0})
+    resumed.finish()
+    assert runlake.history("skew", ["x"], root=local_root)["x"].to_list() == [1.0, 2.0]

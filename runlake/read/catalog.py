@@ -294,6 +294,7 @@ class Catalog:
             ).fetchall()
         }
         rows = []
+        now = time.time()
         for run_id, state, path in states:
             if run_id not in known:  # a state without identity: a run still being created; read it again
                 self._seen.pop(path, None)
@@ -315,7 +316,7 @@ class Catalog:
                     "run_id": [r for r, _, _ in rows],
                     "segment": [seg for _, _, seg in rows],
                     "raw_state": [st.state for _, st, _ in rows],
-                    "state": [derive_state(_liveness(st)) for _, st, _ in rows],
+                    "state": [derive_state(_liveness(st), now, now) for _, st, _ in rows],
                     "heartbeat": [st.heartbeat for _, st, _ in rows],
                     "host": [st.host for _, st, _ in rows],
                     "pid": [st.pid for _, st, _ in rows],
@@ -324,6 +325,7 @@ class Catalog:
                     "exit_code": [st.exit_code for _, st, _ in rows],
                     "config": [json.dumps(st.config or {}) for _, st, _ in rows],
                     "summary": [json.dumps(st.summary or {}) for _, st, _ in rows],
+                    "seen_at": [now] * len(rows),
                 },
             )
 
@@ -432,7 +434,7 @@ class Catalog:
             self._running = (
                 self._generation,
                 cur.execute(
-                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start "
+                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at "
                     "FROM run_meta WHERE raw_state = 'running'"
                 ).fetchall(),
             )
@@ -441,7 +443,9 @@ class Catalog:
     def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
         now = time.time()
-        for run_id, project, segment, state, heartbeat, host, pid, pid_start in self._running_rows(cur):
+        for run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at in self._running_rows(
+            cur
+        ):
             doc = {
                 "state": "running",
                 "heartbeat": heartbeat,
@@ -449,7 +453,7 @@ class Catalog:
                 "pid": pid,
                 "pid_start": pid_start,
             }
-            derived = derive_state(doc, now)
+            derived = derive_state(doc, now, seen_at)
             if derived != state:
                 cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
                 self._generation += 1

@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..store import settings
 from ..store.storage import Storage, remove_quietly
 
-SCHEMA_VERSION = 3  # 3: the materialised closure table
+SCHEMA_VERSION = 4  # 3: the materialised closure table; 4: run_meta.seen_at
 TABLES = ("run_meta", "segments", "parts", "closure")
 
 

@@ -70,14 +70,22 @@ def holder_alive(
     return now - (beat or 0.0) <= stale_after
 
 
-def writer_alive(state: dict[str, Any], now: float | None = None) -> bool:
-    """Is the process that wrote this `running` state still there?"""
-    return holder_alive(state, state.get("heartbeat"), settings.heartbeat_timeout(), now)
+def writer_alive(state: dict[str, Any], now: float | None = None, written_at: float | None = None) -> bool:
+    """Is the process that wrote this `running` state still there?
+
+    `written_at` is when the state was written by a clock the reader trusts (the file's time on
+    storage, or when a reader first saw it): a heartbeat never counts as later than that, so a
+    writer whose clock runs ahead cannot keep its run "running" for as long as it is ahead.
+    """
+    beat = state.get("heartbeat")
+    if written_at is not None and (beat is None or written_at < beat):
+        beat = written_at
+    return holder_alive(state, beat, settings.heartbeat_timeout(), now)
 
 
-def derive_state(state: dict[str, Any], now: float | None = None) -> str:
+def derive_state(state: dict[str, Any], now: float | None = None, written_at: float | None = None) -> str:
     """The state a reader reports: a `running` run whose writer is gone reads `crashed`."""
     raw = str(state.get("state") or "running")
-    if raw == "running" and not writer_alive(state, now):
+    if raw == "running" and not writer_alive(state, now, written_at):
         return "crashed"
     return raw

@@ -274,8 +274,11 @@ def last_step(own: int | None, cutoff: int | None) -> int | None:
     return cutoff if own is None else max(own, cutoff)
 
 
-def is_running(state: StateDoc) -> bool:
-    return derive_state(state.to_json()) == "running"
+def is_running(storage: Storage, project: str, state: StateDoc) -> bool:
+    """Is the run's writer still there? Its heartbeat counts no later than the state file's
+    time on storage (a writer's clock that runs ahead cannot hold the run)."""
+    written_at = storage.modified(storage.paths.meta(project, state.run_id, "state.json"))
+    return derive_state(state.to_json(), written_at=written_at) == "running"
 
 
 def claim_writer(storage: Storage, project: str, run_id: str, state: StateDoc, what: str) -> int:

@@ -227,6 +227,26 @@ class Storage:
                     out.append(path.rstrip("/"))
         return sorted(out)
 
+    def modified(self, path: str) -> float | None:
+        """When `path` was last written, by the storage's clock (seconds since the epoch)."""
+        try:
+            if self.is_local:
+                return os.stat(path).st_mtime
+            info = self.fs.info(path)
+        except (FileNotFoundError, OSError):
+            return None
+        for field in ("mtime", "LastModified", "last_modified", "updated", "created"):
+            value = info.get(field)
+            if value is None:
+                continue
+            if hasattr(value, "timestamp"):
+                return float(value.timestamp())
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                continue
+        return None
+
     def exists(self, path: str) -> bool:
         if self.is_local:
             return os.path.exists(path)

@@ -311,12 +311,12 @@ def _claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -
 _CLAIM_STALE_SECONDS = 60.0
 
 
-def _refuse_live(storage: Storage, run_id: str, state: StateDoc, verb: str) -> None:
+def _refuse_live(storage: Storage, project: str, run_id: str, state: StateDoc, verb: str) -> None:
     if registry.get(storage.key, run_id) is not None:
         raise RunlakeError(
             f"run {run_id!r} is still running in this process: finish() it before you {verb} it"
         )
-    if is_running(state):
+    if is_running(storage, project, state):
         raise RunlakeError(
             f"run {run_id!r} is still running (pid {state.pid} on {state.host}): "
             f"it must finish before you {verb} it"
@@ -326,7 +326,7 @@ def _refuse_live(storage: Storage, run_id: str, state: StateDoc, verb: str) -> N
 def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
     project = require_project(storage, spec.run_id)
     state = read_state(storage, project, spec.run_id)
-    _refuse_live(storage, spec.run_id, state, "rewind")
+    _refuse_live(storage, project, spec.run_id, state, "rewind")
     segment, last = _source_last_step(storage, project, spec.run_id, state)
     _check_point(spec.run_id, spec.step, last, "rewind")
     seq = claim_writer(storage, project, spec.run_id, state, "rewind")
@@ -369,7 +369,7 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
 
 def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any]) -> Run:
     state = read_state(storage, project, run_id)
-    _refuse_live(storage, run_id, state, "resume")
+    _refuse_live(storage, project, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
     writer = Writer(storage, project, run_id, int(state.segment), seq)
     waiting = writer.catch_up()  # a dead writer's spilled parts: uploaded now, or counted
