@@ -642,3 +642,32 @@ def test_a_heartbeat_from_a_clock_an_hour_ahead_does_not_keep_a_dead_run_running
     resumed.log({"x": 2.0})
     resumed.finish()
     assert runlake.history("skew", ["x"], root=local_root)["x"].to_list() == [1.0, 2.0]
+
+
+# ---- 18. a big summary is not rewritten by every heartbeat
+def test_heartbeats_do_not_rewrite_a_big_state(local_root):
+    import time
+
+    from runlake.write import flusher
+
+    run = runlake.init("p", root=local_root, id="big-summary")
+    flusher.unregister(run)  # this test flushes by hand: no background flush in between
+    run.summary["notes"] = "x" * 5_000_000
+    run.log({"a": 1.0})
+    run.flush()
+    state = Path(local_root, "runs", "p", "big-summary", "meta", "state.json")
+    beat = state.with_name("beat.json")
+    written = state.stat().st_mtime_ns, state.stat().st_ino
+    for _ in range(3):
+        run.flush()  # nothing new: a heartbeat only
+    assert (state.stat().st_mtime_ns, state.stat().st_ino) == written
+    assert beat.stat().st_size < 1_000
+    beat_time = json.loads(beat.read_text())["heartbeat"]
+    table = runlake.runs(root=local_root)
+    assert table["state"].to_list() == ["running"]
+    assert abs(table["heartbeat_at"].item().timestamp() - beat_time) < 1e-3  # readers see the beat
+    run.log({"a": 2.0})
+    run.finish()  # new rows and the final state: the state is written again, summary whole
+    summary = json.loads(runlake.runs(root=local_root)["summary"].item())
+    assert summary["a"] == 2.0 and len(summary["notes"]) == 5_000_000
+    assert time.time() >= beat_time

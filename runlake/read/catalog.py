@@ -24,7 +24,7 @@ import duckdb
 from ..errors import RunlakeError
 from ..store.layout import PACKED_RE, RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
 from ..store.liveness import derive_state
-from ..store.manifests import PackManifest, RunIdentity, SegmentDoc, StateDoc, read_packed
+from ..store.manifests import BeatDoc, PackManifest, RunIdentity, SegmentDoc, StateDoc, read_packed
 from ..store.parquet import write_empty
 from ..store.storage import Storage
 from . import persist, sql, tables
@@ -238,6 +238,7 @@ class Catalog:
         identities: list[RunIdentity] = []
         segments: list[SegmentDoc] = []
         states: list[tuple[str, StateDoc, str]] = []
+        beats: list[BeatDoc] = []
         for path in sorted(changed):
             project, run_id, name = split_meta_path(path)
             if (m := RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
@@ -248,7 +249,11 @@ class Catalog:
                 pointed.add((project, run_id, int(m[1])))
                 self._seen[path] = listing[path]
                 continue
-            kind: type[Any] | None = {"run.json": RunIdentity, "state.json": StateDoc}.get(name)
+            kind: type[Any] | None = {
+                "run.json": RunIdentity,
+                "state.json": StateDoc,
+                "beat.json": BeatDoc,
+            }.get(name)
             if kind is None and SEGMENT_RE.fullmatch(name):
                 kind = SegmentDoc
             if kind is None:
@@ -268,6 +273,8 @@ class Catalog:
                 identities.append(typed)
             elif isinstance(typed, StateDoc):
                 states.append((run_id, typed, path))
+            elif isinstance(typed, BeatDoc):
+                beats.append(typed)
             else:
                 segments.append(typed)
                 dirty.add((project, run_id, int(typed.segment)))
@@ -279,6 +286,17 @@ class Catalog:
             self._insert_segments(cur, segments)
         if states:
             self._apply_states(cur, states, dirty)
+        if beats:  # after the states: a beat only ever moves a running run's heartbeat forward
+            now = time.time()
+            tables.apply_beats(
+                cur,
+                {
+                    "run_id": [b.run_id for b in beats],
+                    "segment": [b.segment for b in beats],
+                    "heartbeat": [b.heartbeat for b in beats],
+                    "seen_at": [now] * len(beats),
+                },
+            )
         self._sync_closure(cur)
 
     def _apply_states(

@@ -138,3 +138,18 @@ def delete_own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]
         "WHERE p.run_id = n.run_id AND p.segment = n.segment AND NOT p.pack"
     )
     cur.unregister("the_nodes")
+
+
+def apply_beats(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]]) -> None:
+    """Heartbeats (meta/beat.json) of running runs, in one statement; a stale beat (an older
+    segment's, or older than the state) changes nothing."""
+    cur.register("new_beats", _arrow(cur, "run_meta", columns))
+    cur.execute(
+        """
+        UPDATE run_meta SET heartbeat = n.heartbeat, seen_at = n.seen_at
+        FROM new_beats AS n
+        WHERE run_meta.run_id = n.run_id AND run_meta.segment = n.segment
+          AND run_meta.raw_state = 'running' AND n.heartbeat > coalesce(run_meta.heartbeat, 0)
+        """
+    )
+    cur.unregister("new_beats")

@@ -150,6 +150,20 @@ class StateDoc(_Doc):
 
 
 @dataclass
+class BeatDoc(_Doc):
+    """meta/beat.json: a heartbeat alone, written instead of the state when nothing else changed
+    (so a big summary is not rewritten every few seconds). Readers take the later of the two."""
+
+    run_id: str
+    heartbeat: float
+    segment: int = 0
+    writer_seq: int = 0
+    host: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+
+
+@dataclass
 class WriterClaim(_Doc):
     """meta/writer-<n>.json: writer slot n was taken (write-once, exclusive)."""
 
@@ -275,10 +289,16 @@ def last_step(own: int | None, cutoff: int | None) -> int | None:
 
 
 def is_running(storage: Storage, project: str, state: StateDoc) -> bool:
-    """Is the run's writer still there? Its heartbeat counts no later than the state file's
-    time on storage (a writer's clock that runs ahead cannot hold the run)."""
-    written_at = storage.modified(storage.paths.meta(project, state.run_id, "state.json"))
-    return derive_state(state.to_json(), written_at=written_at) == "running"
+    """Is the run's writer still there? Its latest heartbeat (state or beat file) counts no
+    later than that file's time on storage (a writer's clock that runs ahead cannot hold it)."""
+    doc = state.to_json()
+    path = storage.paths.meta(project, state.run_id, "state.json")
+    beat_path = storage.paths.meta(project, state.run_id, "beat.json")
+    beat = read(storage, beat_path, BeatDoc)
+    if beat is not None and beat.writer_seq == state.writer_seq and beat.heartbeat > (state.heartbeat or 0.0):
+        doc["heartbeat"] = beat.heartbeat
+        path = beat_path
+    return derive_state(doc, written_at=storage.modified(path)) == "running"
 
 
 def claim_writer(storage: Storage, project: str, run_id: str, state: StateDoc, what: str) -> int:

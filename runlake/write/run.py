@@ -17,7 +17,7 @@ from ..errors import RunlakeError, StepOrderWarning
 from ..store import settings
 from ..store.layout import MAX_STEP
 from ..store.liveness import writer_identity
-from ..store.manifests import StateDoc
+from ..store.manifests import BeatDoc, StateDoc
 from . import flusher, registry
 from .buffer import Buffer
 from .values import Row, flatten
@@ -361,7 +361,8 @@ class Run:
             if self._fenced is not None:
                 raise RunlakeError(self._fenced)
             packed, batch, text = buffer.take(rows)
-            if packed or batch[2]:
+            wrote = bool(packed or batch[2])
+            if wrote:
                 try:
                     pieces = list(packed)
                     if batch[2]:
@@ -378,8 +379,19 @@ class Run:
                         raise
                     self._stored(last_step, last)
                 buffer.landed()
-            self._writer.store_state(self._state_doc())
-            self._meta_dirty = False
+            if wrote or self._meta_dirty or final:
+                self._writer.store_state(self._state_doc())
+                self._meta_dirty = False
+            else:  # only the heartbeat moved: a few bytes, not the whole state and summary
+                self._writer.store_beat(
+                    BeatDoc(
+                        run_id=self.id,
+                        heartbeat=time.time(),
+                        segment=self._writer.segment,
+                        writer_seq=self._writer.seq,
+                        **self._identity,
+                    )
+                )
             if final:
                 self._writer.report_unsynced()
 

@@ -9,7 +9,7 @@ import warnings
 
 from ..store import spill
 from ..store.layout import hive_node, parse_part
-from ..store.manifests import StateDoc, WriterClaim, read
+from ..store.manifests import BeatDoc, StateDoc, WriterClaim, read
 from ..store.parquet import encode
 from ..store.storage import Storage
 from .buffer import Packed
@@ -93,6 +93,18 @@ class Writer:
                 f"{spill.spill_root(self.storage)} and are uploaded when it does (memory stays bounded)",
                 stacklevel=5,
             )
+
+    def store_beat(self, beat: BeatDoc) -> None:
+        """A heartbeat is only worth anything now: never spilled, never retried. While this
+        run's data waits in the spill directory the next data flush carries the state anyway."""
+        if self.spilled:
+            return
+        try:
+            self.storage.write_atomic(
+                self.storage.paths.meta(self.project, self.run_id, "beat.json"), beat.encode()
+            )
+        except OSError:
+            pass  # storage is down: the next flush spills what matters
 
     def store_state(self, state: StateDoc) -> None:
         self.store(self.storage.paths.meta(self.project, self.run_id, "state.json"), state.encode())
