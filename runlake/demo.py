@@ -74,7 +74,7 @@ def main() -> None:
     )
     with pl.Config(tbl_rows=50):
         print(final)
-    cli = os.path.join(os.path.dirname(sys.executable), "runlake")
+    cli = os.path.abspath(os.path.join(os.path.dirname(sys.executable), "runlake"))
     print(
         f"\nThe runs are in {root}. Look at them with the command line ({cli}), from this folder:\n"
         f"  {cli} runs\n  {cli} lineage {base.id}\n  {cli} history {fork.id} -k loss -o fork.csv"
