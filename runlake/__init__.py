@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from .errors import (
+    ConfigError,
     CorruptPartError,
     ForkPointError,
     KeyCollisionWarning,
@@ -26,6 +27,8 @@ from .errors import (
 from .lake import Lake, default
 from .plotting import Plot
 from .write import registry, start
+from .write.media import Histogram, Image, Table
+from .write.metrics import Metric
 from .write.run import Run
 
 __version__ = "0.1.0"
@@ -36,13 +39,40 @@ Options = dict[str, Any] | None
 run: Run | None = None  # the most recently started run that is still open (as wandb.run)
 
 
+class _PreInit:
+    """What `runlake.config` / `runlake.summary` are before init(): any use says to call it."""
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def _fail(self, *_: Any, **__: Any) -> Any:
+        raise RunlakeError(f"runlake.{object.__getattribute__(self, '_name')}: call runlake.init() first")
+
+    __getattr__ = __setattr__ = __getitem__ = __setitem__ = __call__ = __iter__ = _fail  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<runlake.{object.__getattribute__(self, '_name')} before init()>"
+
+
+def __getattr__(name: str) -> Any:
+    """`runlake.config` and `runlake.summary` follow the current run, as in wandb."""
+    if name in ("config", "summary"):
+        current = registry.current()
+        return getattr(current, name) if current is not None else _PreInit(name)
+    raise AttributeError(f"module 'runlake' has no attribute {name!r}")
+
+
 def init(
-    project: str = "demo", *, root: PathLike | None = None, storage_options: Options = None, **kwargs: Any
+    project: str | None = None,
+    *,
+    root: PathLike | None = None,
+    storage_options: Options = None,
+    **kwargs: Any,
 ) -> Run:
     """Start a run (W&B-compatible) in the root (`root=`, $RUNLAKE_ROOT, ./runlake-data).
 
-    The run's arguments (id, name, config, tags, notes, fork_from, resume_from, resume) are
-    those of `runlake.write.start.init`; see the README for fork_from / resume_from / resume.
+    Takes every `wandb.init` argument (those of `runlake.write.start.init`); see the README,
+    "Coming from W&B", for what each does here, and for fork_from / resume_from / resume.
     """
     return default(root, storage_options).init(project, **kwargs)
 
@@ -66,11 +96,54 @@ def log(data: Any, step: int | None = None, commit: bool | None = None) -> None:
     _current().log(data, step=step, commit=commit)
 
 
-def finish(exit_code: int = 0) -> None:
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """`run.finish()` on the current run (no-op if none is active)."""
     current = registry.current()
     if current is not None:
         current.finish(exit_code=exit_code)
+
+
+def define_metric(name: str, *args: Any, **kwargs: Any) -> Metric:
+    """`run.define_metric()` on the current run."""
+    return _current().define_metric(name, *args, **kwargs)
+
+
+def mark_preempting() -> None:
+    """`run.mark_preempting()` on the current run."""
+    _current().mark_preempting()
+
+
+class Settings(dict):  # type: ignore[type-arg]
+    """`runlake.Settings(**kw)` for `init(settings=...)`, as `wandb.Settings`: runlake honours
+    `mode`, `reinit` and `root_dir`; the rest is kept in the run's metadata."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(kwargs)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def login(*args: Any, **kwargs: Any) -> bool:
+    """W&B's login: nothing to log in to for a local store (accepted, returns True)."""
+    return True
+
+
+def watch(*args: Any, **kwargs: Any) -> None:
+    """W&B's gradient watcher: not done by runlake (accepted, does nothing; see README)."""
+    return None
+
+
+def unwatch(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def save(*args: Any, **kwargs: Any) -> list[str]:
+    """W&B's file upload: runlake keeps no run files beyond history (accepted; see README)."""
+    return []
 
 
 def history(
@@ -174,13 +247,31 @@ def doctor(
     return default(root, storage_options).doctor(fix=fix)
 
 
-def sync(root: PathLike | None = None, *, storage_options: Options = None) -> pl.DataFrame:
-    """Upload everything spilled for a root while its storage was down (`runlake sync`)."""
-    return default(root, storage_options).sync()
+def sync(
+    root: PathLike | None = None,
+    *,
+    dir: str | None = None,
+    storage_options: Options = None,  # noqa: A002
+) -> pl.DataFrame:
+    """Upload everything spilled for a root while its storage was down (`runlake sync`);
+    `dir`: the `init(dir=...)` the runs were started with, if any."""
+    return default(root, storage_options).sync(dir)
 
 
 __all__ = [
+    "ConfigError",
     "CorruptPartError",
+    "Histogram",
+    "Image",
+    "Metric",
+    "Settings",
+    "Table",
+    "define_metric",
+    "login",
+    "mark_preempting",
+    "save",
+    "unwatch",
+    "watch",
     "ForkPointError",
     "KeyCollisionWarning",
     "Lake",

@@ -393,10 +393,11 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
 
 @main.command()
 @_root_option
+@click.option("--dir", "local_dir", default=None, help="The init(dir=...) the runs were started with.")
 @click.pass_context
-def sync(ctx: click.Context) -> None:
+def sync(ctx: click.Context, local_dir: str | None) -> None:
     """Upload the parts and state that runs spilled to local disk while storage was down."""
-    result = runlake.sync(_root(ctx)).row(0, named=True)
+    result = runlake.sync(_root(ctx), dir=local_dir).row(0, named=True)
     click.echo(
         f"uploaded {result['uploaded']} of {result['spilled']} spilled files; {result['waiting']} still waiting"
     )

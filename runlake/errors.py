@@ -33,3 +33,7 @@ class StepOrderWarning(UserWarning):
 
 class KeyCollisionWarning(UserWarning):
     """One log call names the same metric twice (e.g. {"a": {"b": 1}, "a/b": 2}); the last value is kept."""
+
+
+class ConfigError(RunlakeError, ValueError):
+    """A config value changed without allow_val_change=True (as W&B's ConfigError)."""

@@ -79,7 +79,7 @@ class Lake:
         self.close()
 
     # ---- writing -------------------------------------------------------------------------
-    def init(self, project: str = "demo", **kwargs: Any) -> Run:
+    def init(self, project: str | None = None, **kwargs: Any) -> Run:
         """Start a run in this root (the arguments of `runlake.init`, without root)."""
         return start.init(self.storage, project, **kwargs)
 
@@ -158,9 +158,10 @@ class Lake:
         """
         return doctor_op.doctor(self.storage, self.reader.refresh(), fix=fix)
 
-    def sync(self) -> pl.DataFrame:
-        """Upload everything spilled for this root while its storage was down (`runlake sync`)."""
-        return sync_op.sync(self.storage)
+    def sync(self, dir: str | None = None) -> pl.DataFrame:  # noqa: A002 - init's name
+        """Upload everything spilled for this root while its storage was down (`runlake sync`);
+        `dir`: the `init(dir=...)` the runs were started with, if any."""
+        return sync_op.sync(self.storage, dir)
 
 
 class _Defaults:

@@ -1,5 +1,6 @@
 -- One row per run, folded from runs/<project>/<run_id>/meta/{run,state}.json.
--- `state` is derived by runlake: a `running` run whose heartbeat is stale reads `crashed`.
+-- `state` is derived by runlake: a `running` run whose heartbeat is stale reads `crashed`
+-- (`preempted` after mark_preempting()).
 CREATE TABLE IF NOT EXISTS run_meta (
     run_id      VARCHAR PRIMARY KEY,
     project     VARCHAR NOT NULL,
@@ -9,7 +10,7 @@ CREATE TABLE IF NOT EXISTS run_meta (
     created_at  DOUBLE,
     segment     BIGINT,   -- the current segment
     raw_state   VARCHAR,  -- as the writer last wrote it
-    state       VARCHAR,  -- running | finished | failed | crashed
+    state       VARCHAR,  -- running | finished | failed | crashed | preempted
     heartbeat   DOUBLE,
     host        VARCHAR,
     pid         BIGINT,
@@ -18,5 +19,13 @@ CREATE TABLE IF NOT EXISTS run_meta (
     exit_code   BIGINT,
     config      VARCHAR,  -- JSON object
     summary     VARCHAR,  -- JSON object
-    seen_at     DOUBLE    -- when a reader first saw this state (its clock): caps a heartbeat from a clock ahead
+    seen_at     DOUBLE,   -- when a reader first saw this state (its clock): caps a heartbeat from a clock ahead
+    "group"     VARCHAR,  -- W&B's run attributes (name, notes and tags above): the writer's latest word
+    job_type    VARCHAR,
+    entity      VARCHAR,
+    source      VARCHAR,  -- an imported run: where it came from (wandb, mlflow, tensorboard, neptune)
+    source_id   VARCHAR,  -- and its id there
+    metadata    VARCHAR,  -- JSON object: init's other arguments worth keeping (settings, mode, ...)
+    metrics     VARCHAR,  -- JSON list: define_metric definitions
+    preempting  BOOLEAN   -- mark_preempting() was called: a death reads `preempted`
 );

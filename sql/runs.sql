@@ -19,6 +19,13 @@ SELECT
     r.segment,
     r.notes,
     r.tags,
+    r."group",
+    r.job_type,
+    r.entity,
+    r.source,
+    r.source_id,
+    r.metadata,
+    r.metrics,
     to_timestamp(r.heartbeat) AS heartbeat_at,
     to_timestamp(r.finished_at) AS finished_at,
     r.exit_code

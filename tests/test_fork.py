@@ -205,7 +205,6 @@ BAD_SPECS = [
     "?_step=1",
     "abc",
     "abc?_step=",
-    "abc?_step=1.5",
     "abc?_step=-1",
     "abc?_step=nan",
     "abc?_step=inf",
@@ -232,6 +231,18 @@ def test_malformed_specs_show_the_expected_format(root, spec, argument):
         runlake.init("p", root=root, **{argument: spec})
     assert isinstance(info.value, runlake.RunlakeError)
     assert runlake.runs(root=root).height == before
+
+
+def test_a_float_step_means_its_integer_part_as_in_wandbs_run_moment(root):
+    src = _logged(root, 5, id="abc")
+    src.finish()
+    fork = runlake.init("p", root=root, fork_from="abc?_step=2.0")
+    fork.log({"x": 100.0})
+    fork.finish()
+    assert runlake.history(fork.id, root=root)["_step"].to_list() == [0, 1, 2, 3]
+    rewound = runlake.init("p", root=root, resume_from="abc?_step=3.9")
+    assert rewound.step == 4
+    rewound.finish()
 
 
 def test_fork_point_errors_and_unknown_runs(root):

@@ -116,22 +116,21 @@ def test_value_types_are_stored_as_float64_or_text(root):
     assert row["zero_d"] == 2.5 and row["torchlike"] == 1.25
     assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
     assert row["s"] == "hello" and frame.schema["s"] == pl.String
-    assert row["train/loss"] == 0.3 and row["train/deep/x"] == 1.0
+    assert row["train.loss"] == 0.3 and row["train.deep.x"] == 1.0
 
 
 @pytest.mark.parametrize(
     ("data", "error", "match"),
     [
-        ({"ok": 1.0, "bad": [1, 2]}, TypeError, "'bad'"),
+        ({"ok": 1.0, "bad": [1, object()]}, TypeError, "'bad'"),
         ({"ok": 1.0, "bad": object()}, TypeError, "'bad'"),
-        ({"ok": 1.0, "arr": np.zeros(3)}, TypeError, "'arr'"),
-        ({"ok": 1.0, "nest": {"bad": {1, 2}}}, TypeError, "'nest/bad'"),
+        ({"ok": 1.0, "nest": {"bad": {1, object()}}}, TypeError, "'nest.bad'"),
         ({"ok": 1.0, "c": 1j}, TypeError, "'c'"),
-        ({"ok": 1.0, 5: 1.0}, TypeError, "str"),
+        ({"ok": 1.0, (5,): 1.0}, TypeError, "str"),
         ({"ok": 1.0, "": 1.0}, ValueError, "non-empty"),
-        ({"ok": 1.0, "_step": 3}, ValueError, "reserved"),
-        ({"ok": 1.0, "_mine": 3}, ValueError, "reserved"),
+        ({"ok": 1.0, "_timestamp": "noon"}, TypeError, "_timestamp"),
         ({"ok": 1.0, "huge": 10**400}, ValueError, "'huge'"),
+        ({"ok": 1.0, "s": "\udcff"}, ValueError, "UTF-8"),
         ([("a", 1)], TypeError, "dict"),
     ],
 )

@@ -237,10 +237,10 @@ def test_cli_exports_follow_the_extension_and_keep_every_digit(local_root, tmp_p
 # ---- 18. a key given twice in one call warns instead of silently keeping one
 def test_a_key_given_twice_in_one_call_warns_and_keeps_the_last(root):
     run = runlake.init("p", root=root)
-    with pytest.warns(runlake.KeyCollisionWarning, match="'a/b' was given twice"):
-        run.log({"a": {"b": 1.0}, "a/b": 2.0})
+    with pytest.warns(runlake.KeyCollisionWarning, match="'a.b' was given twice"):
+        run.log({"a": {"b": 1.0}, "a.b": 2.0})
     run.finish()
-    assert runlake.history(run.id, ["a/b"], root=root)["a/b"].to_list() == [2.0]
+    assert runlake.history(run.id, ["a.b"], root=root)["a.b"].to_list() == [2.0]
 
 
 # ---- 7. a refresh is all or nothing; a bad manifest is an error naming its file, others stay right

@@ -10,11 +10,12 @@ from ..store import spill
 from ..store.storage import Storage
 
 
-def sync(storage: Storage) -> pl.DataFrame:
-    """Upload a root's spilled parts and state (parts first); one row: spilled, uploaded, waiting, seconds."""
+def sync(storage: Storage, local_dir: str | None = None) -> pl.DataFrame:
+    """Upload a root's spilled parts and state (parts first); one row: spilled, uploaded, waiting,
+    seconds. `local_dir`: the `dir=` the runs were started with (their spill directory is under it)."""
     started = time.time()
-    items = spill.pending(storage)
-    done, waiting = spill.upload(storage, attempts=4)
+    items = spill.pending(storage, local_dir=local_dir)
+    done, waiting = spill.upload(storage, attempts=4, local_dir=local_dir)
     return pl.DataFrame(
         {
             "spilled": [len(items)],

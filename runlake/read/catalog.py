@@ -41,6 +41,7 @@ def _liveness(state: StateDoc) -> dict[str, Any]:
         "host": state.host,
         "pid": state.pid,
         "pid_start": state.pid_start,
+        "preempting": state.preempting,
     }
 
 
@@ -344,6 +345,14 @@ class Catalog:
                     "config": [json.dumps(st.config or {}) for _, st, _ in rows],
                     "summary": [json.dumps(st.summary or {}) for _, st, _ in rows],
                     "seen_at": [now] * len(rows),
+                    # a writer's attributes (null from older writers: run.json's stay)
+                    "name": [st.name for _, st, _ in rows],
+                    "tags": [st.tags for _, st, _ in rows],
+                    "notes": [st.notes for _, st, _ in rows],
+                    "group": [st.group for _, st, _ in rows],
+                    "job_type": [st.job_type for _, st, _ in rows],
+                    "metrics": [json.dumps(st.metrics) if st.metrics else None for _, st, _ in rows],
+                    "preempting": [bool(st.preempting) for _, st, _ in rows],
                 },
             )
 
@@ -452,7 +461,7 @@ class Catalog:
             self._running = (
                 self._generation,
                 cur.execute(
-                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at "
+                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at, preempting "
                     "FROM run_meta WHERE raw_state = 'running'"
                 ).fetchall(),
             )
@@ -461,21 +470,31 @@ class Catalog:
     def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
         now = time.time()
-        for run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at in self._running_rows(
-            cur
-        ):
+        for (
+            run_id,
+            project,
+            segment,
+            state,
+            heartbeat,
+            host,
+            pid,
+            pid_start,
+            seen_at,
+            preempting,
+        ) in self._running_rows(cur):
             doc = {
                 "state": "running",
                 "heartbeat": heartbeat,
                 "host": host,
                 "pid": pid,
                 "pid_start": pid_start,
+                "preempting": preempting,
             }
             derived = derive_state(doc, now, seen_at)
             if derived != state:
                 cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
                 self._generation += 1
-            if derived == "crashed" and (run_id, segment) not in self._crash_listed:
+            if derived in ("crashed", "preempted") and (run_id, segment) not in self._crash_listed:
                 # parts written after the last state update of a killed writer
                 self._crash_listed.add((run_id, segment))
                 dirty.add((project, run_id, segment))

@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..store import settings
 from ..store.storage import Storage, remove_quietly
 
-SCHEMA_VERSION = 4  # 3: the materialised closure table; 4: run_meta.seen_at
+SCHEMA_VERSION = 5  # 3: the materialised closure table; 4: run_meta.seen_at; 5: W&B attributes
 TABLES = ("run_meta", "segments", "parts", "closure")
 
 

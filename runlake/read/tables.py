@@ -5,6 +5,7 @@ The Arrow types come from the tables themselves (defined once, in sql/), never r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -16,7 +17,8 @@ from .lineage import Node
 
 def _arrow(cur: duckdb.DuckDBPyConnection, table: str, columns: dict[str, Any]) -> pa.Table:
     """`columns` as an Arrow table typed like those columns of the catalog table `table`."""
-    schema = cur.sql(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0").to_arrow_table().schema
+    names = ", ".join(f'"{c}"' for c in columns)
+    schema = cur.sql(f"SELECT {names} FROM {table} LIMIT 0").to_arrow_table().schema
     return pa.table(columns, schema=schema)
 
 
@@ -28,15 +30,26 @@ def upsert_identities(cur: duckdb.DuckDBPyConnection, identities: list[RunIdenti
         "notes": [d.notes for d in identities],
         "tags": [list(d.tags or []) for d in identities],
         "created_at": [float(d.created_at or 0.0) for d in identities],
+        "group": [d.group for d in identities],
+        "job_type": [d.job_type for d in identities],
+        "entity": [d.entity for d in identities],
+        "source": [d.source for d in identities],
+        "source_id": [d.source_id for d in identities],
+        "metadata": [json.dumps(d.metadata) if d.metadata else None for d in identities],
     }
     cur.register("new_runs", _arrow(cur, "run_meta", rows))
+    names = ", ".join(f'"{c}"' for c in rows)
     cur.execute(
-        """
-        INSERT INTO run_meta (run_id, project, name, notes, tags, created_at, segment, raw_state, state)
-        SELECT run_id, project, name, notes, tags, created_at, 0, 'running', 'running' FROM new_runs
+        f"""
+        INSERT INTO run_meta ({names}, segment, raw_state, state)
+        SELECT {names}, 0, 'running', 'running' FROM new_runs
         ON CONFLICT (run_id) DO UPDATE SET
-            project = excluded.project, name = excluded.name, notes = excluded.notes,
-            tags = excluded.tags, created_at = excluded.created_at
+            project = excluded.project, name = coalesce(run_meta.name, excluded.name),
+            notes = coalesce(run_meta.notes, excluded.notes), tags = coalesce(run_meta.tags, excluded.tags),
+            "group" = coalesce(run_meta."group", excluded."group"),
+            job_type = coalesce(run_meta.job_type, excluded.job_type), created_at = excluded.created_at,
+            entity = excluded.entity, source = excluded.source, source_id = excluded.source_id,
+            metadata = excluded.metadata
         """
     )
     cur.unregister("new_runs")
@@ -110,10 +123,20 @@ def replace_closure(cur: duckdb.DuckDBPyConnection, nodes: list[Node], columns: 
     cur.unregister("new_closure")
 
 
+# A run's attributes as its writer last set them; null (an older writer) keeps run.json's.
+_KEEP_IF_NULL = frozenset(["name", "tags", "notes", "group", "job_type"])
+
+
 def update_states(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]]) -> None:
     """Each run's latest state (columns of run_meta, keyed by run_id), in one statement."""
     cur.register("new_states", _arrow(cur, "run_meta", columns))
-    sets = ", ".join(f"{name} = n.{name}" for name in columns if name != "run_id")
+    sets = ", ".join(
+        f'"{name}" = coalesce(n."{name}", run_meta."{name}")'
+        if name in _KEEP_IF_NULL
+        else f'"{name}" = n."{name}"'
+        for name in columns
+        if name != "run_id"
+    )
     cur.execute(f"UPDATE run_meta SET {sets} FROM new_states AS n WHERE run_meta.run_id = n.run_id")
     cur.unregister("new_states")
 

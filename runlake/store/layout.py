@@ -8,6 +8,7 @@
 <root>/history/project=<p>/run_id=<id>/segment=<k>/part-<first>-<last>-<uuid>.parquet
 <root>/packs/project=<p>/pack-<id>.parquet            finished nodes' rows, compacted together
 <root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
+<root>/media/<project>/<run_id>/<kind>s/<key>_<step>_<hash>.<ext>  logged images (PNG), tables (Parquet)
 <root>/_catalog/catalog.duckdb                        a local root's catalog cache (derived)
 """
 
@@ -88,6 +89,9 @@ class Layout:
 
     def meta(self, project: str, run_id: str, name: str) -> str:
         return f"{self.root}/runs/{project}/{run_id}/meta/{name}"
+
+    def media(self, project: str, run_id: str, kind: str, name: str) -> str:
+        return f"{self.root}/media/{project}/{run_id}/{kind}s/{name}"
 
     def segment_dir(self, project: str, run_id: str, segment: int) -> str:
         return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"

@@ -84,8 +84,11 @@ def writer_alive(state: dict[str, Any], now: float | None = None, written_at: fl
 
 
 def derive_state(state: dict[str, Any], now: float | None = None, written_at: float | None = None) -> str:
-    """The state a reader reports: a `running` run whose writer is gone reads `crashed`."""
+    """The state a reader reports: a `running` run whose writer is gone reads `crashed`, or
+    `preempted` if it called mark_preempting() (so does one that then failed)."""
     raw = str(state.get("state") or "running")
     if raw == "running" and not writer_alive(state, now, written_at):
-        return "crashed"
+        return "preempted" if state.get("preempting") else "crashed"
+    if raw == "failed" and state.get("preempting"):
+        return "preempted"
     return raw

@@ -102,6 +102,12 @@ class RunIdentity(_Doc):
     notes: str | None = None
     tags: list[str] = field(default_factory=list)
     created_at: float = 0.0
+    group: str | None = None
+    job_type: str | None = None
+    entity: str | None = None
+    source: str | None = None  # where an imported run came from (wandb, mlflow, ...)
+    source_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # init's other arguments worth keeping
 
 
 @dataclass
@@ -147,6 +153,16 @@ class StateDoc(_Doc):
     summary_auto: dict[str, Any] = field(default_factory=dict)
     summary_user: dict[str, Any] = field(default_factory=dict)
     inherited_pending: bool = False
+    # The run's attributes as the writer last set them (older writers: null, see run.json).
+    name: str | None = None
+    tags: list[str] | None = None
+    notes: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    metrics: list[Any] = field(default_factory=list)  # define_metric definitions
+    metric_state: dict[str, Any] = field(default_factory=dict)  # their summary aggregates
+    json_keys: list[str] = field(default_factory=list)  # keys whose text values are JSON
+    preempting: bool = False  # mark_preempting(): a death reads `preempted`, not `crashed`
 
 
 @dataclass

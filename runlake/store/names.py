@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import string
@@ -10,7 +11,6 @@ from typing import NamedTuple
 from ..errors import InvalidSpecError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_SPEC_RE = re.compile(r"([A-Za-z0-9_.-]{1,128})\?_step=([0-9]+)")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -38,11 +38,29 @@ def new_run_id() -> str:
 def parse_step_spec(spec: object, argument: str) -> StepSpec:
     """Parse `"<run_id>?_step=<N>"` (the `fork_from` / `resume_from` format)."""
     example = (
-        f'expected "<run_id>?_step=<N>" with N a non-negative integer, e.g. {argument}="abc12345?_step=200"'
+        f'expected "<run_id>?_step=<N>" with N a non-negative number, e.g. {argument}="abc12345?_step=200"'
     )
+
     if not isinstance(spec, str):
         raise InvalidSpecError(f"{argument} must be a str, got {type(spec).__name__}: {spec!r}; {example}")
-    match = _SPEC_RE.fullmatch(spec)
-    if match is None or ".." in match.group(1) or match.group(1) == ".":
+    # as wandb's RunMoment parses it: "<run>?_step=<value>", an int or a float (its integer part)
+    run_id, sep, query = spec.partition("?")
+    name, eq, raw = query.partition("=")
+    if (
+        not sep
+        or not eq
+        or name != "_step"
+        or not _NAME_RE.fullmatch(run_id)
+        or ".." in run_id
+        or run_id == "."
+    ):
         raise InvalidSpecError(f"invalid {argument}={spec!r}: {example}")
-    return StepSpec(match.group(1), int(match.group(2)))
+    try:
+        value = int(raw) if raw.isdigit() else float(raw)
+    except ValueError:
+        raise InvalidSpecError(f"invalid {argument}={spec!r}: {example}") from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidSpecError(
+            f"invalid {argument}={spec!r}: the step must be a finite number >= 0; {example}"
+        )
+    return StepSpec(run_id, int(value))

@@ -145,3 +145,14 @@ def check_part(fs: Any, path: str) -> str | None:
     except (pa.ArrowException, OSError, ValueError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
+
+
+def encode_any(table: pa.Table) -> bytes:
+    """Any Arrow table as a Parquet file (a logged runlake.Table), zstd, with page checksums."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    return sink.getvalue()
+
+
+def decode_any(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))

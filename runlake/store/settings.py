@@ -86,8 +86,37 @@ def flush_rows() -> int:
 
 
 def spill_dir(local_dir: str | None = None) -> str:
-    """Where parts wait while storage is down: `dir=`, else $RUNLAKE_SPILL_DIR, else ~/.cache/runlake/spill."""
-    return local_dir or os.environ.get("RUNLAKE_SPILL_DIR") or os.path.join(_home_cache(), "spill")
+    """Where parts wait while storage is down: <dir>/runlake/spill for `init(dir=...)`, else
+    $RUNLAKE_SPILL_DIR, else <$RUNLAKE_DIR or ~/.cache/runlake>/spill."""
+    if local_dir:
+        return os.path.join(os.path.abspath(local_dir), "runlake", "spill")
+    return os.environ.get("RUNLAKE_SPILL_DIR") or os.path.join(local_dir_default(), "spill")
+
+
+def local_dir(given: str | None = None) -> str:
+    """The base of the local files a run keeps outside the root (its `run.dir`): <dir>/runlake
+    for `init(dir=...)`, else $RUNLAKE_DIR, else ~/.cache/runlake."""
+    if given:
+        return os.path.join(os.path.abspath(given), "runlake")
+    return local_dir_default()
+
+
+def local_dir_default() -> str:
+    return os.environ.get("RUNLAKE_DIR") or _home_cache()
+
+
+MODES = ("online", "offline", "shared", "disabled")
+
+
+def mode(given: str | None = None) -> str:
+    """`init(mode=...)`, else $RUNLAKE_MODE, else $WANDB_MODE (a W&B script's setting), else
+    "offline". "online", "offline" and "shared" all log locally; "disabled" writes nothing."""
+    value = given or os.environ.get("RUNLAKE_MODE") or os.environ.get("WANDB_MODE") or "offline"
+    if value == "dryrun":  # wandb's old name for offline
+        value = "offline"
+    if value not in MODES:
+        raise RunlakeError(f"mode must be one of {', '.join(map(repr, MODES))}, got {value!r}")
+    return value
 
 
 def cache_dir() -> str:

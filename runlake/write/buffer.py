@@ -152,10 +152,14 @@ class Buffer:
         """`written` (the last values of what is stored; updated under self.lock) overlaid with
         the last value of every key among rows not yet written (in flight included)."""
         with self.lock:
-            merged = dict(written)
-            flying_packed, flying_rows = self.in_flight
-            packed = flying_packed + self.spilling + self.packed
-            rows = flying_rows[2] + self.rows
+            return self.last_values_locked(written)
+
+    def last_values_locked(self, written: dict[str, Any]) -> dict[str, Any]:
+        """last_values() for a caller that holds self.lock."""
+        merged = dict(written)
+        flying_packed, flying_rows = self.in_flight
+        packed = flying_packed + self.spilling + self.packed
+        rows = flying_rows[2] + self.rows
         for _, _, _, last in packed:
             merged.update(last)
         for row in rows:

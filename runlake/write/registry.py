@@ -18,7 +18,7 @@ class OpenRun(Protocol):
     @property
     def storage_key(self) -> Any: ...
 
-    def finish(self, exit_code: int = 0) -> None: ...
+    def finish(self, exit_code: int | None = None) -> None: ...
 
     def flush_if_dirty(self) -> None: ...
 
@@ -72,28 +72,51 @@ def _sync_module_run() -> None:
         module.run = current()  # type: ignore[attr-defined]
 
 
-def install_hooks() -> None:
-    """Once per process: remember an uncaught error (runs then end failed) and finish runs at exit."""
-    with _lock:
-        if "previous" in _hooks:
-            return
-        _hooks["previous"] = sys.excepthook
-        _hooks["failed"] = False
-    sys.excepthook = _excepthook
-    atexit.register(_finish_all)
-
-
-def _excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
-    _hooks["failed"] = True
-    _hooks["previous"](exc_type, exc, tb)
-
-
-def _finish_all() -> None:
-    """Interpreter exit flushes and finishes every open run (failed after an uncaught error)."""
+def finish_all(exit_code: int = 0) -> None:
+    """Finish every run this process has open (init(reinit="finish_previous"), and at exit)."""
     with _lock:
         runs = list(_open.values())
     for run in runs:
         try:
-            run.finish(exit_code=1 if _hooks.get("failed") else 0)
+            run.finish(exit_code=exit_code)
         except Exception as exc:  # noqa: BLE001 - report, and keep finishing the others
-            print(f"runlake: could not finish run {run.id!r} at exit: {exc}", file=sys.stderr)
+            print(f"runlake: could not finish run {run.id!r}: {exc}", file=sys.stderr)
+
+
+def install_hooks() -> None:
+    """Once per process: remember how the process ends (an uncaught error, KeyboardInterrupt,
+    sys.exit(n)) so open runs end with that exit code, and finish them at exit."""
+    with _lock:
+        if "previous" in _hooks:
+            return
+        _hooks["previous"] = sys.excepthook
+        _hooks["exit"] = sys.exit
+        _hooks["code"] = 0
+    sys.excepthook = _excepthook
+    sys.exit = _exit  # type: ignore[assignment]
+    atexit.register(_at_exit)
+
+
+def _excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+    _hooks["code"] = 255 if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) else 1
+    _hooks["previous"](exc_type, exc, tb)
+
+
+def _exit(code: Any = None) -> None:
+    """sys.exit, remembering the code (a SystemExit raised to the top never reaches excepthook)."""
+    _hooks["code"] = exit_code_of(SystemExit(code))
+    _hooks["exit"](code)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) and not isinstance(code, bool) else 1
+    return 255 if isinstance(exc, KeyboardInterrupt) else 1
+
+
+def _at_exit() -> None:
+    """Interpreter exit flushes and finishes every open run, with the process's exit code."""
+    finish_all(int(_hooks.get("code") or 0))

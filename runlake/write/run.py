@@ -6,11 +6,14 @@ writing in the background flusher (`flusher.py`), so a call costs a few microsec
 
 from __future__ import annotations
 
+import json
 import operator
+import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RunlakeError, StepOrderWarning
@@ -20,99 +23,25 @@ from ..store.liveness import writer_identity
 from ..store.manifests import BeatDoc, StateDoc
 from . import flusher, registry
 from .buffer import Buffer
-from .values import Row, flatten
+from .config import Config, Summary, jsonable
+from .media import Media, file_name
+from .metrics import Metric, Metrics, define
+from .options import check_tags
+from .values import Extra, Row, flatten
 from .writer import Writer, notify
+
+__all__ = ["Run", "RunMeta", "jsonable"]
 
 _now = time.time
 _MAX_QUEUED = 4  # packed batches waiting for the flusher before the oldest are spilled
 
 
-def jsonable(value: Any) -> Any:
-    """Config/summary values as JSON can hold them (numpy/torch scalars become numbers)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    for attr in ("item", "tolist"):
-        fn = getattr(value, attr, None)
-        if callable(fn):
-            try:
-                return jsonable(fn())
-            except Exception:  # not a scalar/array after all
-                pass
-    return str(value)
-
-
-class Config(dict):  # type: ignore[type-arg]
-    """The run's config: a dict (attribute access too, as in wandb) persisted with the run."""
-
-    def __init__(self, run: Run | None, data: Mapping[str, Any] | None = None) -> None:
-        super().__init__(data or {})
-        object.__setattr__(self, "_run", run)
-
-    def _touch(self) -> None:
-        run = object.__getattribute__(self, "_run")
-        if run is not None:
-            run._meta_dirty = True
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self._touch()
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self._touch()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        super().update(*args, **kwargs)
-        self._touch()
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        value = super().setdefault(key, default)
-        self._touch()
-        return value
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-class Summary(MutableMapping[str, Any]):
-    """Last logged value of every key (effective history), with values you set on top."""
-
-    def __init__(self, run: Run) -> None:
-        self._run = run
-
-    def _merged(self) -> dict[str, Any]:
-        return self._run._summary_snapshot()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._merged()[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._run._summary_user[key] = value
-        self._run._meta_dirty = True
-
-    def __delitem__(self, key: str) -> None:
-        self._run._summary_user.pop(key, None)
-        self._run._summary_deleted.add(key)
-        self._run._meta_dirty = True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._merged())
-
-    def __len__(self) -> int:
-        return len(self._merged())
-
-    def __repr__(self) -> str:
-        return f"Summary({self._merged()!r})"
+def _exit_code(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"exit_code must be an int, got {type(code).__name__} {code!r}")
+    return code
 
 
 def _check_step(step: Any) -> int:
@@ -132,6 +61,17 @@ def _check_step(step: Any) -> int:
     return value
 
 
+@dataclass
+class RunMeta:
+    """Who a run is, beyond its id: W&B's run attributes, mutable while it runs."""
+
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+
+
 class Run:
     """What `runlake.init()` returns. Use `log()`, then `finish()` (or a `with` block)."""
 
@@ -146,17 +86,32 @@ class Run:
         summary_user: dict[str, Any],
         runtime_offset: float,
         inherit: Callable[[], dict[str, Any]] | None,
+        meta: RunMeta | None = None,
+        metrics: list[dict[str, Any]] | None = None,
+        metric_state: dict[str, Any] | None = None,
+        json_keys: list[str] | None = None,
+        allow_val_change: bool = False,
+        local_dir: str | None = None,
+        resumed: bool = False,
+        entity: str | None = None,
     ) -> None:
         self._writer = writer
         self.project = writer.project
         self.id = writer.run_id
-        self.name = name
+        self._meta = meta or RunMeta()
+        if self._meta.name is None:
+            self._meta.name = name
+        self.entity = entity
+        self.resumed = resumed
+        self._local_dir = local_dir
         self._step = start_step
-        self.config = Config(self, config)
+        self.config = Config(self, config, allow_val_change)
         self.summary = Summary(self)
         self._summary_auto = dict(summary_auto)  # from flushed rows (and inherited ones)
         self._summary_user = dict(summary_user)
         self._summary_deleted: set[str] = set()
+        self._metrics = Metrics(metrics, metric_state)
+        self._json_keys: set[str] = set(json_keys or ())  # keys whose text values are JSON
         self._inherit = inherit  # a fork's inherited summary, read when first needed
         self._started = time.time()
         self._runtime_offset = runtime_offset
@@ -166,14 +121,96 @@ class Run:
         self._known_keys: set[str] = set()
         self._pending: Row | None = None
         self._pending_text = False
+        self._pending_stamp: float | None = None
         self._finished = False
         self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
+        self._preempting = False
         self._meta_dirty = True
         self._watermark: int | None = None
         self._runtime_last = runtime_offset
         self._flush_rows = settings.flush_rows()
+        self._resume_file: Any = None  # resume="auto": cleared when the run finishes cleanly
+
+    # ---- W&B's run attributes ------------------------------------------------------------
+    def _meta_property(field_name: str, doc: str) -> property:  # type: ignore[misc]  # noqa: N805
+        def get(self: Run) -> Any:
+            value = getattr(self._meta, field_name)
+            return tuple(value) if field_name == "tags" else value
+
+        def put(self: Run, value: Any) -> None:
+            if field_name == "tags":
+                value = check_tags(value)
+            elif value is not None and not isinstance(value, str):
+                raise TypeError(f"run.{field_name} must be a str, got {type(value).__name__}")
+            setattr(self._meta, field_name, value)
+            self._meta_dirty = True
+
+        return property(get, put, doc=doc)
+
+    name = _meta_property("name", "The run's display name (its id unless set).")
+    tags = _meta_property("tags", "The run's tags, a tuple (assign a new sequence to change them).")
+    notes = _meta_property("notes", "Free-text notes.")
+    group = _meta_property("group", "The group the run belongs to (e.g. one sweep or one experiment).")
+    job_type = _meta_property("job_type", "What kind of job the run is (train, eval, ...).")
+    del _meta_property
+
+    @property
+    def dir(self) -> str:
+        """A local directory for the run's own files (created on first use): `init(dir=...)`,
+        else $RUNLAKE_DIR, else ~/.cache/runlake, then /runs/<run id>/files."""
+        path = os.path.join(settings.local_dir(self._local_dir), "runs", self.id, "files")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    @property
+    def url(self) -> None:
+        """W&B's run page URL; a local run has none (see `runlake ui`)."""
+        return None
+
+    @property
+    def offline(self) -> bool:
+        return True
+
+    @property
+    def disabled(self) -> bool:
+        return False
+
+    @property
+    def start_time(self) -> float:
+        return self._started
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: Any = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """How a metric is summarised and charted (W&B's define_metric): `summary` is one or
+        more of min, max, mean, first, last, best (with goal=), none; `step_metric` its x-axis."""
+        metric = define(name, step_metric, step_sync, hidden, summary, goal)
+        if overwrite is False and name in self._metrics.defined:
+            return self._metrics.defined[name]
+        with self._buffer.lock:
+            self._metrics.add(metric)
+        self._meta_dirty = True
+        return metric
+
+    def mark_preempting(self) -> None:
+        """This run is about to be preempted: if its process dies now, it reads `preempted`
+        (resumable with resume="allow") rather than `crashed`."""
+        self._preempting = True
+        self._meta_dirty = True
+        self.flush_if_dirty()
 
     # ---- what the registry and the flusher see -------------------------------------------
     @property
@@ -203,18 +240,9 @@ class Run:
         """Log metrics at the current step (W&B semantics: see the README)."""
         if self._finished:
             raise RunlakeError(self._fenced or f"run {self.id!r} is finished: log to a new run, or resume it")
-        row, text = flatten(data, self._known_keys)  # raises before anything is kept
+        row, text, extra = flatten(data, self._known_keys)  # raises before anything is kept
         if self._step >= MAX_STEP:
             raise ValueError(f"run {self.id!r} is at step {self._step}: no larger step can be stored")
-        if step is None and self._pending is None and (commit is None or commit is True):
-            # the common call: one committed row (same effect as the general path below)
-            size = self._buffer.append(self._step, _now(), row, text)
-            self._step += 1
-            if size >= self._flush_rows:
-                self._pack()
-            return
-        if text:
-            self._pending_text = True
         if step is not None:
             step = _check_step(step)
             if step < self._step:
@@ -226,6 +254,24 @@ class Run:
                     stacklevel=2,
                 )
                 return
+        if commit is not None and not isinstance(commit, bool):
+            raise TypeError(f"commit must be a bool or None, got {type(commit).__name__}")
+        if extra is not None:
+            self._take_extra(row, extra, self._step if step is None else max(step, self._step))
+        if self._summary_user or self._summary_deleted:
+            self._logged_over_summary(row)
+        if self._metrics.defined:
+            with self._buffer.lock:
+                self._metrics.observe(row)
+        if step is None and self._pending is None and (commit is None or commit is True):
+            # the common call: one committed row (same effect as the general path below)
+            at = _now() if extra is None or extra.stamp is None else extra.stamp
+            size = self._buffer.append(self._step, at, row, text)
+            self._step += 1
+            if size >= self._flush_rows:
+                self._pack()
+            return
+        if step is not None:
             if commit is None:
                 commit = False
             if step > self._step:
@@ -234,8 +280,10 @@ class Run:
                 self._step = step
         elif commit is None:
             commit = True
-        if commit is not None and not isinstance(commit, bool):
-            raise TypeError(f"commit must be a bool or None, got {type(commit).__name__}")
+        if text:
+            self._pending_text = True
+        if extra is not None and extra.stamp is not None:
+            self._pending_stamp = extra.stamp
         if self._pending is None:
             self._pending = row
         else:
@@ -243,10 +291,42 @@ class Run:
         if commit:
             self._commit()
 
+    def _take_extra(self, row: Row, extra: Extra, step: int) -> None:
+        """JSON keys are remembered (the summary decodes them); media are written to the root
+        now, so a failure is this call's error and the row never points at a missing file."""
+        if extra.json_keys:
+            with self._buffer.lock:
+                self._json_keys.update(extra.json_keys)
+        for key, media in extra.media.items():
+            row[key] = json.dumps(self._store_media(key, step, media), separators=(",", ":"))
+
+    def _store_media(self, key: str, step: int, media: Media) -> dict[str, Any]:
+        try:
+            data = media.encode()
+        except Exception as exc:  # noqa: BLE001 - named, and the call logs nothing
+            raise ValueError(f"value of {key!r}: the {media.kind} cannot be encoded ({exc})") from exc
+        storage = self._writer.storage
+        path = storage.paths.media(
+            self.project, self.id, media.kind, file_name(key, step, data, media.suffix)
+        )
+        self._writer.store_media(path, data)
+        return media.reference(data, storage.paths.relative(path))
+
+    def _logged_over_summary(self, row: Row) -> None:
+        """Logging a key ends a value set by `summary[key] = ...` (last write wins)."""
+        user, deleted = self._summary_user, self._summary_deleted
+        for key in row:
+            if key in user:
+                del user[key]
+                self._meta_dirty = True
+            deleted.discard(key)
+
     def _commit(self) -> None:
         row = self._pending if self._pending is not None else {}
         self._pending = None
-        size = self._buffer.append(self._step, _now(), row, self._pending_text)
+        at = _now() if self._pending_stamp is None else self._pending_stamp
+        self._pending_stamp = None
+        size = self._buffer.append(self._step, at, row, self._pending_text)
         self._pending_text = False
         self._step += 1
         if size >= self._flush_rows:
@@ -274,8 +354,9 @@ class Run:
         self._buffer.spilled(extra, stored=True)
 
     # ---- finishing -----------------------------------------------------------------------
-    def finish(self, exit_code: int = 0) -> None:
-        """Commit what is pending, flush everything, mark the run finished (or failed). Idempotent.
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Commit what is pending, flush everything, mark the run finished (exit code 0) or
+        failed (any other). Idempotent.
 
         If the rows cannot be made durable (storage down and the spill directory unwritable),
         it raises and the run stays open with every row in memory: call it again later.
@@ -286,8 +367,9 @@ class Run:
             return
         if self._pending is not None:
             self._commit()
-        self._exit_code = int(exit_code)
-        self._state = "finished" if exit_code == 0 else "failed"
+        code = _exit_code(exit_code)
+        self._exit_code = code
+        self._state = "finished" if code == 0 else "failed"
         try:
             self._try_inherited_summary()
             self.flush(final=True)
@@ -297,6 +379,8 @@ class Run:
         self._finished = True
         flusher.unregister(self)
         registry.forget(self)
+        if self._resume_file is not None and code == 0:
+            self._resume_file.clear(self.id)
 
     def _fence(self, why: str) -> None:
         """Another writer owns the run: this one is over (it must not write a byte more)."""
@@ -321,7 +405,7 @@ class Run:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.finish(exit_code=0 if exc_type is None else 1)
+        self.finish(exit_code=0 if exc is None else registry.exit_code_of(exc))
 
     def __repr__(self) -> str:
         return f"<runlake.Run {self.id} project={self.project!r} step={self._step} {self._state}>"
@@ -337,14 +421,42 @@ class Run:
 
     def _summary_snapshot(self) -> dict[str, Any]:
         self._load_inherited_summary()
-        merged = self._buffer.last_values(self._summary_auto)
-        merged.pop("_timestamp", None)
-        merged.pop("_runtime", None)
-        merged.update(self._summary_user)
+        with self._buffer.lock:
+            auto = self._buffer.last_values_locked(self._summary_auto)
+            return self._summary_of(auto)
+
+    def _summary_of(self, auto: dict[str, Any]) -> dict[str, Any]:
+        """The summary W&B shows, from the last logged values (hold the buffer lock): JSON
+        values decoded, define_metric aggregates applied, values set by hand on top."""
+        merged = {k: v for k, v in auto.items() if k not in ("_timestamp", "_runtime")}
+        for key in self._json_keys.intersection(merged):
+            value = merged[key]
+            if isinstance(value, str):
+                try:
+                    merged[key] = json.loads(value)
+                except ValueError:
+                    pass  # a plain string logged to a key that also held lists
+        merged = self._metrics.apply(merged)
         for key in self._summary_deleted:
-            if key not in self._summary_user:
-                merged.pop(key, None)
+            merged.pop(key, None)
+        merged.update(self._summary_user)
         return merged
+
+    def _set_summary(self, key: str, value: Any) -> None:
+        jsonable(value)  # fails here, not at a flush
+        with self._buffer.lock:
+            self._summary_user[key] = value
+            self._summary_deleted.discard(key)
+        self._meta_dirty = True
+
+    def _delete_summary(self, key: str) -> None:
+        with self._buffer.lock:
+            nested = key + "."
+            for name in [k for k in self._summary_user if k == key or k.startswith(nested)]:
+                del self._summary_user[name]
+            auto = self._buffer.last_values_locked(self._summary_auto)
+            self._summary_deleted.update(k for k in auto if k == key or k.startswith(nested))
+        self._meta_dirty = True
 
     # ---- flushing (runs in the flusher thread, and in finish / before a fork or read) -----
     def flush(self, final: bool = False, rows: bool = True) -> None:
@@ -407,7 +519,13 @@ class Run:
                 self._runtime_last = runtime
 
     def _state_doc(self) -> StateDoc:
-        auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}
+        with self._buffer.lock:
+            auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}
+            summary = self._summary_of(dict(self._summary_auto))
+            metric_state = {k: dict(v) for k, v in self._metrics.aggregates.items()}
+            metrics = self._metrics.to_json()
+            json_keys = sorted(self._json_keys)
+        meta = self._meta
         return StateDoc(
             run_id=self.id,
             segment=self._writer.segment,
@@ -420,8 +538,17 @@ class Run:
             finished_at=time.time() if self._finished else None,
             exit_code=self._exit_code,
             config=jsonable(dict(self.config)),
-            summary=jsonable({**auto, **self._summary_user}),
+            summary=jsonable(summary),
             summary_auto=jsonable(auto),
             summary_user=jsonable(self._summary_user),
             inherited_pending=self._inherit is not None,
+            name=meta.name,
+            tags=list(meta.tags),
+            notes=meta.notes,
+            group=meta.group,
+            job_type=meta.job_type,
+            metrics=metrics,
+            metric_state=metric_state,
+            json_keys=json_keys,
+            preempting=self._preempting,
         )

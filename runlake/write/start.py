@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
 from ..read.reader import inherited_summary
+from ..store import settings as app_settings
 from ..store.liveness import holder_alive, writer_identity
 from ..store.manifests import (
     RunIdentity,
@@ -29,53 +29,108 @@ from ..store.manifests import (
     segment_numbers,
     write,
 )
-from ..store.names import StepSpec, check_name, new_run_id, parse_step_spec
+from ..store.names import StepSpec, check_name, new_run_id
 from ..store.storage import Storage
 from . import flusher, registry
-from .run import Run, jsonable
+from .config import filter_keys
+from .disabled import DisabledRun
+from .options import (
+    ResumeFile,
+    check_config,
+    check_tags,
+    config_defaults,
+    metadata,
+    moment,
+    reinit_mode,
+    settings_dict,
+)
+from .run import Run, RunMeta
 from .writer import Writer
 
-_RESUME_MODES = ("allow", "must", "never")
+_RESUME_MODES = ("allow", "must", "never", "auto")
 
 
 def init(
     storage: Storage,
-    project: str = "demo",
+    project: str | None = None,
     *,
+    entity: str | None = None,
+    dir: str | os.PathLike[str] | None = None,  # noqa: A002 - wandb's name
     id: str | None = None,  # noqa: A002 - wandb's name
     name: str | None = None,
-    config: Mapping[str, Any] | argparse.Namespace | None = None,
-    tags: Sequence[str] | None = None,
     notes: str | None = None,
-    fork_from: str | None = None,
-    resume_from: str | None = None,
-    resume: str | None = None,
+    tags: Sequence[str] | None = None,
+    config: Any = None,
+    config_exclude_keys: Sequence[str] | None = None,
+    config_include_keys: Sequence[str] | None = None,
+    allow_val_change: bool | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    mode: str | None = None,
+    force: bool | None = None,
+    reinit: bool | str | None = None,
+    resume: bool | str | None = None,
+    resume_from: Any = None,
+    fork_from: Any = None,
+    save_code: bool | None = None,
+    tensorboard: bool | None = None,
+    sync_tensorboard: bool | None = None,
+    monitor_gym: bool | None = None,
+    settings: Any = None,
+    anonymous: Any = None,
 ) -> Run:
-    """Start a run (W&B-compatible). See the README for fork_from / resume_from / resume."""
+    """Start a run: every `wandb.init` argument is taken (README, "Coming from W&B").
+
+    fork_from="<id>?_step=N" starts a new run from step N of another; resume_from rewinds a run
+    to step N; resume ("allow", "must", "never", "auto"/True, False) continues a run where it
+    stopped. mode="disabled" returns a run that writes nothing. reinit says what happens to
+    runs this process still has open (runlake's default: "create_new", they stay open).
+    """
+    given_settings = settings_dict(settings)
+    mode = mode or given_settings.get("mode")
+    reinit = reinit if reinit is not None else given_settings.get("reinit")
+    dir = dir or given_settings.get("root_dir") or given_settings.get("dir")  # noqa: A001
+    local_dir = os.fspath(dir) if dir is not None else None
+    if local_dir is not None and not isinstance(local_dir, str):
+        raise TypeError(f"dir must be a path, got {type(dir).__name__}")
+    run_mode = app_settings.mode(mode)
+    reinit_how = reinit_mode(reinit)
+    if project is None:
+        project = os.environ.get("RUNLAKE_PROJECT") or os.environ.get("WANDB_PROJECT") or "demo"
     check_name(project, "project name")
     if id is not None:
         check_name(id, "run id")
+    if resume is False:
+        resume = None
+    elif resume is True:
+        resume = "auto"
+    fork = moment(fork_from, "fork_from")
+    rewind = moment(resume_from, "resume_from")
     given = [
-        n
-        for n, v in (("fork_from", fork_from), ("resume_from", resume_from), ("resume", resume))
-        if v is not None
+        n for n, v in (("fork_from", fork), ("resume_from", rewind), ("resume", resume)) if v is not None
     ]
     if len(given) > 1:
         raise InvalidSpecError(
             f"{' and '.join(given)} cannot be combined: fork_from starts a new run from a step of "
             "another, resume_from rewinds a run to a step, resume continues a run where it stopped"
         )
-    config_dict = _check_config(config)
-    tag_list = _check_tags(tags)
-    for label, value in (("name", name), ("notes", notes)):
+    config_dict = filter_keys(
+        {**config_defaults(), **check_config(config)}, config_include_keys, config_exclude_keys
+    )
+    meta = RunMeta(name=name, tags=check_tags(tags), notes=notes, group=group, job_type=job_type)
+    for label, value in (
+        ("name", name),
+        ("notes", notes),
+        ("group", group),
+        ("job_type", job_type),
+        ("entity", entity),
+    ):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{label} must be a str, got {type(value).__name__}")
-    fork = parse_step_spec(fork_from, "fork_from") if fork_from is not None else None
-    rewind = parse_step_spec(resume_from, "resume_from") if resume_from is not None else None
     if fork is not None and id == fork.run_id:
         raise InvalidSpecError(
             f"id={id!r} is the run being forked: a fork is a new run with its own id; "
-            f'to rewind run {id!r} itself, use resume_from="{fork_from}"'
+            f'to rewind run {id!r} itself, use resume_from="{fork.run_id}?_step={fork.step}"'
         )
     if rewind is not None and id is not None and id != rewind.run_id:
         raise InvalidSpecError(
@@ -85,15 +140,41 @@ def init(
     if resume is not None:
         if resume not in _RESUME_MODES:
             raise InvalidSpecError(
-                f"resume must be one of {', '.join(map(repr, _RESUME_MODES))}, got {resume!r}"
+                f"resume must be one of {', '.join(map(repr, _RESUME_MODES))}, True or False, got {resume!r}"
             )
-        if id is None:
+        if id is None and resume != "auto":
             raise InvalidSpecError(f"resume={resume!r} needs the id= of the run to continue")
 
+    previous = registry.current()
+    if previous is not None:
+        if reinit_how == "return_previous":
+            assert isinstance(previous, Run)
+            return previous
+        if reinit_how == "finish_previous":
+            registry.finish_all()
+    extras: dict[str, Any] = {
+        "metadata": metadata(given_settings, run_mode, locals()),
+        "entity": entity,
+        "allow_val_change": bool(allow_val_change),
+        "local_dir": local_dir,
+    }
+    if run_mode == "disabled":
+        run: Run = DisabledRun(
+            project, id or new_run_id(), meta, config_dict, bool(allow_val_change), local_dir, entity
+        )
+        registry.add(run)
+        return run
+
+    resume_file = None
+    if resume == "auto":
+        resume_file = ResumeFile(local_dir, storage.url, project)
+        if id is None:
+            id = resume_file.read()  # noqa: A001 - the run this directory left unfinished
+        resume = "allow" if id is not None else None
     if fork is not None:
-        run = _fork(storage, project, id, name, config_dict, tag_list, notes, fork)
+        run = _fork(storage, project, id, meta, config_dict, fork, extras)
     elif rewind is not None:
-        run = _rewind(storage, rewind, config_dict)
+        run = _rewind(storage, rewind, config_dict, meta, extras)
     elif resume is not None:
         assert id is not None
         existing = find_project(storage, id)
@@ -102,16 +183,19 @@ def init(
         if existing is not None and resume == "never":
             raise RunlakeError(f"resume='never' but run {id!r} already exists (in project {existing!r})")
         if existing is not None:
-            run = _resume(storage, existing, id, config_dict)
+            run = _resume(storage, existing, id, config_dict, meta, extras)
         else:
-            run = _create(storage, project, id, name, config_dict, tag_list, notes, None, 0)
+            run = _create(storage, project, id, meta, config_dict, None, 0, extras=extras)
     else:
         if id is not None and (existing := find_project(storage, id)) is not None:
             raise RunlakeError(
                 f"run {id!r} already exists (in project {existing!r}): pass resume='allow' to "
                 f'continue it, resume_from="{id}?_step=N" to rewind it, or another id'
             )
-        run = _create(storage, project, id or new_run_id(), name, config_dict, tag_list, notes, None, 0)
+        run = _create(storage, project, id or new_run_id(), meta, config_dict, None, 0, extras=extras)
+    if resume_file is not None:
+        resume_file.write(run.id)
+        run._resume_file = resume_file
     registry.add(run)
     flusher.register(run)
     return run
@@ -124,35 +208,6 @@ def signature(*extra: inspect.Parameter, leading: inspect.Parameter | None = Non
     sig = inspect.signature(init)
     own = [p for n, p in sig.parameters.items() if n != "storage"]
     return sig.replace(parameters=[*([leading] if leading else []), *own, *extra])
-
-
-def _check_config(config: object) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if isinstance(config, argparse.Namespace):
-        config = vars(config)
-    if not isinstance(config, Mapping):
-        raise TypeError(f"config must be a dict (or argparse.Namespace), got {type(config).__name__}")
-    out = {}
-    for key, value in config.items():
-        if not isinstance(key, str):
-            raise TypeError(f"config keys must be str, got {type(key).__name__} {key!r}")
-        out[key] = value
-    json.dumps(jsonable(out), allow_nan=True)
-    return out
-
-
-def _check_tags(tags: object) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str) or not isinstance(tags, Sequence | set | frozenset):
-        raise TypeError(f"tags must be a list of str, got {type(tags).__name__}")
-    out = []
-    for tag in tags:
-        if not isinstance(tag, str):
-            raise TypeError(f"tags must be str, got {type(tag).__name__} {tag!r}")
-        out.append(tag)
-    return out
 
 
 def _source_last_step(storage: Storage, project: str, run_id: str, state: StateDoc) -> tuple[int, int | None]:
@@ -190,11 +245,10 @@ def _fork(
     storage: Storage,
     project: str,
     run_id: str | None,
-    name: str | None,
+    meta: RunMeta,
     config: dict[str, Any],
-    tags: list[str],
-    notes: str | None,
     spec: StepSpec,
+    extras: dict[str, Any],
 ) -> Run:
     source_project = require_project(storage, spec.run_id)
     live = registry.get(storage.key, spec.run_id)
@@ -227,8 +281,9 @@ def _fork(
     inherited = None
     if state.watermark == spec.step and not state.inherited_pending and state.segment == segment:
         inherited = dict(state.summary_auto or {})
+    extras = {**extras, "json_keys": list(state.json_keys or [])}
     return _create(
-        storage, project, run_id or new_run_id(), name, config, tags, notes, parent, spec.step + 1, inherited
+        storage, project, run_id or new_run_id(), meta, config, parent, spec.step + 1, inherited, extras
     )
 
 
@@ -236,14 +291,14 @@ def _create(
     storage: Storage,
     project: str,
     run_id: str,
-    name: str | None,
+    meta: RunMeta,
     config: dict[str, Any],
-    tags: list[str],
-    notes: str | None,
     parent: SegmentDoc | None,
     start_step: int,
     inherited: dict[str, Any] | None = None,
+    extras: dict[str, Any] | None = None,
 ) -> Run:
+    extras = extras or {}
     root_existed = storage.exists(storage.root)
     now = time.time()
     claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
@@ -251,9 +306,21 @@ def _create(
     if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
         storage.remove(storage.paths.id_claim(run_id))
         raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
+    meta = RunMeta(meta.name or run_id, list(meta.tags or []), meta.notes, meta.group, meta.job_type)
     try:
         identity = RunIdentity(
-            run_id=run_id, project=project, name=name or run_id, notes=notes, tags=tags, created_at=now
+            run_id=run_id,
+            project=project,
+            name=meta.name,
+            notes=meta.notes,
+            tags=list(meta.tags),
+            created_at=now,
+            group=meta.group,
+            job_type=meta.job_type,
+            entity=extras.get("entity"),
+            source=extras.get("source"),
+            source_id=extras.get("source_id"),
+            metadata=extras.get("metadata") or {},
         )
         write(storage, storage.paths.meta(project, run_id, "run.json"), identity)
         segment = SegmentDoc(run_id=run_id, segment=0, project=project, created_at=now, kind="root")
@@ -265,14 +332,15 @@ def _create(
             segment.cutoff = parent.cutoff
         write(storage, storage.paths.meta(project, run_id, "segment-0.json"), segment)
         run = Run(
-            writer=Writer(storage, project, run_id, 0),
-            name=name or run_id,
+            writer=Writer(storage, project, run_id, 0, local_dir=extras.get("local_dir")),
+            name=meta.name,
             start_step=start_step,
             config=config,
             summary_auto=inherited or {},
             summary_user={},
             runtime_offset=0.0,
             inherit=_inherit(storage, segment) if inherited is None else None,
+            **_run_options(meta, extras),
         )
         run.flush()
     except BaseException:
@@ -285,6 +353,35 @@ def _create(
         storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
         raise
     return run
+
+
+def _run_options(meta: RunMeta, extras: dict[str, Any], state: StateDoc | None = None) -> dict[str, Any]:
+    """Run() keyword arguments beyond history: attributes, metric definitions, options."""
+    return {
+        "meta": meta,
+        "metrics": list(state.metrics or []) if state is not None else None,
+        "metric_state": extras.get("metric_state"),
+        "json_keys": extras.get("json_keys") or (list(state.json_keys or []) if state is not None else None),
+        "allow_val_change": bool(extras.get("allow_val_change")),
+        "local_dir": extras.get("local_dir"),
+        "resumed": state is not None,
+        "entity": extras.get("entity"),
+    }
+
+
+def _existing_meta(identity: RunIdentity, state: StateDoc, given: RunMeta) -> RunMeta:
+    """A resumed or rewound run's attributes: as last written, with what init() was given on top."""
+    return RunMeta(
+        name=given.name or state.name or identity.name,
+        tags=list(given.tags)
+        if given.tags
+        else list(state.tags if state.tags is not None else identity.tags),
+        notes=given.notes
+        if given.notes is not None
+        else (state.notes if state.notes is not None else identity.notes),
+        group=given.group or state.group or identity.group,
+        job_type=given.job_type or state.job_type or identity.job_type,
+    )
 
 
 def _claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> None:
@@ -323,7 +420,9 @@ def _refuse_live(storage: Storage, project: str, run_id: str, state: StateDoc, v
         )
 
 
-def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
+def _rewind(
+    storage: Storage, spec: StepSpec, config: dict[str, Any], given: RunMeta, extras: dict[str, Any]
+) -> Run:
     project = require_project(storage, spec.run_id)
     state = read_state(storage, project, spec.run_id)
     _refuse_live(storage, project, spec.run_id, state, "rewind")
@@ -350,15 +449,18 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
     try:
         identity = read_identity(storage, project, spec.run_id)
         summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
+        meta = _existing_meta(identity, state, given)
         run = Run(
-            writer=Writer(storage, project, spec.run_id, new_segment, seq),
-            name=identity.name,
+            writer=Writer(storage, project, spec.run_id, new_segment, seq, local_dir=extras.get("local_dir")),
+            name=meta.name,
             start_step=spec.step + 1,
             config={**(state.config or {}), **config},
             summary_auto=summary,
             summary_user={},
             runtime_offset=0.0,
             inherit=None,
+            # define_metric aggregates start again: the archived steps no longer count
+            **_run_options(meta, {**extras, "entity": extras.get("entity") or identity.entity}, state),
         )
         run.flush()
     except BaseException:
@@ -367,26 +469,43 @@ def _rewind(storage: Storage, spec: StepSpec, config: dict[str, Any]) -> Run:
     return run
 
 
-def _resume(storage: Storage, project: str, run_id: str, config: dict[str, Any]) -> Run:
+def _resume(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    config: dict[str, Any],
+    given: RunMeta,
+    extras: dict[str, Any],
+) -> Run:
     state = read_state(storage, project, run_id)
     _refuse_live(storage, project, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
-    writer = Writer(storage, project, run_id, int(state.segment), seq)
+    local_dir = extras.get("local_dir")
+    writer = Writer(storage, project, run_id, int(state.segment), seq, local_dir=local_dir)
     waiting = writer.catch_up()  # a dead writer's spilled parts: uploaded now, or counted
     segment, last = _source_last_step(storage, project, run_id, state)
     if waiting is not None and segment == writer.segment:
         last = waiting if last is None else max(last, waiting)
     identity = read_identity(storage, project, run_id)
     doc = read_segment(storage, project, run_id, segment)
+    meta = _existing_meta(identity, state, given)
+    options = {
+        **extras,
+        "metric_state": state.metric_state,
+        "entity": extras.get("entity") or identity.entity,
+    }
     run = Run(
-        writer=writer if segment == writer.segment else Writer(storage, project, run_id, segment, seq),
-        name=identity.name,
+        writer=writer
+        if segment == writer.segment
+        else Writer(storage, project, run_id, segment, seq, local_dir=local_dir),
+        name=meta.name,
         start_step=0 if last is None else last + 1,
         config={**(state.config or {}), **config},
         summary_auto=dict(state.summary_auto or {}),
         summary_user=dict(state.summary_user or {}),
         runtime_offset=float(state.runtime or 0.0),
         inherit=_inherit(storage, doc) if state.inherited_pending else None,
+        **_run_options(meta, options, state),
     )
     run.flush()
     return run

@@ -26,15 +26,24 @@ def notify(message: str, stacklevel: int = 3) -> None:
 class Writer:
     """Writes one node's parts and its run's state; owns the spill state of that run."""
 
-    def __init__(self, storage: Storage, project: str, run_id: str, segment: int, seq: int = 0) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        project: str,
+        run_id: str,
+        segment: int,
+        seq: int = 0,
+        local_dir: str | None = None,
+    ) -> None:
         self.storage = storage
+        self.local_dir = local_dir  # init(dir=): the spill directory goes under it
         self.project = project
         self.run_id = run_id
         self.segment = segment
         self.seq = seq  # this writer's slot: writer-<seq>.json
         self._history_prefix = f"history/project={project}/run_id={run_id}"
         self._runs_prefix = f"runs/{project}/{run_id}"
-        self.spilled = bool(spill.pending(storage, self._history_prefix))
+        self.spilled = bool(spill.pending(storage, self._history_prefix, local_dir))
 
     def taken_over(self) -> str | None:
         """Why this writer no longer owns its run (another process claimed the next writer
@@ -57,13 +66,13 @@ class Writer:
         """Upload this run's spill backlog (a dead writer's, at a resume); returns the last step
         of this segment's parts that still wait there (they count as written: a resumed run
         must start after them, or those steps would be written twice)."""
-        if not spill.pending(self.storage, self._history_prefix) and not spill.pending(
-            self.storage, self._runs_prefix
+        if not spill.pending(self.storage, self._history_prefix, self.local_dir) and not spill.pending(
+            self.storage, self._runs_prefix, self.local_dir
         ):
             return None
-        _, waiting = spill.upload(self.storage, self._history_prefix, attempts=4)
+        _, waiting = spill.upload(self.storage, self._history_prefix, attempts=4, local_dir=self.local_dir)
         if not waiting:
-            _, waiting = spill.upload(self.storage, self._runs_prefix, attempts=4)
+            _, waiting = spill.upload(self.storage, self._runs_prefix, attempts=4, local_dir=self.local_dir)
         self.spilled = bool(waiting)
         his = [
             part.step_hi
@@ -85,14 +94,20 @@ class Writer:
         """Straight to the spill directory (backpressure: storage is too slow to keep up);
         uploaded before anything newer, like any spilled part."""
         target = self.storage.paths.part(self.project, self.run_id, self.segment, first, last)
-        spill.put(self.storage, target, data)
+        spill.put(self.storage, target, data, self.local_dir)
         if not self.spilled:
             self.spilled = True
             notify(
                 f"run {self.run_id!r}: storage {self.storage.url} is not keeping up; parts wait in "
-                f"{spill.spill_root(self.storage)} and are uploaded when it does (memory stays bounded)",
+                f"{spill.spill_root(self.storage, self.local_dir)} and are uploaded when it does (memory stays bounded)",
                 stacklevel=5,
             )
+
+    def store_media(self, path: str, data: bytes) -> None:
+        """An image or table file (named by its content, so a retry rewrites the same file);
+        written now, so a storage error is the log call's own error."""
+        if not self.storage.exists(path):
+            self.storage.write_with_retry(path, data)
 
     def store_beat(self, beat: BeatDoc) -> None:
         """A heartbeat is only worth anything now: never spilled, never retried. While this
@@ -112,11 +127,11 @@ class Writer:
     def store(self, target: str, data: bytes) -> None:
         """Upload one file (after any backlog of this run), or keep it in the spill directory."""
         if self.spilled:
-            _, waiting = spill.upload(self.storage, self._history_prefix)
+            _, waiting = spill.upload(self.storage, self._history_prefix, local_dir=self.local_dir)
             if not waiting:
-                _, waiting = spill.upload(self.storage, self._runs_prefix)
+                _, waiting = spill.upload(self.storage, self._runs_prefix, local_dir=self.local_dir)
             if waiting:
-                spill.put(self.storage, target, data)
+                spill.put(self.storage, target, data, self.local_dir)
                 return
             self.spilled = False
             notify(f"run {self.run_id!r}: storage is back; spilled parts were uploaded")
@@ -124,25 +139,25 @@ class Writer:
             self.storage.write_with_retry(target, data)
         except Exception as exc:  # storage down: spill, keep logging
             try:
-                spill.put(self.storage, target, data)
+                spill.put(self.storage, target, data, self.local_dir)
             except OSError as spill_exc:
                 raise OSError(
                     f"run {self.run_id!r}: storage {self.storage.url} failed ({exc}) and the spill directory "
-                    f"{spill.spill_root(self.storage)} cannot take the data either ({spill_exc}); the rows "
+                    f"{spill.spill_root(self.storage, self.local_dir)} cannot take the data either ({spill_exc}); the rows "
                     "stay in memory: free the disk or bring storage back, then flush() or finish() again"
                 ) from spill_exc
             self.spilled = True
             notify(
                 f"run {self.run_id!r}: storage {self.storage.url} failed after retries ({exc}); "
-                f"logging goes on and parts wait in {spill.spill_root(self.storage)} until it is back"
+                f"logging goes on and parts wait in {spill.spill_root(self.storage, self.local_dir)} until it is back"
             )
 
     def report_unsynced(self) -> None:
         """At finish: say what still waits in the spill directory, and how to upload it."""
         if not self.spilled:
             return
-        waiting = spill.pending(self.storage, self._history_prefix) + spill.pending(
-            self.storage, self._runs_prefix
+        waiting = spill.pending(self.storage, self._history_prefix, self.local_dir) + spill.pending(
+            self.storage, self._runs_prefix, self.local_dir
         )
         if not waiting:
             return
@@ -154,6 +169,8 @@ class Writer:
         )
         notify(
             f"run {self.run_id!r} finished, but {len(parts)} part(s){span} and its state are not uploaded yet: "
-            f"they are kept in {spill.spill_root(self.storage)}; run `runlake sync` when storage is back",
+            f"they are kept in {spill.spill_root(self.storage, self.local_dir)}; run `runlake sync"
+            + (f" --dir {self.local_dir}" if self.local_dir else "")
+            + "` when storage is back",
             stacklevel=5,
         )

@@ -9,22 +9,53 @@ from runlake.write.packing import blocks_to_table, pack_rows
 from runlake.write.values import flatten
 
 
-def test_nested_dicts_flatten_and_the_known_set_grows():
+def test_nested_dicts_flatten_with_a_dot_and_the_known_set_grows():
     known: set[str] = set()
-    row, text = flatten({"a": 1, "train": {"acc": 0.5}, "skip": None}, known)
-    assert row == {"a": 1.0, "train/acc": 0.5} and not text
-    assert known == {"a", "train/acc"}
-    row, text = flatten({"a": 2.0, "s": "x"}, known)
+    row, text, extra = flatten({"a": 1, "train": {"acc": 0.5}, "train/acc": 0.7, "skip": None}, known)
+    assert row == {"a": 1.0, "train.acc": 0.5, "train/acc": 0.7} and not text and extra is None
+    assert known == {"a", "train.acc", "train/acc"}
+    row, text, extra = flatten({"a": 2.0, "s": "x"}, known)
     assert row == {"a": 2.0, "s": "x"} and text
+
+
+def test_lists_arrays_and_wandb_scalars_become_wandbs_json_or_strings():
+    import datetime
+    import decimal
+    import fractions
+    import json
+
+    row, text, extra = flatten(
+        {
+            "l": [1, 2.5, "a"],
+            "small": np.arange(3),
+            "big": np.arange(40.0),
+            "one": np.array([4.0]),
+            "d": decimal.Decimal("1.25"),
+            "f": fractions.Fraction(1, 4),
+            "t": datetime.date(2026, 1, 2),
+        },
+        set(),
+    )
+    assert json.loads(row["l"]) == [1, 2.5, "a"] and json.loads(row["small"]) == [0, 1, 2]
+    hist = json.loads(row["big"])
+    assert hist["_type"] == "histogram" and len(hist["values"]) == 32 and sum(hist["values"]) == 40
+    assert row["one"] == 4.0 and row["d"] == "1.25" and row["f"] == "1/4" and row["t"] == "2026-01-02"
+    assert text and extra is not None and set(extra.json_keys) == {"l", "small", "big"}
+
+
+def test_underscore_keys_follow_wandb():
+    row, _, extra = flatten({"_custom": 1, "_step": 5, "_runtime": 3, "_timestamp": 1700000000.5}, set())
+    assert row == {"_custom": 1.0} and extra is not None and extra.stamp == 1700000000.5
 
 
 @pytest.mark.parametrize(
     ("payload", "error", "match"),
     [
-        ({"_x": 1.0}, ValueError, "reserved"),
-        ({1: 1.0}, TypeError, "metric names must be str"),
-        ({"a": [1, 2]}, TypeError, "'a'"),
+        ({"_timestamp": "x"}, TypeError, "_timestamp"),
+        ({(1, 2): 1.0}, TypeError, "metric names must be str"),
+        ({"a": [object()]}, TypeError, "'a'"),
         ({"a": 10**400}, ValueError, "too large"),
+        ({"a": "\ud800"}, ValueError, "UTF-8"),
         ([1], TypeError, "dict"),
     ],
 )
