@@ -174,13 +174,24 @@ def _root_option(fn: Any) -> Any:
 @main.command()
 @_root_option
 @click.option("--project", "-p", default=None, help="Only the runs of this project.")
+@click.option("--group", "-g", default=None, help="Only the runs of this group.")
+@click.option("--tag", "-t", "tags", multiple=True, help="Only runs with this tag (repeat: all of them).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run, for scripts.")
 @click.pass_context
-def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
-    """List runs: id, name, state, parent@step, last step, created."""
+def runs(
+    ctx: click.Context, project: str | None, group: str | None, tags: tuple[str, ...], as_json: bool
+) -> None:
+    """List runs: id, name, state, group, tags, parent@step, last step, created."""
     table = runlake.runs(project, root=_root(ctx))
+    if group is not None:
+        table = table.filter(pl.col("group") == group)
+    for tag in tags:
+        table = table.filter(pl.col("tags").list.contains(tag))
     if table.height == 0:
-        _nothing_in(ctx, "no runs" + (f" of project {project!r}" if project else ""))
+        what = [f"of project {project!r}"] if project else []
+        what += [f"in group {group!r}"] if group is not None else []
+        what += [f"tagged {', '.join(map(repr, tags))}"] if tags else []
+        _nothing_in(ctx, " ".join(["no runs", *what]))
     if as_json:
         click.echo(json.dumps(table.to_dicts(), default=str))
         return
@@ -189,6 +200,8 @@ def runs(ctx: click.Context, project: str | None, as_json: bool) -> None:
         "name",
         "project",
         "state",
+        pl.col("group").fill_null(""),
+        pl.col("tags").list.join(",").fill_null("").alias("tags"),
         pl.when(pl.col("parent_run_id").is_not_null())
         .then(pl.col("parent_run_id") + "@" + pl.col("fork_step").cast(pl.String))
         .otherwise(pl.lit(""))

@@ -6,6 +6,7 @@ Both come with the `plot` extra: pip install 'runlake[plot]'.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ class Line:
     label: str
     run_id: str
     segment: int
-    steps: list[int]
+    steps: list[float]  # steps, or the step metric's values
     values: list[float]
     color: str
 
@@ -57,10 +58,12 @@ class Marker:
     """A fork or rewind point on the chart."""
 
     kind: str
-    step: int
+    step: float  # the fork step (or the step metric's value there)
     value: float | None
     label: str
     color: str
+    run_id: str = ""
+    segment: int = 0
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Plot:
     markers: list[Marker] = field(default_factory=list)
     path: str | None = None
     figure: Any = None
+    x_key: str = "step"  # the x-axis: the step, or the metric's define_metric step_metric
 
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
@@ -102,18 +106,7 @@ def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
     own = {(info["run_id"], info["segment"]): (info, data) for info, data in nodes}
 
     def point_at(node: tuple[str, int] | None, step: int) -> tuple[int, float] | None:
-        """The value at the last logged step <= `step` of a node's effective history."""
-        while node is not None and node in own:
-            info, data = own[node]
-            if data is not None:
-                steps, values = data[0], data[1]
-                i = int(np.searchsorted(steps, step, side="right")) - 1
-                if i >= 0 and steps[i] > info["step_lo"]:
-                    return int(steps[i]), float(values[i])
-            parent = info["parent_run_id"]
-            node = None if parent is None else (parent, int(info["parent_segment"]))
-            step = min(step, info["step_lo"])
-        return None
+        return _point_at(own, node, step)
 
     plot = Plot(key=key)
     # ancestors first, so a branch's colour order follows the tree
@@ -143,9 +136,75 @@ def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
                     None if start is None else start[1],
                     f"{verb} @{info['cutoff']} → {label}",
                     color,
+                    run_id,
+                    segment,
                 )
             )
+    step_metric = _step_metric(reader, list(run_ids), key)
+    if step_metric is not None:
+        _to_step_metric(plot, reader, list(run_ids), step_metric)
     return plot
+
+
+Own = dict[tuple[str, int], tuple[dict[str, Any], Any]]
+
+
+def _point_at(own: Own, node: tuple[str, int] | None, step: int) -> tuple[int, float] | None:
+    """The value at the last logged step <= `step` of a node's effective history."""
+    while node is not None and node in own:
+        info, data = own[node]
+        if data is not None:
+            steps, values = data[0], data[1]
+            i = int(np.searchsorted(steps, step, side="right")) - 1
+            if i >= 0 and steps[i] > info["step_lo"]:
+                return int(steps[i]), float(values[i])
+        parent = info["parent_run_id"]
+        node = None if parent is None else (parent, int(info["parent_segment"]))
+        step = min(step, info["step_lo"])
+    return None
+
+
+def _step_metric(reader: Reader, run_ids: list[str], key: str) -> str | None:
+    """The x-axis `define_metric(key, step_metric=...)` set for `key` in the first of the runs
+    that defines one (W&B's rule: the key's own definition, else the longest matching glob)."""
+    from .write.metrics import Metrics
+
+    found = reader.sql(
+        "SELECT run_id, metrics FROM runs WHERE run_id IN (SELECT unnest(?)) AND metrics IS NOT NULL",
+        [run_ids],
+    )
+    by_run = dict(found.iter_rows())
+    for run_id in run_ids:
+        if run_id in by_run:
+            rule = Metrics(json.loads(by_run[run_id])).rule(key)
+            if rule is not None and rule.step_metric and rule.step_metric != key:
+                return rule.step_metric
+    return None
+
+
+def _to_step_metric(plot: Plot, reader: Reader, run_ids: list[str], step_metric: str) -> None:
+    """Redraw against the step metric: each point's x is the step metric's value at the last
+    step <= its own (W&B's step_sync), in the same node's effective history."""
+    xs = {
+        (info["run_id"], info["segment"]): (info, data)
+        for info, data in reader.fork_tree(run_ids, step_metric)
+    }
+
+    def x_at(node: tuple[str, int], step: int) -> float:
+        found = _point_at(xs, node, step)
+        return math.nan if found is None else found[1]
+
+    for line in plot.lines:
+        pairs = [
+            (x_at((line.run_id, line.segment), int(s)), v)
+            for s, v in zip(line.steps, line.values, strict=True)
+        ]
+        pairs = [(x, v) for x, v in pairs if not math.isnan(x)]
+        line.steps = [x for x, _ in pairs]
+        line.values = [v for _, v in pairs]
+    for marker in plot.markers:
+        marker.step = x_at((marker.run_id, marker.segment), int(marker.step))
+    plot.x_key = step_metric
 
 
 def plot_with(
@@ -232,7 +291,7 @@ def _png(result: Plot, title: str, log_scale: bool, smoothing: float, path: str 
         )
     if log_scale:
         ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel(result.x_key)
     ax.set_ylabel(result.key)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -290,7 +349,7 @@ def _html(result: Plot, title: str, log_scale: bool, smoothing: float, path: str
         )
     fig.update_layout(
         title=title,
-        xaxis_title="step",
+        xaxis_title=result.x_key,
         yaxis_title=result.key,
         template="plotly_white",
         yaxis_type="log" if log_scale else "linear",
