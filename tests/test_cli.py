@@ -40,7 +40,17 @@ def test_runs_table_and_json(lake):
     out = invoke(lake, "runs")
     assert out.exit_code == 0
     lines = out.output.splitlines()
-    assert lines[0].split("\t") == ["id", "name", "project", "state", "group", "tags", "parent@step", "last step", "created"]
+    assert lines[0].split("\t") == [
+        "id",
+        "name",
+        "project",
+        "state",
+        "group",
+        "tags",
+        "parent@step",
+        "last step",
+        "created",
+    ]
     assert any("child001\t" in line and "base0001@10" in line for line in lines)
     data = json.loads(invoke(lake, "runs", "--json").output)
     assert {r["run_id"] for r in data} == {"base0001", "child001", "grand001"}

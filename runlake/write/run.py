@@ -132,6 +132,12 @@ class Run:
         self._runtime_last = runtime_offset
         self._flush_rows = settings.flush_rows()
         self._resume_file: Any = None  # resume="auto": cleared when the run finishes cleanly
+        self._hooked = False
+        self._rehook()
+
+    def _rehook(self) -> None:
+        """Does log() have more to do than append (kept as one flag: log() is the hot path)?"""
+        self._hooked = bool(self._summary_user or self._summary_deleted or self._metrics.defined)
 
     # ---- W&B's run attributes ------------------------------------------------------------
     def _meta_property(field_name: str, doc: str) -> property:  # type: ignore[misc]  # noqa: N805
@@ -203,6 +209,7 @@ class Run:
         with self._buffer.lock:
             self._metrics.add(metric)
         self._meta_dirty = True
+        self._rehook()
         return metric
 
     def mark_preempting(self) -> None:
@@ -243,6 +250,18 @@ class Run:
         row, text, extra = flatten(data, self._known_keys)  # raises before anything is kept
         if self._step >= MAX_STEP:
             raise ValueError(f"run {self.id!r} is at step {self._step}: no larger step can be stored")
+        if step is None and commit is None and extra is None and self._pending is None and not self._hooked:
+            # the common call: one committed row (same effect as the general path below)
+            size = self._buffer.append(self._step, _now(), row, text)
+            self._step += 1
+            if size >= self._flush_rows:
+                self._pack()
+            return
+        self._log(row, text, extra, step, commit)
+
+    def _log(self, row: Row, text: bool, extra: Extra | None, step: Any, commit: Any) -> None:
+        """log() beyond its common call: an explicit step or commit, a pending row, JSON or
+        media values, a logged _timestamp, summary values set by hand, define_metric."""
         if step is not None:
             step = _check_step(step)
             if step < self._step:
@@ -251,26 +270,19 @@ class Run:
                         f"run {self.id!r}: tried to log to step {step}, below the current step "
                         f"{self._step}; steps must increase, so this data was dropped"
                     ),
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 return
         if commit is not None and not isinstance(commit, bool):
             raise TypeError(f"commit must be a bool or None, got {type(commit).__name__}")
         if extra is not None:
             self._take_extra(row, extra, self._step if step is None else max(step, self._step))
-        if self._summary_user or self._summary_deleted:
-            self._logged_over_summary(row)
-        if self._metrics.defined:
-            with self._buffer.lock:
-                self._metrics.observe(row)
-        if step is None and self._pending is None and (commit is None or commit is True):
-            # the common call: one committed row (same effect as the general path below)
-            at = _now() if extra is None or extra.stamp is None else extra.stamp
-            size = self._buffer.append(self._step, at, row, text)
-            self._step += 1
-            if size >= self._flush_rows:
-                self._pack()
-            return
+        if self._hooked:  # summary values set by hand, or define_metric aggregates
+            if self._summary_user or self._summary_deleted:
+                self._logged_over_summary(row)
+            if self._metrics.defined:
+                with self._buffer.lock:
+                    self._metrics.observe(row)
         if step is not None:
             if commit is None:
                 commit = False
@@ -320,6 +332,7 @@ class Run:
                 del user[key]
                 self._meta_dirty = True
             deleted.discard(key)
+        self._rehook()
 
     def _commit(self) -> None:
         row = self._pending if self._pending is not None else {}
@@ -448,6 +461,7 @@ class Run:
             self._summary_user[key] = value
             self._summary_deleted.discard(key)
         self._meta_dirty = True
+        self._rehook()
 
     def _delete_summary(self, key: str) -> None:
         with self._buffer.lock:
@@ -457,6 +471,7 @@ class Run:
             auto = self._buffer.last_values_locked(self._summary_auto)
             self._summary_deleted.update(k for k in auto if k == key or k.startswith(nested))
         self._meta_dirty = True
+        self._rehook()
 
     # ---- flushing (runs in the flusher thread, and in finish / before a fork or read) -----
     def flush(self, final: bool = False, rows: bool = True) -> None:
