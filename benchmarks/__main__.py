@@ -4,7 +4,8 @@ benchmarks/results/latest.json (machine, versions, medians).
     python -m benchmarks [--quick] [--only NAME ...]
 
 Scenarios: ingest, fork, deep, pbt (with the copy-on-fork baseline), many, cold (a new process\non a 20,000-run root without and with its catalog cache), storage,
-concurrency, peers (MLflow / W&B offline when the `bench` extra is installed).
+concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), imports (each
+`runlake import` source, when the `import` extra is installed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import runlake
 from . import scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("ingest", "fork", "deep", "pbt", "many", "cold", "storage", "concurrency", "peers")
+ORDER = ("ingest", "fork", "deep", "pbt", "many", "cold", "storage", "concurrency", "peers", "imports")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 import multiprocessing as mp
 import os
 import random
@@ -605,6 +606,137 @@ def peers(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
                 "peers",
                 f"W&B offline ingest, {steps:,} steps x 10",
                 f"{ingest:,.0f} points/s; runlake {ours['ingest_points_per_s'] / ingest:,.0f}x faster",
+            )
+        )
+    return out, rows
+
+
+# ---- importers -------------------------------------------------------------------------
+def _make_tensorboard(path: str, steps: int, keys: int) -> None:
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(os.path.join(path, "run"), max_queue=10_000, flush_secs=3600)
+    for step in range(steps):
+        for k in range(keys):
+            writer.add_scalar(f"k{k}", float(step * k), step)
+    writer.close()
+
+
+def _make_mlflow(path: str, steps: int, keys: int) -> str:
+    import warnings
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uri = f"sqlite:///{path}/mlflow.db"
+        os.makedirs(path, exist_ok=True)
+        client = MlflowClient(uri)
+        exp = client.create_experiment("bench")
+        run = client.create_run(exp)
+        batch: list[Any] = []
+        now = int(time.time() * 1000)
+        for step in range(steps):
+            for k in range(keys):
+                batch.append(Metric(f"k{k}", float(step * k), now + step, step))
+                if len(batch) == 1000:
+                    client.log_batch(run.info.run_id, metrics=batch)
+                    batch = []
+        if batch:
+            client.log_batch(run.info.run_id, metrics=batch)
+        client.set_terminated(run.info.run_id)
+    return uri
+
+
+def _make_neptune(path: str, steps: int, keys: int) -> None:
+    import datetime
+    import decimal
+
+    os.makedirs(os.path.join(path, "proj"), exist_ok=True)
+    n = steps * keys
+    step = np.repeat(np.arange(steps), keys)
+    table = pa.table(
+        {
+            "project_id": pa.array(["org/proj"] * n),
+            "run_id": pa.array(["RUN-1"] * n),
+            "attribute_path": pa.array([f"k{k}" for k in range(keys)] * steps),
+            "attribute_type": pa.array(["float_series"] * n),
+            "step": pa.array([decimal.Decimal(int(s)) for s in step], pa.decimal128(18, 6)),
+            "timestamp": pa.array(
+                (np.datetime64(datetime.datetime(2026, 1, 1)) + step.astype("timedelta64[s]")).astype(
+                    "datetime64[ms]"
+                ),
+                pa.timestamp("ms", tz="UTC"),
+            ),
+            "float_value": pa.array(step * 0.5, pa.float64()),
+        }
+    )
+    pq.write_table(table, os.path.join(path, "proj", "RUN-1_part_0.parquet"))
+
+
+def _make_wandb(path: str, steps: int, keys: int) -> None:
+    import subprocess
+    import sys
+
+    code = f"""
+import os
+os.environ["WANDB_MODE"] = "offline"; os.environ["WANDB_SILENT"] = "true"
+import wandb
+run = wandb.init(project="bench", dir={path!r})
+for step in range({steps}):
+    run.log({{f"k{{k}}": float(step * k) for k in range({keys})}})
+run.finish()
+"""
+    os.makedirs(path, exist_ok=True)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=3600)
+
+
+def imports(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """`runlake import` per source: how fast the source's own library delivers points (its
+    read alone), and the whole import (read + landing) in points per second."""
+    from runlake.importers import _reader
+
+    keys = 10
+    sizes = {"neptune": 100_000, "tensorboard": 50_000, "mlflow": 20_000, "wandb": 20_000}
+    if quick:
+        sizes = {k: v // 10 for k, v in sizes.items()}
+    out: dict[str, Any] = {}
+    rows: Rows = []
+    for source, steps in sizes.items():
+        module = {"neptune": "pyarrow", "tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}[
+            source
+        ]
+        if importlib.util.find_spec(module) is None:
+            rows.append(
+                ("import", source, f"skipped: {module} is not installed (pip install 'runlake[import]')")
+            )
+            continue
+        src = os.path.join(path, f"{source}-src")
+        target = {"neptune": src, "tensorboard": src, "wandb": os.path.join(src, "wandb")}.get(source, src)
+        if source == "mlflow":
+            target = _make_mlflow(src, steps, keys)
+        else:
+            {"neptune": _make_neptune, "tensorboard": _make_tensorboard, "wandb": _make_wandb}[source](
+                src, steps, keys
+            )
+        points = steps * keys
+        read_s = math.inf
+        for _ in range(2):  # the first read also imports the library
+            started = time.perf_counter()
+            _reader(source)(target, None, [])
+            read_s = min(read_s, time.perf_counter() - started)
+        lake = runlake.Lake(os.path.join(path, f"{source}-root"))
+        report = lake.import_runs(source, target, progress=False)
+        total_s = report.seconds
+        assert report.points == points, (source, report.points, points)
+        out[source] = {"points": points, "read_s": read_s, "import_s": total_s}
+        rows.append(
+            (
+                "import",
+                f"{source}: {steps:,} steps x {keys} keys",
+                f"source read {points / read_s / 1e6:.2f} M points/s; import {points / total_s / 1e6:.2f} M points/s "
+                f"(landing alone {points / max(total_s - read_s, 1e-9) / 1e6:.2f} M points/s)",
             )
         )
     return out, rows

@@ -379,6 +379,45 @@ def compact(ctx: click.Context, as_json: bool) -> None:
     )
 
 
+@main.command("import")
+@_root_option
+@click.argument("source", type=click.Choice(["wandb", "mlflow", "tensorboard", "neptune"]))
+@click.argument("path")
+@click.option("--project", "-p", default=None, help="Import into this project (default: the source's own).")
+@click.option("--experiment", default=None, help="mlflow: only this experiment.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per source run, then the skipped items."
+)
+@click.pass_context
+def import_(
+    ctx: click.Context, source: str, path: str, project: str | None, experiment: str | None, as_json: bool
+) -> None:
+    """Import runs from W&B (offline dir or .wandb), MLflow (tracking URI), TensorBoard (logdir) or Neptune (exporter dir)."""
+    options: dict[str, Any] = {"experiment": experiment} if experiment is not None else {}
+    if experiment is not None and source != "mlflow":
+        raise click.UsageError("--experiment is an MLflow option")
+    lake = runlake.lake.default(_root(ctx))
+    report = lake.import_runs(source, path, project=project, **options)
+    if as_json:
+        for row in report.runs.iter_rows(named=True):
+            click.echo(json.dumps(row))
+        for item in report.skipped:
+            click.echo(json.dumps({"skipped": item.where, "reason": item.reason}))
+    else:
+        counts = dict(report.runs["status"].value_counts().rows()) if report.runs.height else {}
+        said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
+        click.echo(
+            f"{source}: {report.runs.height} run(s) from {path}: {said}; {report.points:,} points in "
+            f"{report.seconds:.2f} s"
+        )
+        for row in report.runs.filter(pl.col("note") != "").iter_rows(named=True):
+            click.echo(f"  {row['run_id']}: {row['note']}")
+        for item in report.skipped:
+            click.echo(f"  skipped {item.where}: {item.reason}", err=True)
+    if report.runs.height and (report.runs["status"] == "failed").all():
+        ctx.exit(1)
+
+
 @main.command()
 @_root_option
 @click.option(

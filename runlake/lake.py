@@ -158,6 +158,30 @@ class Lake:
         """
         return doctor_op.doctor(self.storage, self.reader.refresh(), fix=fix)
 
+    def import_runs(
+        self,
+        source: str,
+        path: str,
+        *,
+        project: str | None = None,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> Any:
+        """Import the runs of another tracker (`runlake import`): source is "wandb" (an offline
+        `wandb/` directory or `.wandb` file), "mlflow" (a tracking URI), "tensorboard" (a log
+        directory) or "neptune" (a neptune-exporter directory). Returns an ImportReport."""
+        from .importers import import_runs
+
+        def existing(run_id: str, segment: int) -> tuple[Any, Any]:
+            points = self.reader.sql(
+                "SELECT key, step FROM raw_history WHERE run_id = ? AND segment = ?", [run_id, segment]
+            )
+            return points["key"].to_numpy(), points["step"].to_numpy()
+
+        return import_runs(
+            self.storage, source, path, existing=existing, project=project, progress=progress, **options
+        )
+
     def sync(self, dir: str | None = None) -> pl.DataFrame:  # noqa: A002 - init's name
         """Upload everything spilled for this root while its storage was down (`runlake sync`);
         `dir`: the `init(dir=...)` the runs were started with, if any."""

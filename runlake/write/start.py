@@ -302,7 +302,7 @@ def _create(
     root_existed = storage.exists(storage.root)
     now = time.time()
     claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
-    _claim_id(storage, project, run_id, claim)
+    claim_id(storage, project, run_id, claim)
     if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
         storage.remove(storage.paths.id_claim(run_id))
         raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
@@ -384,7 +384,7 @@ def _existing_meta(identity: RunIdentity, state: StateDoc, given: RunMeta) -> Ru
     )
 
 
-def _claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> None:
+def claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> None:
     """Take the run id for `project` in the whole root, atomically: of two processes creating
     the same id (in any projects) at the same moment, exactly one wins. A claim whose creator
     died before writing the run (no run.json, holder gone) is taken over."""
