@@ -5,7 +5,8 @@ benchmarks/results/latest.json (machine, versions, medians).
 
 Scenarios: ingest, fork, deep, pbt (with the copy-on-fork baseline), many, cold (a new process\non a 20,000-run root without and with its catalog cache), storage,
 concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), imports (each
-`runlake import` source, when the `import` extra is installed).
+`runlake import` source, when the `import` extra is installed), spark (the PBT root on Spark and
+DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra).
 """
 
 from __future__ import annotations
@@ -29,7 +30,19 @@ import runlake
 from . import scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("ingest", "fork", "deep", "pbt", "many", "cold", "storage", "concurrency", "peers", "imports")
+ORDER = (
+    "ingest",
+    "fork",
+    "deep",
+    "pbt",
+    "many",
+    "cold",
+    "storage",
+    "concurrency",
+    "peers",
+    "imports",
+    "spark",
+)
 
 
 def main() -> None:

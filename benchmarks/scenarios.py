@@ -740,3 +740,82 @@ def imports(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
             )
         )
     return out, rows
+
+
+# ---- Spark beside DuckDB -----------------------------------------------------------------
+def spark(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """The PBT root on Spark (local[2]) and on DuckDB side by side: one member's history, the
+    final value of every run, the full effective history count; and exporting the catalog of
+    a 10,000-run root."""
+    if importlib.util.find_spec("pyspark") is None:
+        return {}, [("spark", "skipped", "pyspark is not installed (pip install 'runlake[spark]')")]
+    import warnings
+
+    import runlake.spark
+
+    population, generations, steps = (16, 5, 50) if quick else (32, 20, 100)
+    root = f"{path}/pbt"
+    built = _pbt(root, population, generations, steps, copy_on_fork=False)
+    runlake.compact(root, progress=False)  # packs, and the export
+    member = built["finals"][0]
+    queries = {
+        "one member's history (one key)": f"SELECT step, value FROM history WHERE run_id = '{member}' AND key = 'loss'",
+        "final value of every run": "SELECT run_id, max_by(value, step) FROM history WHERE key = 'loss' GROUP BY run_id",
+        "effective history count": "SELECT count(*) FROM history",
+    }
+    duck = {}
+    con = runlake.connect(root)
+    for name, query in queries.items():
+        duck[name] = _median_ms(lambda q=query: con.sql(q.replace("max_by", "arg_max")).fetchall(), repeat=3)
+    con.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pyspark.sql import SparkSession
+
+        started = time.perf_counter()
+        session = (
+            SparkSession.builder.master("local[2]")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .getOrCreate()
+        )
+        session_s = time.perf_counter() - started
+        started = time.perf_counter()
+        runlake.spark.register(session, root, check_stale=False)
+        register_s = time.perf_counter() - started
+        sparked = {
+            name: _median_ms(lambda q=query: session.sql(q).collect(), repeat=3)
+            for name, query in queries.items()
+        }
+        session.stop()
+    count = 1_000 if quick else 10_000
+    many_root = f"{path}/many"
+    lake = runlake.Lake(many_root)
+    for i in range(count):
+        run = lake.init("many", id=f"r{i:05d}")
+        run.log({"a": float(i)})
+        run.finish()
+    lake.runs()  # the catalog is current: the export's own cost is what is timed
+    started = time.perf_counter()
+    lake.export_catalog()
+    export_s = time.perf_counter() - started
+    lake.close()
+    out = {
+        "runs": built["runs"],
+        "duckdb_ms": duck,
+        "spark_ms": sparked,
+        "session_s": session_s,
+        "register_s": register_s,
+        "export_runs": count,
+        "export_s": export_s,
+    }
+    rows: Rows = [
+        (
+            "spark",
+            f"PBT root ({built['runs']} runs): session start, register",
+            f"{session_s:.1f} s, {register_s:.1f} s",
+        )
+    ]
+    rows += [("spark", name, f"Spark {sparked[name]:.0f} ms, DuckDB {duck[name]:.1f} ms") for name in queries]
+    rows.append(("spark", f"catalog export, {count:,} runs", f"{export_s:.2f} s"))
+    return out, rows

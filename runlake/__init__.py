@@ -247,6 +247,14 @@ def doctor(
     return default(root, storage_options).doctor(fix=fix)
 
 
+def scan(root: PathLike | None = None, *, storage_options: Options = None) -> pl.LazyFrame:
+    """Every run's effective history as a polars LazyFrame, from the root's exported catalog
+    (`runlake catalog export`); filters on run_id and key are pushed down."""
+    from .lazy import scan as _scan
+
+    return _scan(root, storage_options=storage_options)
+
+
 def sync(
     root: PathLike | None = None,
     *,
@@ -270,6 +278,7 @@ __all__ = [
     "login",
     "mark_preempting",
     "save",
+    "scan",
     "unwatch",
     "watch",
     "ForkPointError",

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,6 +378,52 @@ def compact(ctx: click.Context, as_json: bool) -> None:
         f"{result['pack'].n_unique()} pack file(s), "
         f"{int(result['bytes_before'].sum() or 0):,} B -> {int(result['bytes_after'].sum() or 0):,} B"
     )
+
+
+@main.group()
+def catalog() -> None:
+    """The root's catalog exported as Parquet (_catalog/*.parquet) for Spark, polars and other engines."""
+
+
+@catalog.command("export")
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="The stamp as JSON.")
+@click.pass_context
+def catalog_export(ctx: click.Context, as_json: bool) -> None:
+    """Write runs, segments, the lineage closure and the file list into <root>/_catalog/."""
+    lake = runlake.lake.default(_root(ctx))
+    if not lake.exists():
+        _nothing_in(ctx, "nothing to export")
+        ctx.exit(1)
+    with _busy("exporting the catalog"):
+        stamp = lake.export_catalog()
+    if as_json:
+        click.echo(json.dumps(stamp))
+        return
+    counts = stamp["counts"]
+    click.echo(
+        f"exported {counts['runs']} runs, {counts['segments']} segments, {counts['closure']} closure rows, "
+        f"{counts['files']} files to {lake.url.rstrip('/')}/_catalog/ in {stamp['seconds']:.2f} s"
+    )
+
+
+@catalog.command("status")
+@_root_option
+@click.pass_context
+def catalog_status(ctx: click.Context) -> None:
+    """Say whether the exported catalog is current (exit 1 when it is stale or missing)."""
+    lake = runlake.lake.default(_root(ctx))
+    info = lake.catalog_status()
+    if not info["exists"]:
+        click.echo("no exported catalog: run `runlake catalog export`")
+        ctx.exit(1)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["exported_at"]))
+    if info["stale"]:
+        click.echo(
+            f"stale: exported {when} from {info['manifests_then']} manifests; the root has changed since"
+        )
+        ctx.exit(1)
+    click.echo(f"current: exported {when} from {info['manifests_now']} manifests")
 
 
 @main.command("import")

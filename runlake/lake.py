@@ -22,6 +22,7 @@ import polars as pl
 
 from .ops import compact as compact_op
 from .ops import doctor as doctor_op
+from .ops import export as export_op
 from .ops import sync as sync_op
 from .read.catalog import Catalog
 from .read.persist import cache_path
@@ -146,9 +147,22 @@ class Lake:
 
         Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
         bytes_before, bytes_after (its share of the pack) and pack (the file's name).
-        `progress=None` shows a progress bar on a terminal.
+        `progress=None` shows a progress bar on a terminal. Then the catalog is exported into
+        the root (`export_catalog`), so other engines see the packs.
         """
-        return compact_op.compact(self.storage, self.reader.refresh(), progress=progress)
+        result = compact_op.compact(self.storage, self.reader.refresh(), progress=progress)
+        self.export_catalog()
+        return result
+
+    def export_catalog(self) -> dict[str, Any]:
+        """Write the root's catalog into it as Parquet (`_catalog/*.parquet`, then the stamp
+        `_catalog/export.json`): runs, segments, the lineage closure and the file list that
+        Spark (`runlake.spark`) and polars (`runlake.scan`) read. Returns the stamp."""
+        return export_op.export(self.reader)
+
+    def catalog_status(self) -> dict[str, Any]:
+        """Is the exported catalog current? {exists, stale, exported_at, manifests_then, manifests_now}."""
+        return export_op.status(self.storage, self.reader.catalog)
 
     def doctor(self, *, fix: bool = False) -> pl.DataFrame:
         """Read every part of the root; one row per unreadable part (empty frame: all healthy).

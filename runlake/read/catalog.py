@@ -521,6 +521,16 @@ class Catalog:
                 rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
         tables.insert_parts(cur, rows)
 
+    def fingerprint(self) -> tuple[str, int]:
+        """A digest of the manifests the catalog has folded (heartbeat-only files left out) and
+        how many: an export stamped with it is current while a refresh finds the same."""
+        import hashlib
+
+        with self._lock:
+            items = sorted((p, t) for p, t in self._seen.items() if not p.endswith("/beat.json"))
+        digest = hashlib.sha256("\n".join(f"{p}\t{t}" for p, t in items).encode()).hexdigest()
+        return digest, len(items)
+
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
