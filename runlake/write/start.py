@@ -109,7 +109,10 @@ def init(
     given = [
         n for n, v in (("fork_from", fork), ("resume_from", rewind), ("resume", resume)) if v is not None
     ]
-    if len(given) > 1:
+    # fork_from with id= and resume="allow"/"must": run `id` continues as a fork of another run
+    # at that step (population-based training's exploit), in a new segment of its own
+    refork = fork is not None and id is not None and resume in ("allow", "must") and rewind is None
+    if len(given) > 1 and not refork:
         raise InvalidSpecError(
             f"{' and '.join(given)} cannot be combined: fork_from starts a new run from a step of "
             "another, resume_from rewinds a run to a step, resume continues a run where it stopped"
@@ -127,7 +130,7 @@ def init(
     ):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{label} must be a str, got {type(value).__name__}")
-    if fork is not None and id == fork.run_id:
+    if fork is not None and id == fork.run_id and not refork:
         raise InvalidSpecError(
             f"id={id!r} is the run being forked: a fork is a new run with its own id; "
             f'to rewind run {id!r} itself, use resume_from="{fork.run_id}?_step={fork.step}"'
@@ -171,7 +174,12 @@ def init(
         if id is None:
             id = resume_file.read()  # noqa: A001 - the run this directory left unfinished
         resume = "allow" if id is not None else None
-    if fork is not None:
+    if refork and id is not None and (owner := find_project(storage, id)) is not None:
+        assert fork is not None
+        run = _refork(storage, owner, id, fork, config_dict, meta, extras)
+    elif refork and resume == "must":
+        raise RunNotFoundError(f"resume='must' but run {id!r} does not exist in root {storage.url!r}")
+    elif fork is not None:
         run = _fork(storage, project, id, meta, config_dict, fork, extras)
     elif rewind is not None:
         run = _rewind(storage, rewind, config_dict, meta, extras)
@@ -461,6 +469,69 @@ def _rewind(
             inherit=None,
             # define_metric aggregates start again: the archived steps no longer count
             **_run_options(meta, {**extras, "entity": extras.get("entity") or identity.entity}, state),
+        )
+        run.flush()
+    except BaseException:
+        storage.remove(seg_path)
+        raise
+    return run
+
+
+def _refork(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    spec: StepSpec,
+    config: dict[str, Any],
+    given: RunMeta,
+    extras: dict[str, Any],
+) -> Run:
+    """Run `run_id` continues from step N of another run (or of itself, a rewind): a new
+    segment whose parent is that run's current segment at N. Its own later steps are archived;
+    `lineage()` shows every such switch."""
+    if spec.run_id == run_id:
+        return _rewind(storage, spec, config, given, extras)
+    state = read_state(storage, project, run_id)
+    _refuse_live(storage, project, run_id, state, "re-fork")
+    source_project = require_project(storage, spec.run_id)
+    live = registry.get(storage.key, spec.run_id)
+    if live is not None:
+        live.flush_if_dirty()
+    source_state = read_state(storage, source_project, spec.run_id)
+    source_segment, last = _source_last_step(storage, source_project, spec.run_id, source_state)
+    _check_point(spec.run_id, spec.step, last, "fork")
+    seq = claim_writer(storage, project, run_id, state, "refork")
+    current = int(state.segment)
+    new_segment = max(segment_numbers(storage, project, run_id), default=current) + 1
+    seg_path = storage.paths.meta(project, run_id, f"segment-{new_segment}.json")
+    doc = SegmentDoc(
+        run_id=run_id,
+        segment=new_segment,
+        project=project,
+        created_at=time.time(),
+        kind="fork",
+        parent_project=source_project,
+        parent_run_id=spec.run_id,
+        parent_segment=source_segment,
+        cutoff=spec.step,
+    )
+    if not storage.create_exclusive(seg_path, doc.encode()):
+        raise RunlakeError(f"run {run_id!r} was changed by another process at the same time; that one won")
+    try:
+        identity = read_identity(storage, project, run_id)
+        summary = inherited_summary(storage, source_project, spec.run_id, source_segment, spec.step)
+        meta = _existing_meta(identity, state, given)
+        json_keys = sorted(set(state.json_keys or []) | set(source_state.json_keys or []))
+        run = Run(
+            writer=Writer(storage, project, run_id, new_segment, seq, local_dir=extras.get("local_dir")),
+            name=meta.name,
+            start_step=spec.step + 1,
+            config={**(state.config or {}), **config},
+            summary_auto=summary,
+            summary_user={},
+            runtime_offset=0.0,
+            inherit=None,
+            **_run_options(meta, {**extras, "json_keys": json_keys, "entity": extras.get("entity") or identity.entity}, state),
         )
         run.flush()
     except BaseException:
