@@ -15,8 +15,12 @@ $(VENV)/.installed-base: pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# runlake with every extra the tests and tools use
+# runlake with every extra the tests and tools use. torch first, pinned to the CPU build these
+# machines hold on disk: left to the trainer integrations' dependencies, pip would take a CUDA
+# build of several GB.
+TORCH ?= torch==2.13.0
 $(STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-base
 

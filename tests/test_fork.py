@@ -245,6 +245,25 @@ def test_a_float_step_means_its_integer_part_as_in_wandbs_run_moment(root):
     rewound.finish()
 
 
+def test_an_existing_run_continues_as_a_fork_of_another(root):
+    a = _logged(root, 10, id="a")
+    a.finish()
+    b = _logged(root, 6, id="b")
+    b.finish()
+    again = runlake.init("p", root=root, id="b", fork_from="a?_step=3", resume="must")
+    again.log({"metric": 99.0})
+    again.finish()
+    assert runlake.history("b", root=root)["metric"].to_list() == [0.0, 1.0, 2.0, 3.0, 99.0]
+    chain = runlake.lineage("b", root=root)
+    assert chain.select("run_id", "segment", "kind", "cutoff").rows() == [("b", 1, "fork", 3), ("a", 0, "root", None)]
+    assert runlake.history("b", segment=0, root=root)["metric"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(runlake.RunNotFoundError):
+        runlake.init("p", root=root, id="nope", fork_from="a?_step=3", resume="must")
+    fresh = runlake.init("p", root=root, id="new", fork_from="a?_step=3", resume="allow")  # no run: a fork
+    fresh.finish()
+    assert runlake.runs(root=root).filter(runlake.runs(root=root)["run_id"] == "new")["fork_step"].to_list() == [3]
+
+
 def test_fork_point_errors_and_unknown_runs(root):
     src = _logged(root, 3)
     src.finish()
@@ -271,7 +290,7 @@ def test_argument_conflicts(root):
         runlake.init("p", root=root, id=src.id, fork_from=spec)
     with pytest.raises(ValueError, match="cannot be combined"):
         runlake.init("p", root=root, fork_from=spec, resume_from=spec)
-    with pytest.raises(ValueError, match="cannot be combined"):
+    with pytest.raises(ValueError, match="resume_from"):  # forking a run into itself is a rewind
         runlake.init("p", root=root, id=src.id, fork_from=spec, resume="allow")
     with pytest.raises(ValueError, match="id="):
         runlake.init(root=root, id="other", resume_from=spec)

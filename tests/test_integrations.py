@@ -72,3 +72,74 @@ def test_ray_pbt_exploits_are_forks_at_the_restored_checkpoint(tmp_path):
             # steps up to the exploit come from the cloned trial's lineage, the rest are its own
             assert all(d > 0 for s, d in depths.rows() if s <= step)
             assert all(d == 0 for s, d in depths.rows() if s > step)
+
+
+def _run_of(root):
+    runs = runlake.runs(root=str(root))
+    assert runs.height == 1
+    return runs.row(0, named=True)
+
+
+def test_lightning_resume_from_a_checkpoint_rewinds_the_run(tmp_path):
+    pytest.importorskip("lightning")
+    root, ckpt = tmp_path / "root", tmp_path / "ckpt"
+    first = _script("lightning_train.py", root, ckpt, "--stop-at", 17).strip().splitlines()[-1]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step=10.ckpt", "step=15.ckpt", "step=5.ckpt"]
+    run = _run_of(root)
+    assert (
+        run["run_id"] == first
+        and run["state"] == "failed"
+        and json.loads(run["config"]) == {"hidden": 8, "lr": 0.05}
+    )
+    before = runlake.history(first, root=str(root))
+    assert before["_step"].to_list() == list(range(16))  # batches 0..15 logged before the interruption
+    # resumed with no id and the same experiment name: the checkpoint names the run
+    second = (
+        _script("lightning_train.py", root, ckpt, "--resume", ckpt / "step=15.ckpt").strip().splitlines()[-1]
+    )
+    assert second == first
+    run = _run_of(root)
+    assert run["state"] == "finished" and run["segment"] == 1
+    history = runlake.history(first, root=str(root))
+    assert history["_step"].to_list() == list(range(32))  # 4 epochs of 8 batches: one row per step
+    assert history["train_loss"].null_count() == 0 and history["val_loss"].drop_nulls().len() == 4
+    chain = runlake.lineage(first, root=str(root))
+    assert (
+        chain["kind"].to_list() == ["rewind", "root"] and chain["cutoff"][0] == 14
+    )  # global step 15 covers 0..14
+    archived = runlake.history(first, segment=0, root=str(root))
+    assert archived["_step"].to_list() == list(range(16))  # the first attempt's step 15 is archived
+    assert (
+        history.filter(history["_step"] <= 14)["train_loss"].to_list()
+        == before.filter(before["_step"] <= 14)["train_loss"].to_list()
+    )
+    # a checkpoint loaded into a new experiment forks
+    _script("lightning_train.py", root, ckpt, "--resume", ckpt / "step=10.ckpt", "--name", "other")
+    other = (
+        runlake.runs(root=str(root))
+        .filter(runlake.runs(root=str(root))["name"] == "other")
+        .row(0, named=True)
+    )
+    assert (other["parent_run_id"], other["fork_step"]) == (first, 9)
+    assert runlake.history(other["run_id"], root=str(root))["_step"].to_list() == list(range(32))
+
+
+def test_transformers_trainer_resume_rewinds_the_run(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    root, out = tmp_path / "root", tmp_path / "out"
+    first = _script("hf_train.py", root, out, "--stop-at", 13).strip().splitlines()[-1]
+    run = _run_of(root)
+    config = json.loads(run["config"])
+    assert config["hidden_size"] == 16 and config["num_hidden_layers"] == 2 and config["logging_steps"] == 1
+    assert runlake.history(first, root=str(root))["_step"].to_list() == list(range(1, 13))
+    second = _script("hf_train.py", root, out, "--resume", out / "checkpoint-10").strip().splitlines()[-1]
+    assert second == first
+    history = runlake.history(first, root=str(root))
+    assert history["_step"].to_list() == list(range(1, 25))  # 3 epochs of 8 steps, each once
+    assert history["train/loss"].drop_nulls().len() == 24
+    assert history.filter(history["eval/loss"].is_not_null())["_step"].to_list() == [6, 12, 18, 24]
+    chain = runlake.lineage(first, root=str(root))
+    assert chain["kind"].to_list() == ["rewind", "root"] and chain["cutoff"][0] == 10
+    assert runlake.history(first, segment=0, root=str(root))["_step"].to_list() == list(range(1, 13))
+    assert _run_of(root)["state"] == "finished"

@@ -36,8 +36,22 @@ from ..write.run import Run  # noqa: E402
 
 # Tune's bookkeeping fields that are not metrics
 SKIP = frozenset(
-    ["config", "date", "hostname", "node_ip", "pid", "trial_id", "experiment_tag", "experiment_id", "done",
-     "should_checkpoint", "checkpoint_dir_name", "timestamp", "training_iteration", "trial_log_path"]
+    [
+        "config",
+        "date",
+        "hostname",
+        "node_ip",
+        "pid",
+        "trial_id",
+        "experiment_tag",
+        "experiment_id",
+        "done",
+        "should_checkpoint",
+        "checkpoint_dir_name",
+        "timestamp",
+        "training_iteration",
+        "trial_log_path",
+    ]
 )
 
 
@@ -100,7 +114,11 @@ class RunlakeLoggerCallback(LoggerCallback):
         open_run = self._runs.pop(trial_id, None)
         if open_run is not None:
             open_run.finish()  # paused, and started again: what it logged is kept
-        meta = {"name": str(trial), "config": dict(trial.config), "tags": [trial.experiment_tag] if trial.experiment_tag else []}
+        meta = {
+            "name": str(trial),
+            "config": dict(trial.config),
+            "tags": [trial.experiment_tag] if trial.experiment_tag else [],
+        }
         if run_id is None:
             run_id = _run_id(trial_id)
             self._ids[trial_id] = run_id
@@ -110,7 +128,9 @@ class RunlakeLoggerCallback(LoggerCallback):
             return
         checkpoint = getattr(trial, "checkpoint", None)
         source = self._checkpoints.get(getattr(checkpoint, "path", None) or "")
-        own_latest = source is not None and source[0] == trial_id and source[1] >= self._logged.get(trial_id, 0)
+        own_latest = (
+            source is not None and source[0] == trial_id and source[1] >= self._logged.get(trial_id, 0)
+        )
         if source is None or own_latest:  # nothing to restore, or its own latest: it continues
             run = self._lake.init(
                 self.project, id=run_id, resume="allow", allow_val_change=True, **meta, **self._init_kwargs
@@ -133,6 +153,7 @@ class RunlakeLoggerCallback(LoggerCallback):
                 allow_val_change=True,
                 **self._init_kwargs,
             )
+            self._logged[trial_id] = iteration  # its steps after the restored one come again
         self._runs[trial_id] = run
 
     def _catch_up(self, trial_id: str, iteration: int) -> None:
@@ -151,8 +172,8 @@ class RunlakeLoggerCallback(LoggerCallback):
         self._trials[trial.trial_id] = trial
         step = result.get("training_iteration")
         if isinstance(step, numbers.Integral):
-            if step <= self._logged.get(trial.trial_id, 0) and step >= run.step - 1:
-                return  # logged already (caught up at an exploit)
+            if int(step) <= self._logged.get(trial.trial_id, 0):
+                return  # logged already (caught up when another trial cloned this checkpoint)
             self._logged[trial.trial_id] = int(step)
         metrics = _metrics(result)
         stamp = result.get("timestamp")
@@ -161,7 +182,9 @@ class RunlakeLoggerCallback(LoggerCallback):
         # one result is one whole row: committed now, so a checkpoint right after it can be forked
         run.log(metrics, step=int(step) if isinstance(step, numbers.Integral) else None, commit=True)
 
-    def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
         self._trials[trial.trial_id] = trial
         run = self._runs.get(trial.trial_id)
         done = (trial.last_result or {}).get("training_iteration")

@@ -303,6 +303,14 @@ class Run:
         if commit:
             self._commit()
 
+    def commit(self) -> None:
+        """Commit the row being accumulated (by `log(..., commit=False)` or `log(..., step=N)`),
+        if there is one: a trainer's checkpoint covers it, so it must not wait for a later step."""
+        if self._finished:
+            return
+        if self._pending is not None:
+            self._commit()
+
     def _take_extra(self, row: Row, extra: Extra, step: int) -> None:
         """JSON keys are remembered (the summary decodes them); media are written to the root
         now, so a failure is this call's error and the row never points at a missing file."""

@@ -130,7 +130,7 @@ def init(
     ):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{label} must be a str, got {type(value).__name__}")
-    if fork is not None and id == fork.run_id and not refork:
+    if fork is not None and id == fork.run_id:
         raise InvalidSpecError(
             f"id={id!r} is the run being forked: a fork is a new run with its own id; "
             f'to rewind run {id!r} itself, use resume_from="{fork.run_id}?_step={fork.step}"'
@@ -489,8 +489,6 @@ def _refork(
     """Run `run_id` continues from step N of another run (or of itself, a rewind): a new
     segment whose parent is that run's current segment at N. Its own later steps are archived;
     `lineage()` shows every such switch."""
-    if spec.run_id == run_id:
-        return _rewind(storage, spec, config, given, extras)
     state = read_state(storage, project, run_id)
     _refuse_live(storage, project, run_id, state, "re-fork")
     source_project = require_project(storage, spec.run_id)
@@ -531,7 +529,11 @@ def _refork(
             summary_user={},
             runtime_offset=0.0,
             inherit=None,
-            **_run_options(meta, {**extras, "json_keys": json_keys, "entity": extras.get("entity") or identity.entity}, state),
+            **_run_options(
+                meta,
+                {**extras, "json_keys": json_keys, "entity": extras.get("entity") or identity.entity},
+                state,
+            ),
         )
         run.flush()
     except BaseException:
