@@ -6,7 +6,8 @@ benchmarks/results/latest.json (machine, versions, medians).
 Scenarios: ingest, fork, deep, pbt (with the copy-on-fork baseline), many, cold (a new process\non a 20,000-run root without and with its catalog cache), storage,
 concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), imports (each
 `runlake import` source, when the `import` extra is installed), spark (the PBT root on Spark and
-DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra).
+DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra), ui (the web
+app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ORDER = (
     "peers",
     "imports",
     "spark",
+    "ui",
 )
 
 

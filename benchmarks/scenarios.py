@@ -819,3 +819,126 @@ def spark(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     rows += [("spark", name, f"Spark {sparked[name]:.0f} ms, DuckDB {duck[name]:.1f} ms") for name in queries]
     rows.append(("spark", f"catalog export, {count:,} runs", f"{export_s:.2f} s"))
     return out, rows
+
+
+# ---- the web app's endpoints ----------------------------------------------------------------
+def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """What `runlake ui` serves, timed at its endpoints: one key's chart data of a run of 10
+    keys x 1M steps, the run page (its metadata and every chart), a page of the runs table of
+    10,000 runs, the population of a 400-run PBT project; and, with Playwright and Chromium,
+    the run page's first paint in a browser."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    from runlake.ui import api
+
+    steps = 100_000 if quick else 1_000_000
+    runs_count = 1_000 if quick else 10_000
+    root = f"{path}/root"
+    lake = runlake.Lake(root)
+    big = lake.init("big", id="big")
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(steps, 10)), axis=0)
+    for row in walk:
+        big.log({f"k{j}": float(v) for j, v in enumerate(row)})
+    big.finish()
+    for i in range(runs_count):
+        r = lake.init("many", id=f"r{i:05d}")
+        r.log({"loss": float(i)})
+        r.finish()
+    pop_ids = []
+    for i in range(400):
+        parent = pop_ids[rng.integers(len(pop_ids))] if pop_ids and i >= 40 else None
+        r = lake.init("pbt", id=f"p{i:03d}", fork_from=f"{parent}?_step=9" if parent else None)
+        for s in range(10):
+            r.log({"score": float(i + s)})
+        r.finish()
+        pop_ids.append(r.id)
+    lake.runs()
+    lake.reader.refresh_every = 1.0  # as the server reads (see runlake/ui/server.py)
+    api._CACHE.clear()
+    started = time.perf_counter()
+    api.series(lake, "big", "k3", buckets=1000)
+    cold_ms = (time.perf_counter() - started) * 1000
+    out: dict[str, Any] = {
+        "chart_one_key_cold_ms": cold_ms,
+        "chart_one_key_ms": _median_ms(lambda: api.series(lake, "big", "k3", buckets=1000)),
+        "chart_zoom_ms": _median_ms(
+            lambda: api.series(lake, "big", "k3", buckets=1000, lo=steps * 0.4, hi=steps * 0.41)
+        ),
+        "run_page_ms": _median_ms(
+            lambda: (
+                api._CACHE.clear(),
+                api.run(lake, "big"),
+                *[api.series(lake, "big", f"k{j}") for j in range(10)],
+            ),
+            repeat=3,
+        ),
+        "runs_table_page_ms": _median_ms(
+            lambda: api.runs(lake, project="many", offset=5000 if not quick else 500, limit=50)
+        ),
+        "runs_table_sorted_filtered_ms": _median_ms(
+            lambda: api.runs(lake, q="r07", sort="last_step", limit=50)
+        ),
+        "population_ms": _median_ms(lambda: api.population(lake, "pbt", "score")),
+    }
+    lake.close()
+    rows: Rows = [
+        (
+            "ui",
+            f"chart data, one key of 10 x {steps:,} steps (1,000 buckets)",
+            f"first {out['chart_one_key_cold_ms']:.0f} ms, then {out['chart_one_key_ms']:.0f} ms",
+        ),
+        ("ui", "chart data, zoomed to 1% (full resolution)", f"{out['chart_zoom_ms']:.0f} ms"),
+        ("ui", "run page data: metadata + 10 charts", f"{out['run_page_ms']:.0f} ms"),
+        ("ui", f"runs table, a page of {runs_count:,} runs", f"{out['runs_table_page_ms']:.0f} ms"),
+        ("ui", "runs table, text filter + sort", f"{out['runs_table_sorted_filtered_ms']:.0f} ms"),
+        ("ui", "population view, 400-run PBT project", f"{out['population_ms']:.0f} ms"),
+    ]
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if importlib.util.find_spec("playwright") is not None and chromium:
+        from playwright.sync_api import sync_playwright
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                paints = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    page.goto(f"http://127.0.0.1:{port}/#/run/big")
+                    page.wait_for_function(
+                        "document.querySelectorAll('.chart-body[data-points]').length === 10", timeout=120_000
+                    )
+                    paints.append((time.perf_counter() - started) * 1000)
+                    page.goto("about:blank")
+                browser.close()
+            out["run_page_first_paint_ms"] = statistics.median(paints)
+            rows.append(
+                (
+                    "ui",
+                    "run page in Chromium, until its 10 charts are drawn",
+                    f"{out['run_page_first_paint_ms']:.0f} ms",
+                )
+            )
+        finally:
+            server.kill()
+            server.wait()
+    return out, rows

@@ -380,6 +380,29 @@ def compact(ctx: click.Context, as_json: bool) -> None:
     )
 
 
+@main.command()
+@_root_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (another than loopback needs a token).",
+)
+@click.option("--port", default=8742, show_default=True, type=int)
+@click.option(
+    "--token",
+    default=None,
+    help="Required on every request (generated and printed when --host is not loopback).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.pass_context
+def ui(ctx: click.Context, host: str, port: int, token: str | None, open_browser: bool) -> None:
+    """Start the web app over the root: runs, a run's lineage and charts, compare, population, SQL; live."""
+    from .ui.server import serve
+
+    serve(_root(ctx), host=host, port=port, token=token, open_browser=open_browser, echo=click.echo)
+
+
 @main.group()
 def catalog() -> None:
     """The root's catalog exported as Parquet (_catalog/*.parquet) for Spark, polars and other engines."""

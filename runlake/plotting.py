@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ class Line:
     steps: list[float]  # steps, or the step metric's values
     values: list[float]
     color: str
+    dash: str = "-"  # a line style once the palette is used up
 
 
 @dataclass
@@ -74,6 +75,39 @@ class Plot:
     path: str | None = None
     figure: Any = None
     x_key: str = "step"  # the x-axis: the step, or the metric's define_metric step_metric
+
+
+LINE_STYLES = ["-", "--", ":", "-."]  # after the palette: colours again, with another style
+MAX_LABELS = 6  # more fork points than this: markers are numbered, the legend says which
+
+
+def short(run_id: str, width: int = 24) -> str:
+    """A long run id shortened in the middle (its start and end stay recognisable)."""
+    if len(run_id) <= width:
+        return run_id
+    keep = (width - 1) // 2
+    return f"{run_id[:keep]}…{run_id[-keep:]}"
+
+
+def shortener(run_ids: Sequence[str], width: int = 24) -> Callable[[str], str]:
+    """Labels for a set of long run ids: the part they share at the start and the end is
+    elided, so what tells them apart stays (PBT members named `...-member-0007-...`)."""
+    ids = list(dict.fromkeys(run_ids))
+    if all(len(r) <= width for r in ids) or len(ids) < 2:
+        return lambda r: short(r, width)
+    prefix = os.path.commonprefix(ids)
+    suffix = os.path.commonprefix([r[::-1] for r in ids])[::-1]
+    # cut at a separator, so a label keeps whole words ("…0007…", not "…07…")
+    prefix = prefix[: max((prefix.rfind(c) + 1 for c in "-_./"), default=0)]
+    suffix = suffix[min((i for i, c in enumerate(suffix) if c in "-_./"), default=len(suffix)) :]
+    head = min(len(prefix), max(0, min(len(r) for r in ids) - len(suffix)))
+
+    def label(run_id: str) -> str:
+        middle = run_id[head : len(run_id) - len(suffix)] if len(run_id) > head + len(suffix) else run_id
+        text = ("…" if head else "") + middle + ("…" if suffix else "")
+        return short(text, width)
+
+    return label
 
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
@@ -109,10 +143,12 @@ def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
         return _point_at(own, node, step)
 
     plot = Plot(key=key)
+    name = shortener([node[0] for node in own])
     # ancestors first, so a branch's colour order follows the tree
     ordered = sorted(own.items(), key=lambda kv: (kv[1][0]["step_lo"], kv[0]))
     for index, (node, (info, data)) in enumerate(ordered):
         color = PALETTE[index % len(PALETTE)]
+        dash = LINE_STYLES[(index // len(PALETTE)) % len(LINE_STYLES)]
         run_id, segment = node
         parent = (
             None if info["parent_run_id"] is None else (info["parent_run_id"], int(info["parent_segment"]))
@@ -124,9 +160,13 @@ def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
         values = [] if data is None else [float(v) for v in data[1].tolist()]
         if start is not None:  # start at the parent's point so the branch is continuous
             steps, values = [start[0], *steps], [start[1], *values]
-        label = run_id if info["kind"] != "rewind" and segment == 0 else f"{run_id} (segment {segment})"
+        label = (
+            name(run_id)
+            if info["kind"] != "rewind" and segment == 0
+            else f"{name(run_id)} (segment {segment})"
+        )
         if steps:
-            plot.lines.append(Line(label, run_id, segment, steps, values, color))
+            plot.lines.append(Line(label, run_id, segment, steps, values, color, dash))
         if info["kind"] in ("fork", "rewind"):
             verb = "fork" if info["kind"] == "fork" else "rewind"
             plot.markers.append(
@@ -256,21 +296,25 @@ def _png(result: Plot, title: str, log_scale: bool, smoothing: float, path: str 
     if path is not None:
         matplotlib.use("Agg")
     plt = _need("matplotlib.pyplot")
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
+    import textwrap
+
+    many = len(result.lines) > 12
+    fig, ax = plt.subplots(figsize=(12 if many else 10, 6 if many else 5.5), dpi=100)
     for line in result.lines:
         if smoothing:
-            ax.plot(line.steps, line.values, color=line.color, alpha=0.25, linewidth=1)
+            ax.plot(line.steps, line.values, color=line.color, alpha=0.25, linewidth=1, linestyle=line.dash)
         ax.plot(
             line.steps,
             smooth(line.values, smoothing),
             color=line.color,
+            linestyle=line.dash,
             linewidth=1.8,
             label=line.label,
             gid="branch",
         )
-    for marker in result.markers:
-        if marker.value is None or math.isnan(marker.value):
-            continue
+    shown = [m for m in result.markers if m.value is not None and not math.isnan(m.value)]
+    numbered = len(shown) > MAX_LABELS  # too many to label in place: numbers, explained below
+    for number, marker in enumerate(shown, 1):
         ax.scatter(
             [marker.step],
             [marker.value],
@@ -281,11 +325,14 @@ def _png(result: Plot, title: str, log_scale: bool, smoothing: float, path: str 
             zorder=5,
             gid="fork",
         )
+        text = str(number) if numbered else marker.label
+        # alternate above/below so neighbouring labels do not sit on each other
+        offset = (6, 8 + 10 * (number % 3)) if number % 2 else (6, -14 - 10 * (number % 3))
         ax.annotate(
-            marker.label,
+            text,
             (marker.step, marker.value),
             textcoords="offset points",
-            xytext=(6, 8),
+            xytext=offset,
             fontsize=8,
             color=marker.color,
         )
@@ -293,13 +340,19 @@ def _png(result: Plot, title: str, log_scale: bool, smoothing: float, path: str 
         ax.set_yscale("log")
     ax.set_xlabel(result.x_key)
     ax.set_ylabel(result.key)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)) or title, fontsize=11)  # wrapped, never clipped
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    columns = 1 if len(result.lines) <= 12 else 2
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, ncol=columns, frameon=False)
+    if numbered:
+        columns = 1 if len(result.lines) <= 12 else 2
+    if numbered:  # the numbered fork points, explained beside the plot (inside the saved image)
+        notes = "\n".join(f"{i}: {m.label}" for i, m in enumerate(shown, 1))
+        ax.text(1.01, 0.0, notes, transform=ax.transAxes, fontsize=7, va="bottom", family="monospace")
     fig.tight_layout()
     result.figure = fig
     if path is not None:
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
         result.path = path
 

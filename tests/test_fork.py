@@ -255,13 +255,18 @@ def test_an_existing_run_continues_as_a_fork_of_another(root):
     again.finish()
     assert runlake.history("b", root=root)["metric"].to_list() == [0.0, 1.0, 2.0, 3.0, 99.0]
     chain = runlake.lineage("b", root=root)
-    assert chain.select("run_id", "segment", "kind", "cutoff").rows() == [("b", 1, "fork", 3), ("a", 0, "root", None)]
+    assert chain.select("run_id", "segment", "kind", "cutoff").rows() == [
+        ("b", 1, "fork", 3),
+        ("a", 0, "root", None),
+    ]
     assert runlake.history("b", segment=0, root=root)["metric"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     with pytest.raises(runlake.RunNotFoundError):
         runlake.init("p", root=root, id="nope", fork_from="a?_step=3", resume="must")
     fresh = runlake.init("p", root=root, id="new", fork_from="a?_step=3", resume="allow")  # no run: a fork
     fresh.finish()
-    assert runlake.runs(root=root).filter(runlake.runs(root=root)["run_id"] == "new")["fork_step"].to_list() == [3]
+    assert runlake.runs(root=root).filter(runlake.runs(root=root)["run_id"] == "new")[
+        "fork_step"
+    ].to_list() == [3]
 
 
 def test_fork_point_errors_and_unknown_runs(root):

@@ -151,3 +151,34 @@ def test_compare_descendants_tree(tree_lake):
         ("forka001", "base0001", 1),
         ("forkb001", "base0001", 2),
     ]
+
+
+def test_a_twenty_member_population_plot_stays_readable(tmp_path):
+    root = str(tmp_path / "root")
+    ids = []
+    base = runlake.init("p", root=root, id="population-based-training-member-0000-with-a-long-id")
+    for i in range(50):
+        base.log({"loss": 1 / (i + 1)})
+    base.finish()
+    ids.append(base.id)
+    for k in range(20):
+        run = runlake.init(
+            "p",
+            root=root,
+            id=f"population-based-training-member-{k + 1:04d}-with-a-long-id",
+            fork_from=f"{ids[-1]}?_step={10 + 2 * k}",
+        )
+        for _ in range(5):
+            run.log({"loss": 0.5 / (k + 2)})
+        run.finish()
+        ids.append(run.id)
+    title = "a title long enough to be clipped on both sides of a chart of this width " * 3
+    plot = runlake.plot(ids, "loss", root=root, output=str(tmp_path / "pbt.png"), title=title)
+    styles = [(line.color, line.dash) for line in plot.lines]
+    assert len(styles) == 21 and len(set(styles)) == 21  # no colour and style repeats
+    assert len({c for c, _ in styles[:16]}) == 16  # the palette is used up before styles change
+    labels = [line.label for line in plot.lines]
+    assert len(set(labels)) == 21 and all(len(label) <= 24 for label in labels)
+    assert labels[7] == "…0007…"  # what tells the ids apart stays
+    figure_title = plot.figure.axes[0].get_title()
+    assert "\n" in figure_title and figure_title.replace("\n", " ").split() == title.split()  # wrapped, whole

@@ -5,6 +5,8 @@ resolve lineage -> select files -> scan -> assemble."""
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,13 +24,15 @@ from .catalog import Catalog
 from .lineage import ClosureRow, Index, Link, Node, clip, own_parts, select_files, walk
 from .scan import scan
 
+# Runs created as forks (segment 0): a run that later continues as a fork of another (a PBT
+# exploit, a later segment) is not the other's descendant, and such links may form cycles.
 _DESCENDANTS = """
 WITH RECURSIVE down(run_id, parent_run_id, parent_segment, fork_step, generation) AS (
     SELECT s.run_id, s.parent_run_id, s.parent_segment, s.cutoff, 1::BIGINT
-    FROM segments AS s WHERE s.kind = 'fork' AND s.parent_run_id = ?
+    FROM segments AS s WHERE s.kind = 'fork' AND s.segment = 0 AND s.parent_run_id = ?
     UNION ALL
     SELECT s.run_id, s.parent_run_id, s.parent_segment, s.cutoff, d.generation + 1
-    FROM down AS d JOIN segments AS s ON s.kind = 'fork' AND s.parent_run_id = d.run_id
+    FROM down AS d JOIN segments AS s ON s.kind = 'fork' AND s.segment = 0 AND s.parent_run_id = d.run_id
 )
 SELECT d.run_id, d.parent_run_id, d.parent_segment, d.fork_step, d.generation, r.project, r.state, r.last_step
 FROM down AS d JOIN runs AS r USING (run_id)
@@ -83,11 +87,18 @@ class Reader:
         self.storage = storage
         self.catalog = catalog
         self._prepare = prepare
+        # A server answering many requests a second may read a catalog up to this many seconds
+        # old (`runlake ui` sets 1 s: a refresh lists the root, ~0.2 s for 10,000 runs).
+        self.refresh_every = 0.0
+        self._refreshed = -math.inf
 
     def refresh(self) -> Catalog:
+        if self.refresh_every and time.monotonic() - self._refreshed < self.refresh_every:
+            return self.catalog
         if self._prepare is not None:
             self._prepare()
         self.catalog.refresh()
+        self._refreshed = time.monotonic()
         return self.catalog
 
     @contextlib.contextmanager
@@ -149,6 +160,20 @@ class Reader:
             raise TypeError(f"segment must be an int, got {type(segment).__name__}")
         with self.reading() as cur:
             return self._wide(cur, run_id, segment, key_list)
+
+    def points(self, run_id: str, keys: Sequence[str], *, segment: int | None = None) -> dict[str, Series]:
+        """Each key's points of a run's effective history as numpy arrays (steps, values,
+        texts), no system keys added: what a chart needs, without building a wide frame."""
+        check_name(run_id, "run id")
+        key_list = check_keys(list(keys)) or []
+        with self.reading() as cur:
+
+            def read() -> dict[str, Series]:
+                index = self.catalog.index()
+                node = self._node(index, run_id, segment)
+                return read_series(cur, self.storage, index, index.closure(*node), key_list)
+
+            return self._with_retry(read)  # type: ignore[no-any-return]
 
     def compare(self, run_ids: Sequence[str] | str, keys: Sequence[str] | str) -> pl.DataFrame:
         """Several runs' effective histories in one frame aligned on `_step` (one refresh)."""

@@ -1,0 +1,411 @@
+"""The JSON behind `runlake ui` (and for other tools): runs, one run, chart series downsampled
+per pixel bucket, comparisons, the population forest, read-only SQL, and what changed since.
+
+Pure functions of a Lake and the request's parameters; the web layer is in `server.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..errors import RunlakeError, RunNotFoundError
+from ..lake import Lake
+from ..store.layout import MAX_STEP
+
+SORTABLE = (
+    "created_at",
+    "run_id",
+    "name",
+    "state",
+    "group",
+    "last_step",
+    "project",
+    "heartbeat_at",
+    "finished_at",
+)
+RUN_COLUMNS = (
+    "run_id", "project", "name", "state", "group", "tags", "job_type", "parent_run_id", "fork_step",
+    "last_step", "created_at", "heartbeat_at", "finished_at", "exit_code", "segment", "source",
+)  # fmt: skip
+MAX_BUCKETS = 4000
+
+
+def _jsonable(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for row in frame.iter_rows(named=True):
+        out = {}
+        for key, value in row.items():
+            if hasattr(value, "timestamp"):
+                value = value.timestamp()
+            elif isinstance(value, float) and not math.isfinite(value):
+                value = None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            out[key] = value
+        rows.append(out)
+    return rows
+
+
+def projects(lake: Lake) -> list[dict[str, Any]]:
+    frame = lake.sql(
+        "SELECT project, count(*) AS runs, count(*) FILTER (WHERE state = 'running') AS running "
+        "FROM runs GROUP BY project ORDER BY project"
+    )
+    return _jsonable(frame)
+
+
+def runs(
+    lake: Lake,
+    project: str | None = None,
+    q: str | None = None,
+    state: str | None = None,
+    group: str | None = None,
+    tag: str | None = None,
+    sort: str = "created_at",
+    order: str = "desc",
+    offset: int = 0,
+    limit: int = 100,
+    summary_keys: list[str] | None = None,
+    config_keys: list[str] | None = None,
+) -> dict[str, Any]:
+    """One page of the runs table: filtered and sorted in SQL, with chosen summary/config columns."""
+    if sort not in SORTABLE:
+        raise RunlakeError(f"cannot sort by {sort!r}: one of {', '.join(SORTABLE)}")
+    where, params = ["true"], []
+    for column, value in (("project", project), ("state", state), ('"group"', group)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if tag:
+        where.append("list_contains(tags, ?)")
+        params.append(tag)
+    if q:
+        where.append(
+            "(run_id ILIKE ? OR name ILIKE ? OR coalesce(\"group\", '') ILIKE ? OR array_to_string(tags, ' ') ILIKE ?)"
+        )
+        params += [f"%{q}%"] * 4
+    limit = max(1, min(int(limit), 1000))
+    offset = max(0, int(offset))
+    extra, extra_params = [], []
+    for prefix, column, keys in (("summary", "summary", summary_keys), ("config", "config", config_keys)):
+        for i, key in enumerate(keys or []):
+            extra.append(f'json_extract({column}, ?) AS "{prefix}_{i}"')
+            extra_params.append("$." + json.dumps(key))  # a JSON path of one quoted member
+    select = ", ".join([*(f'"{c}"' for c in RUN_COLUMNS), *extra])
+    condition = " AND ".join(where)
+    direction = "DESC" if order.lower() == "desc" else "ASC"
+    sort_column = '"group"' if sort == "group" else sort
+    query = (
+        f"SELECT {select}, count(*) OVER () AS _total FROM runs WHERE {condition} "
+        f"ORDER BY {sort_column} {direction} NULLS LAST, run_id LIMIT {limit} OFFSET {offset}"
+    )
+    frame = lake.sql(query, [*extra_params, *params])
+    total = int(frame["_total"][0]) if frame.height else 0
+    rows = _jsonable(frame.drop("_total"))
+    for row in rows:
+        for prefix, keys in (("summary", summary_keys), ("config", config_keys)):
+            for i, key in enumerate(keys or []):
+                raw = row.pop(f"{prefix}_{i}", None)
+                row.setdefault(prefix, {})[key] = json.loads(raw) if isinstance(raw, str) else raw
+    keys = lake.sql(
+        f"SELECT DISTINCT unnest(json_keys(summary)) AS k FROM runs WHERE {condition} ORDER BY k LIMIT 500",
+        params,
+    )["k"].to_list()
+    return {"total": total, "offset": offset, "limit": limit, "rows": rows, "summary_keys": keys}
+
+
+def run(lake: Lake, run_id: str) -> dict[str, Any]:
+    """A run's page: its row, config, summary, metric keys (grouped by "/" section), lineage
+    (ancestors with their cutoffs), descendants, segments."""
+    found = lake.sql("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if found.height == 0:
+        raise RunNotFoundError(f"run {run_id!r} does not exist")
+    row = _jsonable(found)[0]
+    config = json.loads(row.pop("config") or "{}")
+    summary = json.loads(row.pop("summary") or "{}")
+    metrics = json.loads(row.pop("metrics") or "null") or []
+    metadata = json.loads(row.pop("metadata") or "null") or {}
+    lineage = _jsonable(lake.lineage(run_id))
+    descendants = _jsonable(lake.descendants(run_id))
+    segments = _jsonable(lake.sql("SELECT * FROM segments WHERE run_id = ? ORDER BY segment", [run_id]))
+    keys = sorted(
+        k for k, v in summary.items() if isinstance(v, int | float | dict) and not k.startswith("_")
+    )
+    prefetch(lake, run_id, keys[:50])  # the page's charts come next: read them in one scan now
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key.split("/", 1)[0] if "/" in key else "", []).append(key)
+    return {
+        "run": row,
+        "config": config,
+        "summary": summary,
+        "metadata": metadata,
+        "metrics": metrics,
+        "keys": keys,
+        "groups": groups,
+        "lineage": lineage,
+        "descendants": descendants,
+        "segments": segments,
+    }
+
+
+def downsample(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """M4: per x bucket, the first, min, max and last point (in x order), so a spike is never
+    lost and the line through them looks like the line through every point. Vectorised: one
+    pass of numpy over the points, no loop over buckets."""
+    n = len(x)
+    if n <= 4 * buckets or n == 0:
+        return x, y
+    lo, hi = float(x[0]), float(x[-1])
+    width = (hi - lo) / buckets or 1.0
+    bucket = np.minimum(((x - lo) / width).astype(np.int64), buckets - 1)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    finite = np.isfinite(y)
+    low = np.where(finite, y, np.inf)
+    high = np.where(finite, y, -np.inf)
+    mins = np.minimum.reduceat(low, starts)
+    maxs = np.maximum.reduceat(high, starts)
+    counts = np.diff(np.r_[starts, n])
+    at_min = np.flatnonzero(low == np.repeat(mins, counts))
+    at_max = np.flatnonzero(high == np.repeat(maxs, counts))
+    # the first point of each bucket that holds its min (max): unique by bucket
+    first_min = at_min[np.unique(bucket[at_min], return_index=True)[1]]
+    first_max = at_max[np.unique(bucket[at_max], return_index=True)[1]]
+    index = np.unique(np.concatenate([starts, ends, first_min, first_max]))
+    return x[index], y[index]
+
+
+_CACHE: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_CACHE_SIZE = 256
+_LOCK = threading.Lock()
+_PREFETCH: dict[tuple[Any, ...], threading.Event] = {}
+
+
+def _version(lake: Lake, run_id: str) -> tuple[Any, ...]:
+    """What a run's cached points depend on: its current segment, last step and state."""
+    with lake.reader.reading() as cur:
+        row = cur.execute("SELECT segment, last_step, state FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"run {run_id!r} does not exist")
+    return tuple(row)
+
+
+def prefetch(lake: Lake, run_id: str, keys: list[str]) -> None:
+    """Read every chart key of a run in one scan, in the background (the run page asks for its
+    charts right after its metadata: one scan of ten keys costs far less than ten scans)."""
+    version = _version(lake, run_id)
+    todo = [k for k in keys if (run_id, k, "step", None, *version) not in _CACHE]
+    if not todo:
+        return
+    done = threading.Event()
+    with _LOCK:
+        for key in todo:
+            _PREFETCH.setdefault((run_id, key, *version), done)
+
+    def work() -> None:
+        try:
+            found = lake.reader.points(run_id, todo)
+            for key in todo:
+                _store((run_id, key, "step", None, *version), _arrays(found, key, "step"))
+        except Exception:  # noqa: BLE001 - the chart requests read for themselves then
+            pass
+        finally:
+            done.set()
+            with _LOCK:
+                for key in todo:
+                    if _PREFETCH.get((run_id, key, *version)) is done:
+                        del _PREFETCH[(run_id, key, *version)]
+
+    threading.Thread(target=work, name=f"runlake-ui-prefetch-{run_id}", daemon=True).start()
+
+
+def _store(version: tuple[Any, ...], arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    with _LOCK:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[version] = arrays
+
+
+def _arrays(found: dict[str, Any], key: str, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if key not in found:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    steps, values, texts = found[key]
+    values = values.astype(np.float64)
+    if texts is not None:  # text points have no y
+        values = np.where(np.asarray(texts.is_null()), values, np.nan)
+    if x == "step":
+        xs = steps.astype(np.float64)
+    else:
+        other = found.get("_timestamp" if x == "wall" else x)
+        if other is None:
+            xs = np.full(len(steps), np.nan)
+        else:
+            o_steps, o_values, _ = other
+            at = np.searchsorted(o_steps, steps, side="right") - 1  # the last value at or before
+            xs = np.where(at >= 0, o_values[np.maximum(at, 0)].astype(np.float64), np.nan)
+    ok = ~np.isnan(xs)
+    return steps[ok], xs[ok], values[ok]
+
+
+def _points(
+    lake: Lake, run_id: str, key: str, x: str, segment: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, xs, values) of one key at full resolution; kept while the run has not moved (a
+    zoom, a redraw or another chart's live update reads no history again)."""
+    version = _version(lake, run_id)
+    cached = (run_id, key, x, segment, *version)
+    pending = _PREFETCH.get((run_id, key, *version)) if x == "step" and segment is None else None
+    if pending is not None:
+        pending.wait(timeout=60)
+    if cached in _CACHE:
+        return _CACHE[cached]
+    keys = [key] + (["_timestamp"] if x == "wall" else []) + ([x] if x not in ("step", "wall") else [])
+    out = _arrays(lake.reader.points(run_id, keys, segment=segment), key, x)
+    _store(cached, out)
+    return out
+
+
+def series(
+    lake: Lake,
+    run_id: str,
+    key: str,
+    *,
+    x: str = "step",
+    buckets: int = 1000,
+    lo: float | None = None,
+    hi: float | None = None,
+    segment: int | None = None,
+) -> dict[str, Any]:
+    """One metric of one run, for a chart: downsampled to `buckets` (M4) over [lo, hi] (a zoom
+    re-fetches at full resolution), split at the step where the run's own rows begin (the
+    inherited part is drawn apart), with fork and rewind points as markers. `x` is "step",
+    "wall" (the row's _timestamp) or a step metric (its value at or before each step)."""
+    buckets = max(10, min(int(buckets), MAX_BUCKETS))
+    steps, xs, values = _points(lake, run_id, key, x, segment)
+    total = len(xs)
+    window = np.ones(total, dtype=bool)
+    if lo is not None:
+        window &= xs >= lo
+    if hi is not None:
+        window &= xs <= hi
+    own_from = None
+    markers = []
+    if segment is None:
+        chain = lake.lineage(run_id)
+        own_from = int(chain["step_lo"][0]) if chain.height and chain["step_lo"][0] >= 0 else None
+        for node in chain.iter_rows(named=True):
+            if node["cutoff"] is not None:
+                at = int(node["cutoff"])
+                idx = int(np.searchsorted(steps, at, side="right")) - 1
+                markers.append(
+                    {
+                        "kind": node["kind"],
+                        "step": at,
+                        "x": float(xs[idx]) if idx >= 0 else None,
+                        "from": node["parent_run_id"],
+                        "run": node["run_id"],
+                        "segment": node["segment"],
+                    }
+                )
+    xs_w, ys_w, steps_w = xs[window], values[window], steps[window]
+    own = steps_w > (own_from if own_from is not None else -1)
+    out: dict[str, Any] = {
+        "key": key,
+        "x_label": x,
+        "points": total,
+        "own_from": own_from,
+        "markers": markers,
+    }
+    for part, mask in (("inherited", ~own), ("own", own)):
+        dx, dy = downsample(xs_w[mask], ys_w[mask], buckets)
+        out[part] = {"x": dx.tolist(), "y": [v if math.isfinite(v) else None for v in dy.tolist()]}
+    out["shown"] = len(out["inherited"]["x"]) + len(out["own"]["x"])
+    return out
+
+
+def compare(lake: Lake, run_ids: list[str], key: str, buckets: int = 1000) -> dict[str, Any]:
+    """Several runs' charts of one key as a fork tree: each lineage node drawn once (shared
+    prefixes once, as runlake.plot draws them), downsampled."""
+    from ..plotting import build
+
+    plot = build(lake.reader, run_ids, key)
+    lines = []
+    for line in plot.lines:
+        x, y = downsample(
+            np.asarray(line.steps, dtype=np.float64), np.asarray(line.values, dtype=np.float64), buckets
+        )
+        lines.append(
+            {
+                "label": line.label,
+                "run_id": line.run_id,
+                "segment": line.segment,
+                "x": x.tolist(),
+                "y": [None if not math.isfinite(v) else v for v in y.tolist()],
+                "points": len(line.steps),
+            }
+        )
+    markers = [
+        {"kind": m.kind, "x": m.step, "y": m.value, "label": m.label, "run_id": m.run_id}
+        for m in plot.markers
+    ]
+    return {"key": key, "x_label": plot.x_key, "lines": lines, "markers": markers}
+
+
+def population(lake: Lake, project: str, metric: str | None = None) -> dict[str, Any]:
+    """The fork forest of a project: every run with its parent, generation (depth) and the
+    chosen summary metric (its value, or a define_metric aggregate's first number)."""
+    forest = lake.tree(project)
+    meta = lake.sql(
+        "SELECT run_id, name, state, parent_run_id, fork_step, summary, created_at FROM runs WHERE project = ?",
+        [project],
+    )
+    info = {r["run_id"]: r for r in meta.iter_rows(named=True)}
+    nodes = []
+    keys: set[str] = set()
+    for row in forest.iter_rows(named=True):
+        m = info.get(row["run_id"], {})
+        summary = json.loads(m.get("summary") or "{}")
+        keys.update(k for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool))
+        value = summary.get(metric) if metric else None
+        if isinstance(value, dict):
+            value = next((v for v in value.values() if isinstance(v, int | float)), None)
+        nodes.append(
+            {
+                "run_id": row["run_id"],
+                "name": m.get("name"),
+                "state": m.get("state"),
+                "parent": m.get("parent_run_id"),
+                "fork_step": m.get("fork_step"),
+                "generation": row.get("depth", 0),
+                "root": row.get("root_run_id"),
+                "value": value if isinstance(value, int | float) and math.isfinite(value) else None,
+            }
+        )
+    return {"project": project, "metric": metric, "metrics": sorted(keys), "nodes": nodes}
+
+
+def changes(lake: Lake, since: float) -> dict[str, Any]:
+    """Runs whose state, heartbeat or last step moved since `since` (seconds): what a page polls."""
+    now = time.time()
+    frame = lake.sql(
+        "SELECT run_id, project, state, last_step, epoch(heartbeat_at) AS heartbeat, epoch(created_at) AS created, "
+        "epoch(finished_at) AS finished FROM runs WHERE greatest(coalesce(epoch(heartbeat_at), 0), "
+        "coalesce(epoch(created_at), 0), coalesce(epoch(finished_at), 0)) > ?",
+        [since - 1.0],
+    )
+    return {"now": now, "runs": _jsonable(frame)}
+
+
+def step_bound(value: str | None) -> float | None:
+    if value in (None, ""):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return max(min(number, float(MAX_STEP)), -1.0)

@@ -1,0 +1,382 @@
+// runlake ui: plain JavaScript over the JSON API; every value from the server is put in the
+// page with textContent (never parsed as HTML), so hostile run ids, keys and names stay text.
+"use strict";
+
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+const DASHES = [null, [6, 3], [2, 3], [8, 3, 2, 3]];
+const app = document.getElementById("app");
+const state = { charts: [], poll: null, since: 0, view: null };
+
+// ---- small helpers --------------------------------------------------------------------------
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+async function get(path) {
+  const response = await fetch(path, { credentials: "same-origin" });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+function params(hash) {
+  const [route, query] = hash.replace(/^#\/?/, "").split("?");
+  return { route: route || "", q: new URLSearchParams(query || "") };
+}
+function go(route, q) {
+  const s = q ? new URLSearchParams(Object.entries(q).filter(([, v]) => v !== "" && v !== null && v !== undefined)).toString() : "";
+  location.hash = "#/" + route + (s ? "?" + s : "");
+}
+function runLink(id, label) {
+  return el("a", { href: "#/run/" + encodeURIComponent(id), text: label || id });
+}
+function fmt(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") return Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(4) : String(+v.toFixed(6));
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+function when(seconds) { return seconds ? new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19) : ""; }
+function stateBadge(s) { return el("span", { class: "state " + (s || ""), text: s || "" }); }
+function destroyCharts() { for (const c of state.charts) c.destroy(); state.charts = []; }
+function smooth(values, weight) {
+  if (!weight) return values;
+  let last = 0, norm = 0;
+  return values.map((v) => { if (v === null) return null; last = last * weight + (1 - weight) * v; norm = norm * weight + (1 - weight); return last / norm; });
+}
+
+// ---- a chart: uPlot with fork/rewind markers, zoom that refetches at full resolution ---------
+function markersPlugin(markers) {
+  return { hooks: { draw: [(u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    for (const m of markers) {
+      if (m.x === null || m.x === undefined) continue;
+      const px = u.valToPos(m.x, "x", true);
+      if (px < u.bbox.left || px > u.bbox.left + u.bbox.width) continue;
+      ctx.strokeStyle = m.kind === "rewind" ? "#D55E00" : "#555";
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath(); ctx.moveTo(px, u.bbox.top); ctx.lineTo(px, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+  }] } };
+}
+function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom }) {
+  const width = Math.max(300, container.clientWidth - 16);
+  const opts = {
+    width, height: 220,
+    scales: { x: { time: xLabel === "wall" }, y: { distr: logScale ? 3 : 1 } },
+    axes: [{ label: xLabel === "wall" ? "" : xLabel }, {}],
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: s.width || 1.6, dash: s.dash || undefined, spanGaps: true, points: { show: false } }))],
+    plugins: [markersPlugin(markers || [])],
+    hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
+    cursor: { drag: { x: true, y: false, setScale: false } },
+    legend: { show: series.length > 1 },
+  };
+  const chart = new uPlot(opts, [xs, ...series.map((s) => s.ys)], container);
+  state.charts.push(chart);
+  return chart;
+}
+function mergeXs(parts) {
+  // uPlot wants one shared x array: the union, each series null where it has no point
+  const all = Array.from(new Set(parts.flatMap((p) => p.x))).sort((a, b) => a - b);
+  const index = new Map(all.map((x, i) => [x, i]));
+  const ys = parts.map((p) => { const y = new Array(all.length).fill(null); p.x.forEach((x, i) => { y[index.get(x)] = p.y[i]; }); return y; });
+  return { xs: all, ys };
+}
+
+// ---- runs table ---------------------------------------------------------------------------
+async function viewRuns(q) {
+  const project = q.get("project") || "", page = +(q.get("page") || 0), limit = 50;
+  const sort = q.get("sort") || "created_at", order = q.get("order") || "desc";
+  const chosen = (q.get("summary") || "").split(",").filter(Boolean);
+  const projects = await get("api/projects");
+  const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", sort, order, offset: page * limit, limit, summary: chosen.join(",") });
+  const data = await get("api/runs?" + query);
+  const selected = new Set();
+  const filters = el("div", { class: "toolbar" },
+    el("select", { id: "project", onchange: (e) => go("", { ...Object.fromEntries(q), project: e.target.value, page: "" }) },
+      el("option", { value: "", text: "all projects" }),
+      projects.map((p) => el("option", { value: p.project, selected: p.project === project, text: `${p.project} (${p.runs})` }))),
+    el("input", { id: "search", placeholder: "filter: id, name, group, tag", value: q.get("q") || "", onchange: (e) => go("", { ...Object.fromEntries(q), q: e.target.value, page: "" }) }),
+    el("select", { id: "state", onchange: (e) => go("", { ...Object.fromEntries(q), state: e.target.value, page: "" }) },
+      ["", "running", "finished", "failed", "crashed", "preempted"].map((s) => el("option", { value: s, selected: s === (q.get("state") || ""), text: s || "any state" }))),
+    el("input", { id: "group", placeholder: "group", value: q.get("group") || "", size: 10, onchange: (e) => go("", { ...Object.fromEntries(q), group: e.target.value, page: "" }) }),
+    el("input", { id: "tag", placeholder: "tag", value: q.get("tag") || "", size: 10, onchange: (e) => go("", { ...Object.fromEntries(q), tag: e.target.value, page: "" }) }),
+    el("select", { id: "add-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), summary: [...chosen, e.target.value].join(",") }) },
+      el("option", { value: "", text: "+ summary column" }), data.summary_keys.filter((k) => !chosen.includes(k)).map((k) => el("option", { value: k, text: k }))),
+    el("button", { id: "compare-selected", onclick: () => selected.size && go("compare", { runs: [...selected].join(",") }), text: "Compare selected" }),
+  );
+  const columns = [["", null], ["id", "run_id"], ["name", "name"], ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null])];
+  const head = el("tr", {}, columns.map(([label, key]) => el("th", {
+    text: label + (key === sort ? (order === "desc" ? " ▼" : " ▲") : ""),
+    onclick: key ? () => go("", { ...Object.fromEntries(q), sort: key, order: key === sort && order === "desc" ? "asc" : "desc" }) : null,
+  })));
+  const body = el("tbody", { id: "runs-body" }, data.rows.map((r) => el("tr", { "data-run": r.run_id, "data-state": r.state },
+    el("td", {}, el("input", { type: "checkbox", onchange: (e) => e.target.checked ? selected.add(r.run_id) : selected.delete(r.run_id) })),
+    el("td", {}, runLink(r.run_id)), el("td", { text: r.name }), el("td", { class: "state-cell" }, stateBadge(r.state)),
+    el("td", { text: r.group || "" }), el("td", {}, (r.tags || []).map((t) => el("span", { class: "tag", text: t }))),
+    el("td", {}, r.parent_run_id ? [runLink(r.parent_run_id), "@" + r.fork_step] : ""),
+    el("td", { class: "num last-step", text: fmt(r.last_step) }), el("td", { text: when(r.created_at) }),
+    chosen.map((k) => el("td", { class: "num", text: fmt((r.summary || {})[k]) })))));
+  const pages = Math.max(1, Math.ceil(data.total / limit));
+  app.replaceChildren(el("h1", { text: "Runs" }), filters,
+    el("table", { id: "runs-table" }, el("thead", {}, head), body),
+    el("div", { class: "pager" },
+      el("button", { disabled: page <= 0, onclick: () => go("", { ...Object.fromEntries(q), page: page - 1 }), text: "‹ prev" }),
+      el("span", { id: "page-info", text: `page ${page + 1} of ${pages} · ${data.total} runs` }),
+      el("button", { disabled: page + 1 >= pages, onclick: () => go("", { ...Object.fromEntries(q), page: page + 1 }), text: "next ›" })));
+  state.onChanges = (changed) => {
+    for (const c of changed) {
+      const row = body.querySelector(`tr[data-run="${CSS.escape(c.run_id)}"]`);
+      if (row) { row.dataset.state = c.state; row.querySelector(".state-cell").replaceChildren(stateBadge(c.state)); row.querySelector(".last-step").textContent = fmt(c.last_step); }
+      else if (page === 0 && !q.get("q") && (!project || c.project === project)) { route(); return; }
+    }
+  };
+}
+
+// ---- one run ------------------------------------------------------------------------------
+function kvTable(obj, id) {
+  const entries = Object.entries(obj || {});
+  return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", { text: fmt(v) })]) : el("div", { class: "muted", text: "—" }));
+}
+function lineageTree(info) {
+  const run = info.run;
+  const chain = info.lineage.slice().reverse();  // root first
+  const root = el("ul", {});
+  let cursor = root;
+  chain.forEach((node, i) => {
+    const current = i === chain.length - 1;
+    const label = node.kind === "root" ? "" : `${node.kind} @${node.cutoff} → `;
+    const li = el("li", { class: "lineage-node" + (current ? " current" : ""), "data-run": node.run_id, "data-segment": node.segment, "data-kind": node.kind },
+      label, runLink(node.run_id), node.segment ? el("span", { class: "muted", text: ` (segment ${node.segment})` }) : "");
+    cursor.appendChild(li);
+    const next = el("ul", {});
+    li.appendChild(next);
+    cursor = next;
+  });
+  for (const d of info.descendants) {
+    cursor.appendChild(el("li", { class: "lineage-node descendant", "data-run": d.run_id, "data-kind": "fork" }, `fork @${d.fork_step} → `, runLink(d.run_id), el("span", { class: "muted", text: ` gen ${d.generation} · ${d.state}` })));
+  }
+  const archived = info.segments.filter((s) => s.segment !== run.segment);
+  return el("div", { class: "tree", id: "lineage" }, root,
+    archived.length ? el("div", { class: "muted", text: "archived segments: " + archived.map((s) => `${s.segment} (${s.kind}${s.cutoff !== null ? " @" + s.cutoff : ""})`).join(", ") }) : "");
+}
+async function drawSeries(box, runId, key, opts) {
+  const query = new URLSearchParams({ key, x: opts.x, buckets: Math.min(2000, Math.max(200, box.clientWidth)) });
+  if (opts.lo !== undefined) { query.set("lo", opts.lo); query.set("hi", opts.hi); }
+  if (opts.segment !== undefined) query.set("segment", opts.segment);
+  const data = await get(`api/runs/${encodeURIComponent(runId)}/series?` + query);
+  const parts = [data.inherited, data.own];
+  const archived = opts.archived || [];
+  const { xs, ys } = mergeXs([...parts, ...archived.map((a) => a.data.own)]);
+  const series = [
+    { label: "inherited", color: "#9aa3ad", dash: [5, 3], ys: smooth(ys[0], opts.smoothing) },
+    { label: "own", color: PALETTE[0], ys: smooth(ys[1], opts.smoothing), width: 2 },
+    ...archived.map((a, i) => ({ label: `segment ${a.segment} (archived)`, color: PALETTE[(i + 3) % PALETTE.length], dash: [2, 2], ys: smooth(ys[2 + i], opts.smoothing) })),
+  ];
+  box.replaceChildren();
+  box.dataset.points = String(data.shown);
+  box.dataset.total = String(data.points);
+  box.dataset.markers = String(data.markers.length);
+  box.dataset.inherited = String(data.inherited.x.length);
+  makeChart(box, { xs, series, markers: data.markers, logScale: opts.log, xLabel: data.x_label === "wall" ? "wall" : data.x_label,
+    onZoom: (lo, hi) => drawSeries(box, runId, key, { ...opts, lo, hi }) });
+  return data;
+}
+async function viewRun(runId, q) {
+  const info = await get("api/runs/" + encodeURIComponent(runId));
+  const run = info.run;
+  const stepMetrics = [...new Set(info.metrics.filter((m) => m.step_metric).map((m) => m.step_metric))];
+  const opts = { x: q.get("x") || "step", smoothing: +(q.get("smooth") || 0), log: q.get("log") === "1" };
+  const archivedToggle = el("input", { type: "checkbox", id: "show-archived", checked: q.get("archived") === "1", onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), archived: e.target.checked ? "1" : "" }) });
+  const controls = el("div", { class: "toolbar" },
+    "x:", el("select", { id: "x-axis", onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), x: e.target.value }) },
+      ["step", "wall", ...stepMetrics].map((x) => el("option", { value: x, selected: x === opts.x, text: x === "wall" ? "wall time" : x }))),
+    "smoothing:", el("input", { type: "range", id: "smoothing", min: 0, max: 0.99, step: 0.01, value: opts.smoothing, onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), smooth: e.target.value }) }),
+    el("label", {}, el("input", { type: "checkbox", id: "log-scale", checked: opts.log, onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), log: e.target.checked ? "1" : "" }) }), " log scale"),
+    el("label", {}, archivedToggle, " archived segments"),
+    el("button", { id: "compare-descendants", onclick: () => go("compare", { runs: [runId, ...info.descendants.map((d) => d.run_id)].join(",") }), text: "Compare with its descendants" }));
+  const charts = el("div", { id: "charts" });
+  app.replaceChildren(
+    el("h1", { id: "run-title" }, run.name || run.run_id, " ", stateBadge(run.state)),
+    el("div", { class: "muted", id: "run-meta" }, `id ${run.run_id} · project ${run.project} · created ${when(run.created_at)} · last step ${fmt(run.last_step)}`,
+      run.group ? ` · group ${run.group}` : "", run.job_type ? ` · ${run.job_type}` : "", " ", (run.tags || []).map((t) => el("span", { class: "tag", text: t }))),
+    el("div", { class: "cols" },
+      el("div", {}, el("h2", { text: "Lineage" }), lineageTree(info)),
+      el("div", {}, el("h2", { text: "Config" }), kvTable(info.config, "config")),
+      el("div", {}, el("h2", { text: "Summary" }), kvTable(info.summary, "summary"))),
+    el("h2", { text: "Charts" }), controls, charts);
+  const archivedSegments = q.get("archived") === "1" ? info.segments.filter((s) => s.segment !== run.segment).map((s) => s.segment) : [];
+  const groups = Object.entries(info.groups);
+  for (const [section, keys] of groups) {
+    const grid = el("div", { class: "grid" });
+    charts.append(el("h2", { text: section || "metrics" }), grid);
+    for (const key of keys) {
+      const box = el("div", { class: "chart-body" });
+      grid.appendChild(el("div", { class: "chart", "data-key": key }, el("h3", { text: key }), box));
+      const archived = [];
+      for (const segment of archivedSegments) {
+        archived.push({ segment, data: await get(`api/runs/${encodeURIComponent(runId)}/series?` + new URLSearchParams({ key, segment })) });
+      }
+      drawSeries(box, runId, key, { ...opts, archived }).catch((e) => box.replaceChildren(el("div", { class: "error", text: e.message })));
+    }
+  }
+  state.onChanges = (changed) => {
+    const mine = changed.find((c) => c.run_id === runId);
+    if (mine && (mine.last_step !== run.last_step || mine.state !== run.state)) { run.last_step = mine.last_step; run.state = mine.state; route(true); }
+  };
+}
+
+// ---- compare -------------------------------------------------------------------------------
+async function viewCompare(q) {
+  const runs = (q.get("runs") || "").split(",").filter(Boolean);
+  if (!runs.length) { app.replaceChildren(el("h1", { text: "Compare" }), el("p", { class: "muted", text: "Pick runs in the runs table (checkboxes), or from a run page." })); return; }
+  const infos = await Promise.all(runs.map((r) => get("api/runs/" + encodeURIComponent(r))));
+  const keys = [...new Set(infos.flatMap((i) => i.keys))].sort();
+  const key = q.get("key") || keys[0];
+  const smoothing = +(q.get("smooth") || 0), log = q.get("log") === "1";
+  const box = el("div", { class: "chart-body", id: "compare-chart" });
+  app.replaceChildren(el("h1", { text: "Compare" }),
+    el("div", { class: "toolbar" }, "runs:", runs.map((r) => runLink(r)), "key:",
+      el("select", { id: "compare-key", onchange: (e) => go("compare", { ...Object.fromEntries(q), key: e.target.value }) }, keys.map((k) => el("option", { value: k, selected: k === key, text: k }))),
+      "smoothing:", el("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: smoothing, onchange: (e) => go("compare", { ...Object.fromEntries(q), smooth: e.target.value }) }),
+      el("label", {}, el("input", { type: "checkbox", checked: log, onchange: (e) => go("compare", { ...Object.fromEntries(q), log: e.target.checked ? "1" : "" }) }), " log scale")),
+    el("div", { class: "chart", "data-key": key }, box));
+  if (!key) return;
+  const data = await get("api/compare?" + new URLSearchParams({ runs: runs.join(","), key, buckets: 1500 }));
+  const { xs, ys } = mergeXs(data.lines);
+  box.dataset.lines = String(data.lines.length);
+  box.dataset.markers = String(data.markers.length);
+  box.dataset.points = String(data.lines.reduce((n, l) => n + l.x.length, 0));
+  makeChart(box, { xs, xLabel: data.x_label, logScale: log, markers: data.markers,
+    series: data.lines.map((l, i) => ({ label: l.label, color: PALETTE[i % PALETTE.length], dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length], ys: smooth(ys[i], smoothing) })) });
+}
+
+// ---- population ------------------------------------------------------------------------------
+function colour(t) {  // viridis-like, t in [0, 1]
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const x = Math.min(0.9999, Math.max(0, t)) * (stops.length - 1), i = Math.floor(x), f = x - i;
+  const c = stops[i].map((v, k) => Math.round(v + (stops[i + 1][k] - v) * f));
+  return `rgb(${c.join(",")})`;
+}
+async function viewPopulation(q) {
+  const projects = await get("api/projects");
+  const project = q.get("project") || (projects[0] || {}).project || "";
+  const metric = q.get("metric") || "";
+  const data = project ? await get("api/population?" + new URLSearchParams({ project, metric })) : { nodes: [], metrics: [] };
+  const chosen = metric || data.metrics[0] || "";
+  const nodes = metric || !chosen ? data.nodes : (await get("api/population?" + new URLSearchParams({ project, metric: chosen }))).nodes;
+  const gens = Math.max(0, ...nodes.map((n) => n.generation)) + 1;
+  const byGen = Array.from({ length: gens }, () => []);
+  nodes.forEach((n) => byGen[n.generation].push(n));
+  const rows = Math.max(1, ...byGen.map((g) => g.length));
+  const W = Math.max(600, gens * 150), H = Math.max(200, rows * 28 + 40);
+  const values = nodes.map((n) => n.value).filter((v) => v !== null);
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const pos = new Map();
+  byGen.forEach((g, i) => g.forEach((n, j) => pos.set(n.run_id, [60 + i * ((W - 120) / Math.max(1, gens - 1)), 30 + (j + 0.5) * ((H - 40) / g.length)])));
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("id", "population");
+  for (const n of nodes) {
+    if (!n.parent || !pos.has(n.parent)) continue;
+    const [x1, y1] = pos.get(n.parent), [x2, y2] = pos.get(n.run_id);
+    const line = document.createElementNS(NS, "line");
+    Object.entries({ x1, y1, x2, y2, stroke: "#b8bec6" }).forEach(([k, v]) => line.setAttribute(k, v));
+    svg.appendChild(line);
+  }
+  for (const n of nodes) {
+    const [x, y] = pos.get(n.run_id);
+    const g = document.createElementNS(NS, "g");
+    g.setAttribute("class", "member"); g.setAttribute("data-run", n.run_id); g.style.cursor = "pointer";
+    g.addEventListener("click", () => go("run/" + encodeURIComponent(n.run_id)));
+    const c = document.createElementNS(NS, "circle");
+    c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", 8);
+    c.setAttribute("fill", n.value === null ? "#ccc" : colour(hi > lo ? (n.value - lo) / (hi - lo) : 0.5));
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${n.run_id}  ${chosen}=${fmt(n.value)}  (${n.state})`;
+    const t = document.createElementNS(NS, "text");
+    t.setAttribute("x", x + 11); t.setAttribute("y", y + 4);
+    t.textContent = n.run_id.length > 16 ? n.run_id.slice(0, 7) + "…" + n.run_id.slice(-7) : n.run_id;
+    g.append(c, title, t); svg.appendChild(g);
+  }
+  app.replaceChildren(el("h1", { text: "Population" }),
+    el("div", { class: "toolbar" },
+      el("select", { id: "pop-project", onchange: (e) => go("population", { project: e.target.value }) }, projects.map((p) => el("option", { value: p.project, selected: p.project === project, text: p.project }))),
+      "colour by:", el("select", { id: "pop-metric", onchange: (e) => go("population", { project, metric: e.target.value }) }, data.metrics.map((m) => el("option", { value: m, selected: m === chosen, text: m }))),
+      values.length ? el("span", { class: "muted" }, el("span", { class: "legend-swatch", style: `background:${colour(0)}` }), fmt(lo), " … ", el("span", { class: "legend-swatch", style: `background:${colour(1)}` }), fmt(hi)) : "",
+      el("span", { class: "muted", text: `${nodes.length} runs, ${gens} generations (left to right)` })),
+    el("div", { class: "tree", style: "overflow:auto" }, svg));
+}
+
+// ---- SQL ------------------------------------------------------------------------------------
+function viewSql(q) {
+  const area = el("textarea", { id: "sql-input", spellcheck: "false" });
+  area.value = q.get("query") || "SELECT run_id, count(*) AS points FROM history GROUP BY run_id ORDER BY points DESC LIMIT 20";
+  const out = el("div", { class: "sqlresult", id: "sql-result" });
+  async function run() {
+    out.replaceChildren(el("p", { class: "muted", text: "running…" }));
+    const response = await fetch("api/sql", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: area.value }) });
+    const body = await response.json();
+    if (!response.ok) { out.replaceChildren(el("div", { class: "error", id: "sql-error", text: body.error })); return; }
+    out.replaceChildren(el("div", { class: "muted", text: `${body.total} rows` + (body.total > body.rows.length ? ` (first ${body.rows.length} shown)` : "") }),
+      el("table", {}, el("thead", {}, el("tr", {}, body.columns.map((c) => el("th", { text: c })))),
+        el("tbody", {}, body.rows.map((r) => el("tr", {}, r.map((v) => el("td", { text: fmt(v) })))))));
+  }
+  async function download(format) {
+    const response = await fetch("api/sql", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: area.value, format }) });
+    if (!response.ok) { out.replaceChildren(el("div", { class: "error", text: (await response.json()).error })); return; }
+    const url = URL.createObjectURL(await response.blob());
+    el("a", { href: url, download: "query." + format }).click();
+  }
+  app.replaceChildren(el("h1", { text: "SQL" }),
+    el("p", { class: "muted", text: "Read-only SQL over runs, segments, lineage, history and raw_history (statements that write, attach, install or copy are refused)." }),
+    area, el("div", { class: "toolbar" }, el("button", { class: "primary", id: "sql-run", onclick: run, text: "Run" }),
+      el("button", { id: "sql-csv", onclick: () => download("csv"), text: "CSV" }), el("button", { id: "sql-parquet", onclick: () => download("parquet"), text: "Parquet" })), out);
+}
+
+// ---- routing and live updates ---------------------------------------------------------------
+async function route(keepScroll) {
+  const { route: r, q } = params(location.hash);
+  const scroll = window.scrollY;
+  destroyCharts();
+  state.onChanges = null;
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", (r.split("/")[0] || "runs") === a.dataset.nav));
+  try {
+    if (r.startsWith("run/")) await viewRun(decodeURIComponent(r.slice(4)), q);
+    else if (r === "compare") await viewCompare(q);
+    else if (r === "population") await viewPopulation(q);
+    else if (r === "sql") viewSql(q);
+    else await viewRuns(q);
+  } catch (e) {
+    app.replaceChildren(el("div", { class: "error", id: "page-error", text: e.message }));
+  }
+  if (keepScroll) window.scrollTo(0, scroll);
+  document.body.dataset.ready = String(Date.now());
+}
+async function poll() {
+  try {
+    const data = await get("api/changes?since=" + state.since);
+    state.since = data.now;
+    document.getElementById("live").classList.remove("off");
+    if (data.runs.length && state.onChanges) state.onChanges(data.runs);
+  } catch (e) {
+    document.getElementById("live").classList.add("off");
+  }
+}
+window.addEventListener("hashchange", () => route());
+state.since = Date.now() / 1000;
+route();
+setInterval(poll, 2000);

@@ -1,0 +1,302 @@
+"""`runlake ui` (#13) in a real browser: the server started on 127.0.0.1 as a user starts it,
+Debian's Chromium driven by Playwright; assertions on what the page shows (rows, lineage nodes,
+chart series and their point counts, fork markers), screenshots; a run logged by another
+process grows on the page; hostile names stay text; a token guards a non-loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import runlake
+
+pytestmark = [pytest.mark.slow, pytest.mark.ui]
+HOSTILE = "<img src=x onerror=alert(1)>"
+SHOTS = os.environ.get("RUNLAKE_SCREENSHOTS")  # a directory: keep the screenshots there (README)
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(condition, what: str, deadline: float = 60.0):
+    end = time.time() + deadline
+    while time.time() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _up(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ui") / "root")
+    lake = runlake.Lake(path)
+    base = lake.init(
+        "demo", id="base", name=HOSTILE, group="g1", tags=["baseline", "<b>tag</b>"], config={"lr": 0.1}
+    )
+    for step in range(60):
+        base.log({"loss": 1.0 / (step + 1), "train/acc": step / 60, "<b>key</b>": float(step)})
+    base.finish()
+    hot = lake.init("demo", id="hot", fork_from="base?_step=20", config={"lr": 0.5})
+    for _ in range(30):
+        hot.log({"loss": 0.01, "train/acc": 0.9})
+    hot.finish()
+    again = lake.init("demo", resume_from="base?_step=40")
+    for _ in range(10):
+        again.log({"loss": 0.5, "train/acc": 0.5, "<b>key</b>": 1.0})
+    again.finish()
+    # a small population: 4 members, 2 generations of forks
+    members = []
+    for i in range(4):
+        m = lake.init("pbt", id=f"m{i}")
+        for _ in range(10):
+            m.log({"score": float(i)})
+        m.finish()
+        members.append(m.id)
+    for gen in (1, 2):
+        parent = members[-1]
+        child = lake.init("pbt", id=f"g{gen}", fork_from=f"{parent}?_step=9")
+        for _ in range(5):
+            child.log({"score": 10.0 + gen})
+        child.finish()
+        members.append(child.id)
+    lake.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(root):
+    port = _port()
+    log = open(os.path.join(os.path.dirname(root), "server.log"), "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    _wait(lambda: _up(port) or proc.poll() is not None, "the server")
+    assert proc.poll() is None, open(log.name).read()
+    yield f"http://127.0.0.1:{port}/"
+    proc.kill()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_default_timeout(60_000)
+    yield page
+    assert dialogs == [], f"a page script ran: {dialogs}"  # a hostile name must never execute
+    context.close()
+
+
+def _open(page, url):
+    """Go to `url` and wait until the page has drawn it (a new hash on the same page too)."""
+    if page.url.split("#")[0] == url.split("#")[0]:
+        page.evaluate("document.body.dataset.ready = ''")
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.ready")
+
+
+def _shot(page, name, tmp_path):
+    target = os.path.join(SHOTS or str(tmp_path), name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    page.screenshot(path=target, full_page=True)
+    assert os.path.getsize(target) > 10_000
+
+
+def test_runs_table_filters_sorts_and_escapes(server, page, tmp_path):
+    _open(page, server + "#/?project=demo")
+    rows = page.locator("#runs-body tr")
+    assert rows.count() == 2
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.run)")) == ["base", "hot"]
+    base = page.locator('#runs-body tr[data-run="base"]')
+    assert HOSTILE in base.inner_text()  # shown as text
+    assert base.locator("img").count() == 0 and page.locator("#runs-body b").count() == 0
+    assert page.locator('#runs-body tr[data-run="hot"]').inner_text().count("base@20") == 1
+    page.fill("#search", "hot")
+    page.press("#search", "Enter")
+    page.wait_for_function("document.querySelectorAll('#runs-body tr').length === 1")
+    assert page.locator("#runs-body tr").get_attribute("data-run") == "hot"
+    _open(page, server + "#/?project=pbt&sort=run_id&order=asc")
+    assert page.locator("#runs-body tr").evaluate_all("rs => rs.map(r => r.dataset.run)") == [
+        "g1",
+        "g2",
+        "m0",
+        "m1",
+        "m2",
+        "m3",
+    ]
+    _shot(page, "runs.png", tmp_path)
+
+
+def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
+    _open(page, server + "#/run/base")
+    assert HOSTILE in page.locator("#run-title").inner_text()
+    nodes = page.locator("#lineage .lineage-node")
+    assert nodes.evaluate_all("ns => ns.map(n => [n.dataset.run, n.dataset.kind])") == [
+        ["base", "root"],
+        ["base", "rewind"],
+        ["hot", "fork"],
+    ]
+    assert "archived segments: 0" in page.locator("#lineage").inner_text()
+    page.wait_for_function("document.querySelectorAll('.chart .chart-body[data-points]').length === 3")
+    loss = page.locator('.chart[data-key="loss"] .chart-body')
+    # effective history: steps 0..40 from segment 0, 41..50 its own: 51 points, a rewind marker
+    assert loss.get_attribute("data-total") == "51" and loss.get_attribute("data-points") == "51"
+    assert loss.get_attribute("data-markers") == "1" and loss.get_attribute("data-inherited") == "41"
+    assert page.locator('.chart[data-key="<b>key</b>"] h3').inner_text() == "<b>key</b>"
+    assert page.locator(".chart canvas").count() == 3
+    _shot(page, "run.png", tmp_path)
+    _open(page, server + "#/run/hot")
+    hot = page.locator('.chart[data-key="loss"] .chart-body')
+    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")
+    assert hot.get_attribute("data-inherited") == "21" and hot.get_attribute("data-total") == "51"
+    assert hot.get_attribute("data-markers") == "1"
+    # archived segments on demand
+    _open(page, server + "#/run/base?archived=1")
+    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")
+    assert page.locator('.chart[data-key="loss"] .u-legend th').count() >= 3  # inherited, own, segment 0
+
+
+def test_compare_draws_the_shared_prefix_once(server, page):
+    _open(page, server + "#/compare?runs=base,hot&key=loss")
+    chart = page.locator("#compare-chart")
+    page.wait_for_function("document.querySelector('#compare-chart').dataset.lines")
+    # base's segment 0 (up to the rewind), its segment 1, and hot's own branch
+    assert chart.get_attribute("data-lines") == "3" and chart.get_attribute("data-markers") == "2"
+    assert int(chart.get_attribute("data-points")) == 41 + 11 + 31  # a branch starts at its parent's point
+
+
+def test_population_view(server, page, tmp_path):
+    _open(page, server + "#/population?project=pbt&metric=score")
+    members = page.locator("#population g.member")
+    assert members.count() == 6
+    assert page.locator("#population line").count() == 2
+    assert "3 generations" in page.locator(".toolbar").inner_text()
+    _shot(page, "population.png", tmp_path)
+    page.locator('#population g.member[data-run="g2"] circle').click()
+    page.wait_for_function("location.hash.startsWith('#/run/g2')")
+
+
+def test_sql_console_reads_and_refuses_writes(server, page):
+    _open(page, server + "#/sql")
+    page.fill(
+        "#sql-input", "SELECT run_id, count(*) AS n FROM history WHERE key = 'loss' GROUP BY 1 ORDER BY 1"
+    )
+    page.click("#sql-run")
+    page.wait_for_selector("#sql-result table")
+    cells = page.locator("#sql-result tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    assert cells == [["base", "51"], ["hot", "51"]]
+    page.fill("#sql-input", "COPY (SELECT 1) TO '/tmp/x.csv'")
+    page.click("#sql-run")
+    assert "refused" in page.wait_for_selector("#sql-error").inner_text()
+    with page.expect_download() as download:
+        page.fill("#sql-input", "SELECT run_id FROM runs ORDER BY 1")
+        page.click("#sql-csv")
+    with open(download.value.path()) as fh:
+        assert fh.read().split() == ["run_id", "base", "g1", "g2", "hot", "m0", "m1", "m2", "m3"]
+
+
+def test_live_a_run_logged_by_another_process_grows_on_the_page(server, root, page, tmp_path):
+    go, first = tmp_path / "go", tmp_path / "first"
+    code = f"""
+import os, time, runlake
+run = runlake.init("live", root={root!r}, id="live")
+for i in range(10):
+    run.log({{"loss": float(i)}})
+run.flush()
+open({str(first)!r}, "w").close()
+while not os.path.exists({str(go)!r}):
+    time.sleep(0.05)
+for i in range(10, 30):
+    run.log({{"loss": float(i)}})
+run.flush()
+time.sleep(600)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RUNLAKE_FLUSH_INTERVAL": "0.2"})
+    try:
+        _wait(first.exists, "the first steps")
+        _open(page, server + "#/run/live")
+        page.wait_for_function(
+            "document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.total === '10'"
+        )
+        assert "running" in page.locator("#run-title").inner_text()
+        go.touch()
+        page.wait_for_function(
+            "document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.total === '30'",
+            timeout=120_000,
+        )  # no reload: the page polled /api/changes and redrew
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_a_non_loopback_server_needs_its_token(root):
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        token = line.strip().rsplit("?token=", 1)[1]
+        _wait(lambda: _up(port), "the server")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/projects", timeout=30)
+        assert refused.value.code == 401
+        refused.value.close()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert {p["project"] for p in json.load(response)} >= {"demo", "pbt"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=30) as response:
+            assert "runlake_token" in response.headers.get("set-cookie", "")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
