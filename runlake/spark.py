@@ -1,5 +1,6 @@
 """runlake on Apache Spark: the same views `runlake.connect()` gives DuckDB (`runs`, `segments`,
-`lineage`, `history`, `raw_history`), with the same columns and rows, from the catalog a root
+`lineage`, `history`, `raw_history`), with the same columns and rows (the `lineage` and
+`history` views are sql/lineage.sql and sql/history.sql themselves), from the catalog a root
 exports into itself (`runlake catalog export`, and every `runlake compact`).
 
     from pyspark.sql import SparkSession
@@ -48,12 +49,17 @@ def spark_uri(storage: Storage) -> str:
     return url
 
 
-def _sql(name: str) -> str:
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql", "spark", name)
+def _sql(*name: str) -> str:
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sql", *name)
     if os.path.isfile(here):  # a checkout
         with open(here) as fh:
             return fh.read()
-    return resources.files("runlake").joinpath("sql", "spark", name).read_text()
+    return resources.files("runlake").joinpath("sql", *name).read_text()
+
+
+def _view(name: str) -> str:
+    """A DuckDB view of sql/ as a Spark temporary view: the same text, one definition."""
+    return _sql(name).replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW")
 
 
 def register(
@@ -109,8 +115,9 @@ def register(
     raw = _raw(spark, parts, packs)
     for name, frame in (*tables.items(), ("raw_history", raw)):
         frame.createOrReplaceTempView(name)
-    spark.sql(_sql("recursive_lineage.sql" if recursive else "lineage.sql"))
-    spark.sql(_sql("history.sql"))
+    tables["runs"].createOrReplaceTempView("run_meta")  # what sql/lineage.sql joins (run_id, segment)
+    spark.sql(_sql("spark", "recursive_lineage.sql") if recursive else _view("lineage.sql"))
+    spark.sql(_view("history.sql"))
     views = {
         name: spark.table(name)
         for name in ("runs", "segments", "closure", "lineage", "history", "raw_history")

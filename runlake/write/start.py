@@ -436,24 +436,9 @@ def _rewind(
     _refuse_live(storage, project, spec.run_id, state, "rewind")
     segment, last = _source_last_step(storage, project, spec.run_id, state)
     _check_point(spec.run_id, spec.step, last, "rewind")
-    seq = claim_writer(storage, project, spec.run_id, state, "rewind")
-    new_segment = max(segment_numbers(storage, project, spec.run_id), default=segment) + 1
-    seg_path = storage.paths.meta(project, spec.run_id, f"segment-{new_segment}.json")
-    doc = SegmentDoc(
-        run_id=spec.run_id,
-        segment=new_segment,
-        project=project,
-        created_at=time.time(),
-        kind="rewind",
-        parent_project=project,
-        parent_run_id=spec.run_id,
-        parent_segment=segment,
-        cutoff=spec.step,
+    seq, new_segment, seg_path = _new_segment(
+        storage, project, spec.run_id, state, "rewind", (project, spec.run_id, segment), spec.step
     )
-    if not storage.create_exclusive(seg_path, doc.encode()):
-        raise RunlakeError(
-            f"run {spec.run_id!r} was rewound by another process at the same time; that one won"
-        )
     try:
         identity = read_identity(storage, project, spec.run_id)
         summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
@@ -477,6 +462,38 @@ def _rewind(
     return run
 
 
+def _new_segment(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    state: StateDoc,
+    kind: str,
+    parent: tuple[str, str, int],
+    cutoff: int,
+) -> tuple[int, int, str]:
+    """Take the next writer slot and create the run's next segment (exclusive: of two racing
+    rewinds or re-forks, one wins): (writer seq, segment number, its manifest's path)."""
+    seq = claim_writer(storage, project, run_id, state, "rewind" if kind == "rewind" else "refork")
+    number = max(segment_numbers(storage, project, run_id), default=int(state.segment)) + 1
+    path = storage.paths.meta(project, run_id, f"segment-{number}.json")
+    doc = SegmentDoc(
+        run_id=run_id,
+        segment=number,
+        project=project,
+        created_at=time.time(),
+        kind=kind,
+        parent_project=parent[0],
+        parent_run_id=parent[1],
+        parent_segment=parent[2],
+        cutoff=cutoff,
+    )
+    if not storage.create_exclusive(path, doc.encode()):
+        raise RunlakeError(
+            f"run {run_id!r} was rewound or re-forked by another process at the same time; that one won"
+        )
+    return seq, number, path
+
+
 def _refork(
     storage: Storage,
     project: str,
@@ -486,7 +503,7 @@ def _refork(
     given: RunMeta,
     extras: dict[str, Any],
 ) -> Run:
-    """Run `run_id` continues from step N of another run (or of itself, a rewind): a new
+    """Run `run_id` continues from step N of another run (of itself: use resume_from): a new
     segment whose parent is that run's current segment at N. Its own later steps are archived;
     `lineage()` shows every such switch."""
     state = read_state(storage, project, run_id)
@@ -498,23 +515,9 @@ def _refork(
     source_state = read_state(storage, source_project, spec.run_id)
     source_segment, last = _source_last_step(storage, source_project, spec.run_id, source_state)
     _check_point(spec.run_id, spec.step, last, "fork")
-    seq = claim_writer(storage, project, run_id, state, "refork")
-    current = int(state.segment)
-    new_segment = max(segment_numbers(storage, project, run_id), default=current) + 1
-    seg_path = storage.paths.meta(project, run_id, f"segment-{new_segment}.json")
-    doc = SegmentDoc(
-        run_id=run_id,
-        segment=new_segment,
-        project=project,
-        created_at=time.time(),
-        kind="fork",
-        parent_project=source_project,
-        parent_run_id=spec.run_id,
-        parent_segment=source_segment,
-        cutoff=spec.step,
+    seq, new_segment, seg_path = _new_segment(
+        storage, project, run_id, state, "fork", (source_project, spec.run_id, source_segment), spec.step
     )
-    if not storage.create_exclusive(seg_path, doc.encode()):
-        raise RunlakeError(f"run {run_id!r} was changed by another process at the same time; that one won")
     try:
         identity = read_identity(storage, project, run_id)
         summary = inherited_summary(storage, source_project, spec.run_id, source_segment, spec.step)
