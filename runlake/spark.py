@@ -134,44 +134,34 @@ def _raw(spark: Any, parts: Sequence[str], packs: Sequence[str]) -> Any:
         "project STRING, run_id STRING, segment BIGINT, step BIGINT, key STRING, value DOUBLE, text STRING",
     )
     frames = []
-    if parts:
-        own = (
-            spark.read.schema(PART_SCHEMA)
-            .parquet(*parts)
-            .select("*", F.col("_metadata.file_path").alias("_file"))
-        )
+    if parts:  # project, run_id and segment are in a node's part path (hive directories)
+        own = _read(spark, PART_SCHEMA, parts)
         frames.append(
             own.select(
                 F.regexp_extract("_file", r"/project=([^/]+)/run_id=", 1).alias("project"),
                 F.regexp_extract("_file", r"/run_id=([^/]+)/segment=", 1).alias("run_id"),
                 F.regexp_extract("_file", r"/segment=([0-9]+)/", 1).cast("bigint").alias("segment"),
-                "step",
-                "key",
-                "value",
-                "text",
+                *RAW_COLUMNS[3:],
             )
         )
-    if packs:
-        packed = (
-            spark.read.schema(PACK_SCHEMA)
-            .parquet(*packs)
-            .select("*", F.col("_metadata.file_path").alias("_file"))
-        )
+    if packs:  # a pack holds run_id and segment as columns; the project is in its path
+        packed = _read(spark, PACK_SCHEMA, packs)
         frames.append(
             packed.select(
-                F.regexp_extract("_file", r"/project=([^/]+)/pack-", 1).alias("project"),
-                "run_id",
-                "segment",
-                "step",
-                "key",
-                "value",
-                "text",
+                F.regexp_extract("_file", r"/project=([^/]+)/pack-", 1).alias("project"), *RAW_COLUMNS[1:]
             )
         )
     out = empty
     for frame in frames:
         out = out.unionByName(frame)
     return out
+
+
+def _read(spark: Any, schema: str, files: Sequence[str]) -> Any:
+    """Parquet files with an explicit schema (no inference), and each row's file path."""
+    from pyspark.sql import functions as F
+
+    return spark.read.schema(schema).parquet(*files).select("*", F.col("_metadata.file_path").alias("_file"))
 
 
 def history(

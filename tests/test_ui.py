@@ -124,6 +124,14 @@ def page(browser):
     context.close()
 
 
+def _stop(proc) -> None:
+    proc.kill()
+    proc.wait(timeout=30)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def _open(page, url):
     """Go to `url` and wait until the page has drawn it (a new hash on the same page too)."""
     if page.url.split("#")[0] == url.split("#")[0]:
@@ -264,11 +272,7 @@ time.sleep(600)
             timeout=120_000,
         )  # no reload: the page polled /api/changes and redrew
     finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        _stop(proc)
 
 
 def test_a_non_loopback_server_needs_its_token(root):
@@ -295,8 +299,4 @@ def test_a_non_loopback_server_needs_its_token(root):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=30) as response:
             assert "runlake_token" in response.headers.get("set-cookie", "")
     finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        _stop(proc)

@@ -440,22 +440,19 @@ def _rewind(
         storage, project, spec.run_id, state, "rewind", (project, spec.run_id, segment), spec.step
     )
     try:
-        identity = read_identity(storage, project, spec.run_id)
         summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
-        meta = _existing_meta(identity, state, given)
-        run = Run(
-            writer=Writer(storage, project, spec.run_id, new_segment, seq, local_dir=extras.get("local_dir")),
-            name=meta.name,
-            start_step=spec.step + 1,
-            config={**(state.config or {}), **config},
-            summary_auto=summary,
-            summary_user={},
-            runtime_offset=0.0,
-            inherit=None,
-            # define_metric aggregates start again: the archived steps no longer count
-            **_run_options(meta, {**extras, "entity": extras.get("entity") or identity.entity}, state),
+        run = _continue_in(
+            storage,
+            project,
+            spec.run_id,
+            (new_segment, seq),
+            spec.step,
+            summary,
+            state,
+            config,
+            given,
+            extras,
         )
-        run.flush()
     except BaseException:
         storage.remove(seg_path)
         raise
@@ -494,6 +491,39 @@ def _new_segment(
     return seq, number, path
 
 
+def _continue_in(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    node: tuple[int, int],
+    cutoff: int,
+    summary: dict[str, Any],
+    state: StateDoc,
+    config: dict[str, Any],
+    given: RunMeta,
+    extras: dict[str, Any],
+) -> Run:
+    """The open Run of an existing run in its new segment (`node`: segment, writer seq) after
+    a rewind or re-fork at `cutoff`: its attributes and config carried on, its summary the
+    inherited one; define_metric aggregates start again (the archived steps no longer count)."""
+    identity = read_identity(storage, project, run_id)
+    meta = _existing_meta(identity, state, given)
+    segment, seq = node
+    run = Run(
+        writer=Writer(storage, project, run_id, segment, seq, local_dir=extras.get("local_dir")),
+        name=meta.name,
+        start_step=cutoff + 1,
+        config={**(state.config or {}), **config},
+        summary_auto=summary,
+        summary_user={},
+        runtime_offset=0.0,
+        inherit=None,
+        **_run_options(meta, {**extras, "entity": extras.get("entity") or identity.entity}, state),
+    )
+    run.flush()
+    return run
+
+
 def _refork(
     storage: Storage,
     project: str,
@@ -519,26 +549,20 @@ def _refork(
         storage, project, run_id, state, "fork", (source_project, spec.run_id, source_segment), spec.step
     )
     try:
-        identity = read_identity(storage, project, run_id)
         summary = inherited_summary(storage, source_project, spec.run_id, source_segment, spec.step)
-        meta = _existing_meta(identity, state, given)
         json_keys = sorted(set(state.json_keys or []) | set(source_state.json_keys or []))
-        run = Run(
-            writer=Writer(storage, project, run_id, new_segment, seq, local_dir=extras.get("local_dir")),
-            name=meta.name,
-            start_step=spec.step + 1,
-            config={**(state.config or {}), **config},
-            summary_auto=summary,
-            summary_user={},
-            runtime_offset=0.0,
-            inherit=None,
-            **_run_options(
-                meta,
-                {**extras, "json_keys": json_keys, "entity": extras.get("entity") or identity.entity},
-                state,
-            ),
+        run = _continue_in(
+            storage,
+            project,
+            run_id,
+            (new_segment, seq),
+            spec.step,
+            summary,
+            state,
+            config,
+            given,
+            {**extras, "json_keys": json_keys},
         )
-        run.flush()
     except BaseException:
         storage.remove(seg_path)
         raise
