@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS run_meta (
     exit_code   BIGINT,
     config      VARCHAR,  -- JSON object
     summary     VARCHAR,  -- JSON object
-    seen_at     DOUBLE,   -- when a reader first saw this state (its clock): caps a heartbeat from a clock ahead
+    seen_at     DOUBLE,   -- when this state was written, by the storage's clock (else when first seen): caps a heartbeat from a clock ahead
     "group"     VARCHAR,  -- W&B's run attributes (name, notes and tags above): the writer's latest word
     job_type    VARCHAR,
     entity      VARCHAR,

@@ -638,6 +638,10 @@ def test_a_heartbeat_from_a_clock_an_hour_ahead_does_not_keep_a_dead_run_running
     os.utime(path, (written, written))
     assert derive_state(doc) == "running"  # trusting the writer's clock alone: an hour of "running"
     assert derive_state(doc, written_at=written) == "crashed"
+    # a reader that sees this state for the first time judges it by the file's time on
+    # storage, not by when it first saw it (that called it running for one more timeout)
+    with runlake.Lake(local_root) as fresh:
+        assert fresh.runs()["state"].to_list() == ["crashed"]
     resumed = runlake.init("p", root=local_root, id="skew", resume="allow")  # not refused
     resumed.log({"x": 2.0})
     resumed.finish()

@@ -235,7 +235,7 @@ class Storage:
             info = self.fs.info(path)
         except (FileNotFoundError, OSError):
             return None
-        for field in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        for field in _TIME_FIELDS:
             value = info.get(field)
             if value is None:
                 continue
@@ -332,9 +332,22 @@ _TOKEN_FIELDS = (
 def _change_token(info: dict[str, Any]) -> str:
     """What changes whenever an object is rewritten, from a driver's listing: an ETag or
     generation where there is one, else a modification (or, memory://, creation) time, plus
-    the size. The size alone would miss a rewrite of the same length."""
+    the size (the size alone would miss a rewrite of the same length); then, after "|", when
+    it was written by the storage's clock, where the listing says (see `written_at`)."""
     stamp = next((str(info[f]) for f in _TOKEN_FIELDS if info.get(f) is not None), "")
-    return f"{stamp}:{info.get('size')}"
+    when = ""
+    for field in _TIME_FIELDS:
+        value = info.get(field)
+        if value is not None:
+            try:
+                when = repr(float(value.timestamp() if hasattr(value, "timestamp") else value))
+                break
+            except (TypeError, ValueError, OverflowError, OSError):
+                continue
+    return f"{stamp}:{info.get('size')}|{when}"
+
+
+_TIME_FIELDS = ("mtime", "LastModified", "last_modified", "updated", "created")
 
 
 def _token(entry: os.DirEntry[str]) -> str | None:
@@ -342,7 +355,17 @@ def _token(entry: os.DirEntry[str]) -> str | None:
         st = entry.stat()
     except OSError:
         return None
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}|{st.st_mtime!r}"
+
+
+def written_at(token: str) -> float | None:
+    """When the file a listing token describes was written, by the storage's clock (None: the
+    listing did not say): what caps a heartbeat from a writer whose clock runs ahead."""
+    _, sep, when = token.rpartition("|")
+    try:
+        return float(when) if sep and when else None
+    except ValueError:
+        return None
 
 
 def _is_file(entry: os.DirEntry[str], suffix: str = "") -> bool:
