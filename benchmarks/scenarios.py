@@ -858,24 +858,35 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         pop_ids.append(r.id)
     lake.runs()
     lake.reader.refresh_every = 1.0  # as the server reads (see runlake/ui/server.py)
-    api._CACHE.clear()
+
+    def fresh() -> None:
+        api._CACHE.clear()
+        api._DRAWN.clear()
+
+    fresh()
     started = time.perf_counter()
-    api.series(lake, "big", "k3", buckets=1000)
-    cold_ms = (time.perf_counter() - started) * 1000
+    api.series(lake, "big", "k0", buckets=1000)
+    process_first_ms = (time.perf_counter() - started) * 1000
+    firsts = []  # the first read of each other key: nothing of it cached
+    for j in range(1, 10):
+        started = time.perf_counter()
+        api.series(lake, "big", f"k{j}", buckets=1000)
+        firsts.append((time.perf_counter() - started) * 1000)
+
+    def page() -> None:  # what the run page asks: its metadata (starting the prefetch), 10 charts
+        fresh()
+        api.run(lake, "big")
+        for j in range(10):
+            api.series(lake, "big", f"k{j}", buckets=600)
+
     out: dict[str, Any] = {
-        "chart_one_key_cold_ms": cold_ms,
+        "chart_one_key_process_first_ms": process_first_ms,
+        "chart_one_key_cold_ms": statistics.median(firsts),
         "chart_one_key_ms": _median_ms(lambda: api.series(lake, "big", "k3", buckets=1000)),
         "chart_zoom_ms": _median_ms(
-            lambda: api.series(lake, "big", "k3", buckets=1000, lo=steps * 0.4, hi=steps * 0.41)
+            lambda: (fresh(), api.series(lake, "big", "k3", buckets=1000, lo=steps * 0.4, hi=steps * 0.41))
         ),
-        "run_page_ms": _median_ms(
-            lambda: (
-                api._CACHE.clear(),
-                api.run(lake, "big"),
-                *[api.series(lake, "big", f"k{j}") for j in range(10)],
-            ),
-            repeat=3,
-        ),
+        "run_page_ms": _median_ms(page, repeat=3),
         "runs_table_page_ms": _median_ms(
             lambda: api.runs(lake, project="many", offset=5000 if not quick else 500, limit=50)
         ),
@@ -889,10 +900,11 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         (
             "ui",
             f"chart data, one key of 10 x {steps:,} steps (1,000 buckets)",
-            f"first {out['chart_one_key_cold_ms']:.0f} ms, then {out['chart_one_key_ms']:.0f} ms",
+            f"first read {out['chart_one_key_cold_ms']:.0f} ms (median of 9 keys; the process's first "
+            f"{out['chart_one_key_process_first_ms']:.0f} ms), then {out['chart_one_key_ms']:.0f} ms",
         ),
-        ("ui", "chart data, zoomed to 1% (full resolution)", f"{out['chart_zoom_ms']:.0f} ms"),
-        ("ui", "run page data: metadata + 10 charts", f"{out['run_page_ms']:.0f} ms"),
+        ("ui", "chart data, zoomed to 1%, nothing cached", f"{out['chart_zoom_ms']:.0f} ms"),
+        ("ui", "run page data, nothing cached: metadata + 10 charts", f"{out['run_page_ms']:.0f} ms"),
         ("ui", f"runs table, a page of {runs_count:,} runs", f"{out['runs_table_page_ms']:.0f} ms"),
         ("ui", "runs table, text filter + sort", f"{out['runs_table_sorted_filtered_ms']:.0f} ms"),
         ("ui", "population view, 400-run PBT project", f"{out['population_ms']:.0f} ms"),
@@ -920,8 +932,11 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                # as a user arrives: the runs table first, then the run, its charts never read
+                page.goto(f"http://127.0.0.1:{port}/#/runs")
+                page.wait_for_selector("#runs-table tbody tr", timeout=120_000)
                 paints = []
-                for _ in range(3):
+                for _ in range(4):
                     started = time.perf_counter()
                     page.goto(f"http://127.0.0.1:{port}/#/run/big")
                     page.wait_for_function(
@@ -930,12 +945,13 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
                     paints.append((time.perf_counter() - started) * 1000)
                     page.goto("about:blank")
                 browser.close()
-            out["run_page_first_paint_ms"] = statistics.median(paints)
+            out["run_page_first_paint_ms"] = paints[0]
+            out["run_page_again_ms"] = statistics.median(paints[1:])
             rows.append(
                 (
                     "ui",
                     "run page in Chromium, until its 10 charts are drawn",
-                    f"{out['run_page_first_paint_ms']:.0f} ms",
+                    f"first visit {paints[0]:.0f} ms, again {out['run_page_again_ms']:.0f} ms",
                 )
             )
         finally:

@@ -45,10 +45,15 @@ def walk(links: dict[Node, Link], node: Node) -> tuple[list[ClosureRow], bool]:
     return out, True  # pragma: no cover - the loop returns
 
 
-def clip(closure: list[ClosureRow], max_step: int) -> list[ClosureRow]:
-    """The closure of a history cut at `max_step` (what a fork at that step inherits); the
-    nodes left are numbered again from depth 0, as a scan ranks them by depth."""
-    kept = [(r, s, lo, min(hi, max_step)) for _, r, s, lo, hi in closure if lo < min(hi, max_step)]
+def clip(closure: list[ClosureRow], max_step: int, min_step: int = -1) -> list[ClosureRow]:
+    """The closure of a history cut to the steps (min_step, max_step] (what a fork at max_step
+    inherits; a window of it); the nodes left are numbered again from depth 0, as a scan
+    ranks them by depth."""
+    kept = [
+        (r, s, max(lo, min_step), min(hi, max_step))
+        for _, r, s, lo, hi in closure
+        if max(lo, min_step) < min(hi, max_step)
+    ]
     return [(depth, *row) for depth, row in enumerate(kept)]
 
 
@@ -104,3 +109,13 @@ class Index:
 
     def select(self, closure: Iterable[ClosureRow]) -> Files:
         return select_files(self.files, closure)
+
+    def span(self, closure: Iterable[ClosureRow]) -> tuple[int, int]:
+        """The steps a closure's history spans, from its files' step ranges within each node's
+        range: (lo, hi), (0, -1) when it has no file."""
+        lo, hi = MAX_STEP, -1
+        for _, run_id, segment, node_lo, node_hi in closure:
+            for _, file_lo, file_hi, _ in self.files.get((run_id, segment), ()):
+                if file_hi > node_lo and file_lo <= node_hi:
+                    lo, hi = min(lo, max(file_lo, node_lo + 1)), max(hi, min(file_hi, node_hi))
+        return (lo, hi) if lo <= hi else (0, -1)

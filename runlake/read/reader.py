@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from . import sql as sqlmod
 from .assemble import SYSTEM_KEYS, Series, last_values, series, wide
 from .catalog import Catalog
 from .lineage import ClosureRow, Index, Link, Node, clip, own_parts, select_files, walk
-from .scan import scan
+from .scan import downsampled, scan
 
 # Runs created as forks (segment 0): a run that later continues as a fork of another (a PBT
 # exploit, a later segment) is not the other's descendant, and such links may form cycles.
@@ -91,10 +92,21 @@ class Reader:
         # old (`runlake ui` sets 1 s: a refresh lists the root, ~0.2 s for 10,000 runs).
         self.refresh_every = 0.0
         self._refreshed = -math.inf
+        self._refresh_lock = threading.Lock()
 
     def refresh(self) -> Catalog:
-        if self.refresh_every and time.monotonic() - self._refreshed < self.refresh_every:
-            return self.catalog
+        if self.refresh_every:
+            if time.monotonic() - self._refreshed < self.refresh_every:
+                return self.catalog
+            # many requests at once after the interval: one refreshes, the others wait for it
+            # (ten refreshes of a 10,000-run root in a row would cost each request a second)
+            with self._refresh_lock:
+                if time.monotonic() - self._refreshed < self.refresh_every:
+                    return self.catalog
+                return self._refresh()
+        return self._refresh()
+
+    def _refresh(self) -> Catalog:
         if self._prepare is not None:
             self._prepare()
         self.catalog.refresh()
@@ -172,6 +184,72 @@ class Reader:
                 index = self.catalog.index()
                 node = self._node(index, run_id, segment)
                 return read_series(cur, self.storage, index, index.closure(*node), key_list)
+
+            return self._with_retry(read)  # type: ignore[no-any-return]
+
+    def plan(
+        self, run_id: str, segment: int | None = None
+    ) -> tuple[list[ClosureRow], dict[Node, Link], tuple[str, ...]]:
+        """What a read of a run's effective history would read, without reading it: its closure
+        (nearest node first), each closure node's lineage link, and the files. Cheap (the
+        catalog's Python index), so a cache can key on it: the same files and ranges give the
+        same rows."""
+        check_name(run_id, "run id")
+        index = self.refresh().index()
+        node = self._node(index, run_id, segment)
+        closure = index.closure(*node)
+        links = {(r, s): index.links[(r, s)] for _, r, s, _, _ in closure}
+        return closure, links, tuple(index.select(closure).all)
+
+    def drawn(
+        self,
+        run_id: str,
+        keys: Sequence[str],
+        *,
+        fine: int,
+        lo: int | None = None,
+        hi: int | None = None,
+        segment: int | None = None,
+        window_only: bool = False,
+    ) -> dict[str, tuple[int, list[tuple[Any, Any, int]]]]:
+        """Keys of a run's effective history over steps [lo, hi], reduced to `fine` step buckets
+        where the rows are (see `scan.downsampled`): per key its point count and, for its inherited
+        part and its own part (a segment read has no inherited part), the (steps, values,
+        points in the window) to draw. `window_only` reads only the files that hold steps in
+        [lo, hi] (a zoom): the point count is then the window's."""
+        check_name(run_id, "run id")
+        key_list = check_keys(list(keys)) or []
+        with self.reading() as cur:
+
+            def read() -> dict[str, tuple[int, list[tuple[Any, Any, int]]]]:
+                index = self.catalog.index()
+                node = self._node(index, run_id, segment)
+                closure = index.closure(*node)
+                own = closure[0][3] if segment is None and closure[0][3] >= 0 else None
+                if window_only and (lo is not None or hi is not None):
+                    closure = clip(closure, MAX_STEP if hi is None else hi, -1 if lo is None else lo - 1)
+                files = index.select(closure)
+                whole = index.span(closure)
+                span = (
+                    max(whole[0], whole[0] if lo is None else lo),
+                    min(whole[1], whole[1] if hi is None else hi),
+                )
+                found = downsampled(
+                    cur, self.storage, closure, files, key_list, fine=fine, span=span, own_from=own
+                )
+                for key, (total, pieces) in list(found.items()):
+                    # a key logged over a small part of the span got few buckets: again over its own
+                    drawn = [p[0] for p in pieces if len(p[0])]
+                    if not drawn or sum(len(p[0]) for p in pieces) == sum(p[2] for p in pieces):
+                        continue  # nothing there, or every point
+                    first, last = min(int(p[0]) for p in drawn), max(int(p[-1]) for p in drawn)
+                    if 4 * (last - first + 1) < span[1] - span[0] + 1:
+                        narrow = (first, last)
+                        again = downsampled(
+                            cur, self.storage, closure, files, [key], fine=fine, span=narrow, own_from=own
+                        )
+                        found[key] = (total, again[key][1])
+                return found
 
             return self._with_retry(read)  # type: ignore[no-any-return]
 

@@ -1,0 +1,194 @@
+"""The chart data behind `runlake ui` (#13), without a browser: a key reduced where its rows
+are (DuckDB keeps each step bucket's first, last, lowest and highest point) and again per
+pixel bucket, checked against the key's full history read by `history()`: no spike lost, the
+first and last points kept, a zoom at full resolution, the inherited part apart from the own
+part, text and NaN points, the same answer before and after compaction and on every backend."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import runlake
+from runlake.ui import api
+
+STEPS = 30_000
+
+
+def _fresh() -> None:
+    api._CACHE.clear()
+    api._DRAWN.clear()
+
+
+def _walk(seed: int, n: int) -> np.ndarray:
+    return np.cumsum(np.random.default_rng(seed).normal(size=n))
+
+
+def _points(part: dict) -> list[tuple[float, float | None]]:
+    return list(zip(part["x"], part["y"], strict=True))
+
+
+def _m4_reference(x: np.ndarray, y: np.ndarray, buckets: int) -> list[tuple[float, float, float, float]]:
+    """Per pixel bucket of the key's own x range: (min, max, first y, last y)."""
+    lo, hi = x[0], x[-1]
+    width = (hi - lo) / buckets
+    bucket = np.minimum(((x - lo) / width).astype(int), buckets - 1)
+    out = []
+    for b in np.unique(bucket):
+        ys = y[bucket == b]
+        out.append((ys.min(), ys.max(), ys[0], ys[-1]))
+    return out
+
+
+@pytest.fixture
+def spiky(root):
+    lake = runlake.Lake(root)
+    values = _walk(1, STEPS)
+    values[12_345] = 1e6  # a spike up and one down: neither may vanish
+    values[23_456] = -1e6
+    run = lake.init("charts", id="spiky")
+    for step, value in enumerate(values):
+        run.log({"loss": float(value)}, step=step)
+    run.finish()
+    yield lake, values
+    lake.close()
+
+
+def test_a_big_key_keeps_its_spikes_its_ends_and_every_buckets_extremes(spiky):
+    lake, values = spiky
+    _fresh()
+    out = api.series(lake, "spiky", "loss", buckets=300)
+    assert out["points"] == STEPS and out["own_from"] is None and out["inherited"]["x"] == []
+    own = _points(out["own"])
+    assert 300 <= len(own) <= 4 * 300 and out["shown"] == len(own)
+    assert (12_345.0, 1e6) in own and (23_456.0, -1e6) in own
+    assert own[0] == (0.0, values[0]) and own[-1] == (STEPS - 1.0, values[-1])
+    xs = [x for x, _ in own]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    # every point drawn is a point of the history, and each pixel bucket's min and max are drawn
+    for x, y in own:
+        assert values[int(x)] == y
+    drawn = np.array([y for _, y in own])
+    drawn_x = np.array(xs)
+    edges = np.linspace(0, STEPS - 1, 301)
+    for (lo_b, hi_b, _, _), a, b in zip(
+        _m4_reference(np.arange(STEPS, dtype=float), values, 300), edges[:-1], edges[1:], strict=False
+    ):
+        inside = drawn[(drawn_x >= math.floor(a)) & (drawn_x <= math.ceil(b))]
+        assert lo_b in inside and hi_b in inside
+
+
+def test_a_zoom_is_read_at_full_resolution(spiky):
+    lake, values = spiky
+    _fresh()
+    out = api.series(lake, "spiky", "loss", buckets=300, lo=10_000.5, hi=10_999.2)
+    assert out["points"] == STEPS  # the key's total, not the window's
+    assert _points(out["own"]) == [(float(s), values[s]) for s in range(10_001, 11_000)]
+    wide = api.series(lake, "spiky", "loss", buckets=100, lo=5_000, hi=15_000)
+    xs = wide["own"]["x"]
+    assert xs[0] == 5_000 and xs[-1] == 15_000 and len(xs) <= 400 and (12_345.0, 1e6) in _points(wide["own"])
+    # after the whole chart (its total known), a zoom reads only the files of its window: same answer
+    _fresh()
+    api.series(lake, "spiky", "loss", buckets=300)
+    assert api.series(lake, "spiky", "loss", buckets=100, lo=5_000, hi=15_000) == wide
+    assert _points(api.series(lake, "spiky", "loss", buckets=300, lo=10_000.5, hi=10_999.2)["own"]) == _points(out["own"])
+
+
+def test_compaction_changes_nothing_drawn(spiky):
+    lake, _ = spiky
+    _fresh()
+    before = api.series(lake, "spiky", "loss", buckets=250)
+    lake.compact()
+    _fresh()
+    after = api.series(lake, "spiky", "loss", buckets=250)
+    assert after == before
+
+
+def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
+    lake = runlake.Lake(str(tmp_path / "root"))
+    parent = lake.init("charts", id="parent")
+    for step in range(5_000):
+        parent.log({"m": float(step)}, step=step)
+    parent.finish()
+    child = lake.init("charts", id="child", fork_from="parent?_step=2999")
+    for step in range(3_000, 6_000):
+        child.log({"m": -float(step)}, step=step)
+    child.finish()
+    _fresh()
+    out = api.series(lake, "child", "m", buckets=200)
+    assert out["points"] == 6_000 and out["own_from"] == 2_999
+    inherited, own = _points(out["inherited"]), _points(out["own"])
+    assert inherited[0] == (0.0, 0.0) and inherited[-1] == (2_999.0, 2_999.0)
+    assert own[0] == (3_000.0, -3_000.0) and own[-1] == (5_999.0, -5_999.0)
+    assert all(x <= 2_999 for x, _ in inherited) and all(x >= 3_000 for x, _ in own)
+    assert [(m["kind"], m["step"], m["from"], m["x"]) for m in out["markers"]] == [
+        ("fork", 2_999, "parent", 2_999.0)
+    ]
+    # the page's prefetch (one scan for every key, finer step buckets) draws the same ends,
+    # markers and counts, and exactly what M4 over every point draws
+    _fresh()
+    api.prefetch(lake, "child", ["m"])
+    pre = api.series(lake, "child", "m", buckets=200)
+    for part in ("inherited", "own"):
+        assert (
+            _points(pre[part])[0] == _points(out[part])[0]
+            and _points(pre[part])[-1] == _points(out[part])[-1]
+        )
+        steps = np.arange(3_000, dtype=float) + (3_000 if part == "own" else 0)
+        x, y = api.downsample(steps, steps * (1 if part == "inherited" else -1), 200)
+        assert _points(pre[part]) == list(zip(x.tolist(), y.tolist(), strict=True))
+    assert (pre["points"], pre["markers"], pre["own_from"]) == (
+        out["points"],
+        out["markers"],
+        out["own_from"],
+    )
+
+
+def test_text_and_nan_points_are_never_a_min_or_a_max(tmp_path):
+    lake = runlake.Lake(str(tmp_path / "root"))
+    run = lake.init("charts", id="mixed")
+    for step in range(2_000):
+        value: object = float(step % 7)
+        if step % 100 == 50:
+            value = "diverged"
+        elif step % 100 == 60:
+            value = float("nan")
+        run.log({"m": value}, step=step)
+    run.finish()
+    _fresh()
+    out = api.series(lake, "mixed", "m", buckets=20)
+    assert out["points"] == 2_000
+    ys = [y for _, y in _points(out["own"])]
+    numbers = [y for y in ys if y is not None]
+    assert min(numbers) == 0.0 and max(numbers) == 6.0  # neither NaN nor text won a bucket
+    # a window small enough is shown whole: text and NaN steps have no value
+    window = dict(_points(api.series(lake, "mixed", "m", buckets=20, lo=40, hi=70)["own"]))
+    assert sorted(window) == list(range(40, 71))
+    assert window[50] is None and window[60] is None and window[49] == 0.0
+
+
+def test_wall_time_and_a_missing_key(spiky):
+    lake, _ = spiky
+    _fresh()
+    out = api.series(lake, "spiky", "loss", x="wall", buckets=100)
+    assert out["points"] == STEPS and out["x_label"] == "wall" and 100 <= out["shown"] <= 400
+    none = api.series(lake, "spiky", "nope", buckets=100)
+    assert none["points"] == 0 and none["shown"] == 0
+
+
+def test_a_key_logged_over_a_small_part_of_the_run_keeps_its_resolution(tmp_path):
+    lake = runlake.Lake(str(tmp_path / "root"))
+    run = lake.init("charts", id="late")
+    for step in range(20_000):
+        row = {"a": float(step)}
+        if step >= 19_000:
+            row["b"] = float(np.sin(step / 10))
+        run.log(row, step=step)
+    run.finish()
+    _fresh()
+    out = api.series(lake, "late", "b", buckets=100)
+    assert out["points"] == 1_000
+    xs = out["own"]["x"]
+    assert xs[0] == 19_000 and xs[-1] == 19_999 and len(xs) >= 200  # ~4 a bucket, not 4 a fifth of it
