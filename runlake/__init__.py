@@ -234,10 +234,16 @@ def plot(
 
 
 def compact(
-    root: PathLike | None = None, *, progress: bool | None = None, storage_options: Options = None
+    root: PathLike | None = None,
+    *,
+    progress: bool | None = None,
+    grace: float | None = None,
+    storage_options: Options = None,
 ) -> pl.DataFrame:
-    """Pack the parts of every finished (or archived) segment into shared key-sorted files."""
-    return default(root, storage_options).compact(progress=progress)
+    """Pack the parts of every finished (or archived) segment into shared key-sorted files;
+    the parts packed are removed once their pack is `grace` seconds old (None: 600, or
+    $RUNLAKE_COMPACT_GRACE), by this compaction or the next."""
+    return default(root, storage_options).compact(progress=progress, grace=grace)
 
 
 def doctor(

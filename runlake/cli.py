@@ -16,6 +16,7 @@ import click
 import polars as pl
 
 import runlake
+from runlake.store import settings
 
 FORMATS = ("table", "csv", "json", "parquet")
 # -o FILE without --format: the format its extension names (anything else: tab-separated text)
@@ -358,15 +359,22 @@ def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None) -> 
 @main.command()
 @_root_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per segment packed.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds the packed parts stay for readers that listed them (default 600, "
+    "$RUNLAKE_COMPACT_GRACE); a later compaction removes them. 0: remove them now.",
+)
 @click.pass_context
-def compact(ctx: click.Context, as_json: bool) -> None:
+def compact(ctx: click.Context, as_json: bool, grace: float | None) -> None:
     """Pack the parts of finished segments into large shared (key, run, step)-sorted files."""
     lake = runlake.lake.default(_root(ctx))
     if not lake.exists():
         _nothing_in(ctx, "nothing to compact")
         result = pl.DataFrame()
     else:
-        result = lake.compact()
+        result = lake.compact(grace=grace)
     if as_json:
         click.echo(json.dumps(result.to_dicts()))
         return
@@ -378,6 +386,12 @@ def compact(ctx: click.Context, as_json: bool) -> None:
         f"{result['pack'].n_unique()} pack file(s), "
         f"{int(result['bytes_before'].sum() or 0):,} B -> {int(result['bytes_after'].sum() or 0):,} B"
     )
+    wait = settings.compact_grace() if grace is None else grace
+    if wait > 0:
+        click.echo(
+            f"the packed parts stay {wait:g} s for readers that listed them; "
+            "the first `runlake compact` after that removes them (--grace 0: now)"
+        )
 
 
 @main.command()

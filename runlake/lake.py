@@ -142,15 +142,18 @@ class Lake:
         return plotting.plot_with(self.reader, run_ids, key, **kwargs)
 
     # ---- maintenance ---------------------------------------------------------------------
-    def compact(self, *, progress: bool | None = None) -> pl.DataFrame:
+    def compact(self, *, progress: bool | None = None, grace: float | None = None) -> pl.DataFrame:
         """Pack the parts of every finished (or archived) segment into shared key-sorted files.
 
         Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
         bytes_before, bytes_after (its share of the pack) and pack (the file's name).
-        `progress=None` shows a progress bar on a terminal. Then the catalog is exported into
-        the root (`export_catalog`), so other engines see the packs.
+        `progress=None` shows a progress bar on a terminal. The parts packed stay in place
+        for `grace` seconds (None: $RUNLAKE_COMPACT_GRACE, default 600) so readers that listed
+        them (a `connect()` snapshot) keep reading; the first compaction after that removes
+        them (`grace=0`: at once). Then the catalog is exported into the root
+        (`export_catalog`), so other engines see the packs.
         """
-        result = compact_op.compact(self.storage, self.reader.refresh(), progress=progress)
+        result = compact_op.compact(self.storage, self.reader.refresh(), progress=progress, grace=grace)
         self.export_catalog()
         return result
 

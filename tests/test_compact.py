@@ -19,6 +19,13 @@ from runlake.store import storage as _storage
 from runlake.store.liveness import HOST, process_start
 
 
+@pytest.fixture(autouse=True)
+def _no_grace(monkeypatch):
+    """These tests check what compaction leaves behind: the packed parts go at once (the grace
+    period a default compaction gives readers is tested on its own, below)."""
+    monkeypatch.setenv("RUNLAKE_COMPACT_GRACE", "0")
+
+
 def _parts(root):
     return sorted(glob.glob(os.path.join(root, "history", "**", "*.parquet"), recursive=True))
 
@@ -107,6 +114,7 @@ def test_a_crash_mid_compaction_reads_the_same_and_is_finished_next_time(many_pa
     with pytest.raises(KeyboardInterrupt):
         runlake.compact(many_parts)
     monkeypatch.undo()
+    monkeypatch.setenv("RUNLAKE_COMPACT_GRACE", "0")
     assert _parts(many_parts) and _packs(many_parts)  # both, mid-way
     mid = _snapshot(many_parts)
     for name, frame in before.items():
@@ -130,6 +138,7 @@ def test_a_crash_before_the_switch_leaves_an_orphan_that_is_never_read(many_part
     with pytest.raises(KeyboardInterrupt):
         runlake.compact(many_parts)
     monkeypatch.undo()
+    monkeypatch.setenv("RUNLAKE_COMPACT_GRACE", "0")
     assert len(_packs(many_parts)) == 1 and not glob.glob(os.path.join(many_parts, "packs", "*", "*.json"))
     mid = _snapshot(many_parts)
     for name, frame in before.items():
@@ -232,3 +241,45 @@ def test_a_root_inside_a_directory_named_packs(tmp_path):
     again = runlake.init("p", root=root, id=run.id, resume="must")  # finds its last step via the pointer
     assert again.step == 30
     again.finish()
+
+
+def test_packed_parts_stay_for_a_grace_period_so_a_snapshot_keeps_reading(local_root, monkeypatch):
+    monkeypatch.delenv("RUNLAKE_COMPACT_GRACE")
+    for n in range(3):
+        run = runlake.init("p", root=local_root, id=f"g{n}")
+        for i in range(300):
+            run.log({"x": float(i)})
+            if i % 100 == 99:
+                run.flush()
+        run.finish()
+    parts = _parts(local_root)
+    with runlake.Lake(local_root) as lake:
+        snapshot = lake.connect()  # lists the parts now
+        query = (
+            "SELECT run_id, count(*), sum(value) FROM history WHERE key = 'x' GROUP BY run_id ORDER BY run_id"
+        )
+        before = snapshot.execute(query).fetchall()
+        assert lake.compact(progress=False).height == 3
+        assert _parts(local_root) == parts and len(_packs(local_root)) == 1  # the parts stay
+        assert snapshot.execute(query).fetchall() == before  # the snapshot reads them still
+        assert lake.sql(query).rows() == before  # a fresh read takes the pack, not both
+        assert lake.compact(progress=False).height == 0 and _parts(local_root) == parts  # within the grace
+        # past the grace (the pack's manifest written an hour ago), the next compaction removes them
+        manifest = glob.glob(os.path.join(local_root, "packs", "project=p", "pack-*.json"))[0]
+        old = time.time() - 3600
+        os.utime(manifest, (old, old))
+        assert lake.compact(progress=False).height == 0
+        assert _parts(local_root) == [] and lake.sql(query).rows() == before
+        with pytest.raises(Exception, match="No files found|Cannot open|No such file"):
+            snapshot.execute(query).fetchall()  # an hour-old snapshot: call connect() again
+        assert lake.connect().execute(query).fetchall() == before
+    # the pointers were written at the switch, once
+    assert all(
+        os.path.exists(os.path.join(local_root, "runs", "p", f"g{n}", "meta", "packed-0.json"))
+        for n in range(3)
+    )
+
+
+def test_grace_is_checked(local_root):
+    with pytest.raises(ValueError, match="grace"):
+        runlake.compact(local_root, grace=-1)

@@ -380,7 +380,7 @@ def test_a_quarantine_killed_between_the_pack_and_its_manifest_is_finished_next_
     for i in range(20):
         run.log({"x": float(i)})
     run.finish()
-    runlake.compact(local_root, progress=False)
+    runlake.compact(local_root, progress=False, grace=0)
     keep = runlake.init("p", root=local_root, id="good")  # after the compaction: not in the pack
     keep.log({"x": 1.0})
     keep.finish()

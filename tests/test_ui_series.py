@@ -93,7 +93,9 @@ def test_a_zoom_is_read_at_full_resolution(spiky):
     _fresh()
     api.series(lake, "spiky", "loss", buckets=300)
     assert api.series(lake, "spiky", "loss", buckets=100, lo=5_000, hi=15_000) == wide
-    assert _points(api.series(lake, "spiky", "loss", buckets=300, lo=10_000.5, hi=10_999.2)["own"]) == _points(out["own"])
+    assert _points(
+        api.series(lake, "spiky", "loss", buckets=300, lo=10_000.5, hi=10_999.2)["own"]
+    ) == _points(out["own"])
 
 
 def test_compaction_changes_nothing_drawn(spiky):

@@ -9,8 +9,10 @@ Safe while writers and readers run: only nodes nobody writes are touched. The pa
 written whole, then its manifest (`pack-<id>.json`, the members and their step ranges): writing
 the manifest is the index switch, from which a reader ignores the members' own parts. Then
 each member gets a pointer (`meta/packed-<k>.json`, for readers that look at one run without a
-listing) and its old parts are removed. A crash at any point leaves a root that reads the
-same, and the next `compact()` finishes the job (idempotent, resumable). One compaction runs
+listing). Its old parts stay where they are for a grace period (`grace`, 10 min by default):
+readers that listed them before the switch, a `connect()` snapshot among them, keep reading
+them; the first compaction after the grace removes them. A crash at any point leaves a root
+that reads the same, and the next `compact()` finishes the job (idempotent, resumable). One compaction runs
 at a time per root (`packs/compact.lock`; a lock left by a dead process is taken over).
 """
 
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 
 from ..errors import RunlakeError
 from ..read.catalog import Catalog
-from ..store import manifests
+from ..store import manifests, settings
 from ..store.layout import PartFile, pack_relative, visible_parts
 from ..store.liveness import HOST, holder_alive, writer_identity
 from ..store.manifests import PackedPointer, PackManifest, PackMember
@@ -51,13 +53,20 @@ _RESULT_SCHEMA = {
 }
 
 
-def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None) -> pl.DataFrame:
+def compact(
+    storage: Storage, catalog: Catalog, *, progress: bool | None = None, grace: float | None = None
+) -> pl.DataFrame:
     """Pack the parts of every finished (or archived) segment into shared key-sorted files.
 
     Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
     bytes_before, bytes_after (its share of the pack) and pack (the file's name).
-    `progress=None` shows a progress bar on a terminal.
+    `progress=None` shows a progress bar on a terminal. Parts packed are removed once their
+    pack is `grace` seconds old (None: $RUNLAKE_COMPACT_GRACE, 600), by this compaction or a
+    later one.
     """
+    grace = settings.compact_grace() if grace is None else float(grace)
+    if not grace >= 0:
+        raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
     catalog.refresh()
     cur = catalog.cursor(with_parts=False)
     try:
@@ -87,17 +96,19 @@ def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None)
         _remove_orphan_packs(storage, {storage.local_path(p) for p in packed_files})
         batch: list[tuple[str, str, int, list[PartFile]]] = []
         batch_bytes = 0
+        pack_times: dict[str, float | None] = {}
         for project, run_id, segment in nodes:
             listed = storage.list_parts(
                 storage.paths.segment_dir(project, run_id, segment), include_covered=True
             )
             ranges = packed.get((run_id, segment), [])
             leftover = [p for p in listed if any(lo <= p.step_lo and p.step_hi <= hi for _, lo, hi in ranges)]
-            if leftover:  # a compaction stopped after its switch: finish its job
-                _point_and_remove(storage, project, run_id, segment, ranges, leftover)
+            if leftover:  # packed before: point to the packs; remove the parts past their grace
+                old = [p for p in leftover if _past_grace(storage, ranges, p, grace, pack_times)]
+                _point_and_remove(storage, project, run_id, segment, ranges, old)
             todo = visible_parts([p for p in listed if p not in leftover])
             if todo and batch and batch[0][0] != project:  # a pack holds one project
-                rows += _write_pack(storage, batch)
+                rows += _write_pack(storage, batch, grace)
                 batch, batch_bytes = [], 0
             # A node bigger than the budget is split into step ranges across packs, so memory
             # is bounded per pack, not per run (one 50M-point run once took 6.6 GB).
@@ -105,7 +116,7 @@ def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None)
             for part in todo:
                 if chunk and batch_bytes + part.size > PACK_BYTES:
                     batch.append((project, run_id, segment, chunk))
-                    rows += _write_pack(storage, batch)
+                    rows += _write_pack(storage, batch, grace)
                     batch, batch_bytes, chunk = [], 0, []
                     lock.touch()
                 chunk.append(part)
@@ -113,12 +124,12 @@ def compact(storage: Storage, catalog: Catalog, *, progress: bool | None = None)
             if chunk:
                 batch.append((project, run_id, segment, chunk))
             if batch_bytes >= PACK_BYTES:
-                rows += _write_pack(storage, batch)
+                rows += _write_pack(storage, batch, grace)
                 batch, batch_bytes = [], 0
                 lock.touch()
             bar.advance(task)
         if batch:
-            rows += _write_pack(storage, batch)
+            rows += _write_pack(storage, batch, grace)
     catalog.refresh()
     return _per_segment(rows)
 
@@ -141,8 +152,11 @@ def _per_segment(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
-def _write_pack(storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]]) -> list[dict[str, Any]]:
-    """One pack from a batch of nodes of one project: file, manifest (the switch), pointers, cleanup."""
+def _write_pack(
+    storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]], grace: float
+) -> list[dict[str, Any]]:
+    """One pack from a batch of nodes of one project: file, manifest (the switch), pointers,
+    then the old parts removed (only with no grace: else a later compaction removes them)."""
     project = batch[0][0]
     ordered = sorted(batch, key=lambda b: (b[1], b[2]))  # (run_id, segment): the order inside a key
     table = read_node_rows(storage.fs, [(r, s, [p.path for p in parts]) for _, r, s, parts in ordered])
@@ -176,7 +190,12 @@ def _write_pack(storage: Storage, batch: list[tuple[str, str, int, list[PartFile
     out = []
     for (_, run_id, segment, parts), member in zip(ordered, members, strict=True):
         _point_and_remove(
-            storage, project, run_id, segment, [(relative, member.step_lo, member.step_hi)], parts
+            storage,
+            project,
+            run_id,
+            segment,
+            [(relative, member.step_lo, member.step_hi)],
+            [] if grace > 0 else parts,
         )
         out.append(
             {
@@ -200,17 +219,39 @@ def _point_and_remove(
     packs: list[tuple[str, int, int]],
     parts: list[PartFile],
 ) -> None:
-    """Record where a node's rows went (before they leave its directory), then remove its parts."""
+    """Record where a node's rows went (before they leave its directory), then remove `parts`."""
     doc = manifests.read_packed(storage, project, run_id, segment) or PackedPointer(segment=segment)
     known = {p["pack"] for p in doc.packs}
-    for pack, lo, hi in packs:
-        relative = pack_relative(pack)
-        if relative not in known:
-            doc.packs.append({"pack": relative, "step_lo": lo, "step_hi": hi})
-    doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
-    manifests.write(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), doc)
+    missing = [(pack_relative(pack), lo, hi) for pack, lo, hi in packs if pack_relative(pack) not in known]
+    for relative, lo, hi in missing:
+        doc.packs.append({"pack": relative, "step_lo": lo, "step_hi": hi})
+    if missing:
+        doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
+        manifests.write(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), doc)
     for part in parts:
         storage.remove(part.path)
+
+
+def _past_grace(
+    storage: Storage,
+    packs: list[tuple[str, int, int]],
+    part: PartFile,
+    grace: float,
+    times: dict[str, float | None],
+) -> bool:
+    """Has the pack that holds `part` been in the index for `grace` seconds (storage's clock)?"""
+    if grace <= 0:
+        return True
+    now = time.time()
+    for pack, lo, hi in packs:
+        if lo <= part.step_lo and part.step_hi <= hi:
+            if pack not in times:
+                manifest = pack[: -len(".parquet")] + ".json"
+                times[pack] = storage.modified(storage.local_path(manifest))
+            written = times[pack]
+            if written is not None and now - written >= grace:
+                return True
+    return False
 
 
 def _sort_by_key(table: pa.Table) -> pa.Table:

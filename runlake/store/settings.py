@@ -73,6 +73,13 @@ def heartbeat_timeout() -> float:
     return _float("RUNLAKE_HEARTBEAT_TIMEOUT", max(30.0, 6 * flush_interval()), minimum=0.05)
 
 
+def compact_grace() -> float:
+    """Seconds a compaction leaves the parts it packed in place, for readers that listed them
+    before (a `connect()` snapshot, a query under way); the next compaction after that removes
+    them. $RUNLAKE_COMPACT_GRACE, default 600; 0 removes them at once."""
+    return _float("RUNLAKE_COMPACT_GRACE", 600.0, minimum=0.0)
+
+
 def flush_rows() -> int:
     """Buffered rows that trigger an early flush ($RUNLAKE_FLUSH_ROWS, default 10,000)."""
     raw = os.environ.get("RUNLAKE_FLUSH_ROWS")
