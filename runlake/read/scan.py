@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..errors import CorruptPartError, RunlakeError
 from ..store.layout import MAX_STEP
-from ..store.parquet import UnreadablePart, check_part, fetch_parts
+from ..store.parquet import UnreadablePart, check_part, fetch_parts, verify_local
 from ..store.storage import Storage
 from .lineage import ClosureRow, Files
 
@@ -190,6 +190,10 @@ def _source(
         except UnreadablePart as exc:
             raise unreadable(exc.path, exc.cause) from None
         return "runlake_fetched"
+    try:
+        verify_local(files.all)
+    except UnreadablePart as exc:
+        raise unreadable(exc.path, exc.cause) from None
     branches = []
     if files.parts:
         cur.execute("SET VARIABLE runlake_scan = ?", [files.parts]).fetchall()

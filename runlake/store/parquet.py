@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import settings
 from .layout import hive_node
 
 SCHEMA = pa.schema(
@@ -73,8 +76,14 @@ def write_empty(path: str, pack: bool = False) -> None:
 
 
 def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:
-    """Several parts as one table (the history schema)."""
-    tables = [pq.read_table(path, filesystem=fs, schema=SCHEMA) for path in paths]
+    """Several parts as one table (the history schema), their page checksums verified (what
+    compaction packs: a garbled byte must not be baked into a pack)."""
+    tables = []
+    for path in paths:
+        try:
+            tables.append(pq.read_table(path, filesystem=fs, schema=SCHEMA, page_checksum_verification=True))
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadablePart(path, exc) from exc
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
@@ -110,7 +119,12 @@ def fetch_parts(fs: Any, paths: Sequence[str], keys: Sequence[str] | None, threa
             source = io.BytesIO(data)
             is_pack = "run_id" in pq.read_schema(source).names
             source.seek(0)
-            table = pq.read_table(source, schema=PACK_SCHEMA if is_pack else SCHEMA, filters=filters)
+            table = pq.read_table(
+                source,
+                schema=PACK_SCHEMA if is_pack else SCHEMA,
+                filters=filters,
+                page_checksum_verification=True,
+            )
         except (pa.ArrowException, OSError) as exc:
             raise UnreadablePart(path, exc) from exc
         if "run_id" in table.column_names:  # a pack holds its rows' nodes
@@ -124,6 +138,68 @@ def fetch_parts(fs: Any, paths: Sequence[str], keys: Sequence[str] | None, threa
         return SCHEMA.empty_table()
     with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
         return pa.concat_tables(pool.map(one, paths))
+
+
+# Local files whose page checksums this process has verified, by (size, mtime, inode): DuckDB reads
+# pages without checking their CRC, so a scan first has pyarrow read each file once with
+# verification (a garbled byte that still decodes would otherwise be a different number).
+_VERIFIED: dict[str, tuple[int, int, int]] = {}
+_VERIFIED_MAX = 200_000
+
+
+_INFLIGHT: dict[str, threading.Event] = {}
+_INFLIGHT_LOCK = threading.Lock()
+
+
+def verify_local(paths: Sequence[str], threads: int = 2, *, background: bool = False) -> None:
+    """Check the page checksums of the local files among `paths` this process has not checked
+    since they last changed; raises UnreadablePart naming the first that fails. Once per file
+    per process (a file another thread is checking is waited for): later reads of it cost a
+    stat. `background`: on this thread alone (no pyarrow pool), for a thread that yields the
+    CPU to reads. $RUNLAKE_VERIFY=off skips this."""
+    if not settings.verify_reads():
+        return
+    todo: list[tuple[str, tuple[int, int, int]]] = []
+    waits: list[tuple[str, threading.Event]] = []
+    with _INFLIGHT_LOCK:
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone: the read itself says so (or lists again)
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)  # runlake replaces files whole: a new inode
+            if _VERIFIED.get(path) == stamp:
+                continue
+            if path in _INFLIGHT:
+                waits.append((path, _INFLIGHT[path]))
+            else:
+                _INFLIGHT[path] = threading.Event()
+                todo.append((path, stamp))
+
+    def one(item: tuple[str, tuple[int, int, int]]) -> None:
+        path, stamp = item
+        try:
+            reader = pq.ParquetFile(path, page_checksum_verification=True)
+            for _ in reader.iter_batches(batch_size=262_144, use_threads=not background):  # every page read
+                pass
+            if len(_VERIFIED) >= _VERIFIED_MAX:
+                _VERIFIED.clear()
+            _VERIFIED[path] = stamp
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadablePart(path, exc) from exc
+        finally:
+            with _INFLIGHT_LOCK:
+                _INFLIGHT.pop(path).set()
+
+    if len(todo) == 1:
+        one(todo[0])
+    elif todo:  # every task runs (and releases its file) before an error comes out
+        with ThreadPoolExecutor(max_workers=min(threads, len(todo))) as pool:
+            list(pool.map(one, todo))
+    for path, event in waits:
+        event.wait(timeout=600)
+        if path not in _VERIFIED:  # the other thread found it broken
+            verify_local([path], threads=1)
 
 
 class UnreadablePart(Exception):

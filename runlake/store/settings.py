@@ -73,6 +73,12 @@ def heartbeat_timeout() -> float:
     return _float("RUNLAKE_HEARTBEAT_TIMEOUT", max(30.0, 6 * flush_interval()), minimum=0.05)
 
 
+def verify_reads() -> bool:
+    """Whether reads check each file's Parquet page checksums once per process before DuckDB
+    scans it ($RUNLAKE_VERIFY=off: trust the files; `doctor` still checks them)."""
+    return os.environ.get("RUNLAKE_VERIFY", "").strip().lower() not in ("off", "0", "no", "false")
+
+
 def compact_grace() -> float:
     """Seconds a compaction leaves the parts it packed in place, for readers that listed them
     before (a `connect()` snapshot, a query under way); the next compaction after that removes

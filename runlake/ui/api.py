@@ -6,8 +6,10 @@ Pure functions of a Lake and the request's parameters; the web layer is in `serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import threading
 import time
 from typing import Any
@@ -17,7 +19,9 @@ import polars as pl
 
 from ..errors import RunlakeError, RunNotFoundError
 from ..lake import Lake
+from ..store import settings
 from ..store.layout import MAX_STEP
+from ..store.parquet import UnreadablePart, verify_local
 
 SORTABLE = (
     "created_at",
@@ -469,6 +473,30 @@ def population(lake: Lake, project: str, metric: str | None = None) -> dict[str,
             }
         )
     return {"project": project, "metric": metric, "metrics": sorted(keys), "nodes": nodes}
+
+
+def verify_root(lake: Lake, stop: threading.Event) -> None:
+    """Check the page checksums of every file of a local root once, biggest first, one file at
+    a time, until `stop` (what a read would otherwise do on its first visit of a run). A
+    broken file is left for the read of it to report."""
+    if not lake.storage.is_local or not settings.verify_reads():
+        return
+    try:
+        with lake.reader.reading() as cur:
+            paths = [path for (path,) in cur.execute("SELECT DISTINCT path FROM parts").fetchall()]
+    except RunlakeError:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # this thread only (Linux): reads come first
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    sized = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            sized.append((os.path.getsize(path), path))
+    for _, path in sorted(sized, reverse=True):
+        if stop.is_set():
+            return
+        with contextlib.suppress(UnreadablePart):
+            verify_local([path], threads=1, background=True)
 
 
 def changes(lake: Lake, since: float) -> dict[str, Any]:

@@ -12,11 +12,13 @@ page (it is then kept in a cookie) or an `Authorization: Bearer` header.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import io
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -202,7 +204,21 @@ def create_app(
         Route("/api/sql", sql, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=token)])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # check every file's page checksums now, in the background and biggest first, so the
+        # first visit of a run does not wait for it (a read checks what is not checked yet)
+        stop = threading.Event()
+        checker = threading.Thread(target=api.verify_root, args=(lake, stop), name="runlake-ui-verify")
+        checker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            checker.join()
+
+    app = Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=token)], lifespan=lifespan)
     app.state.lake = lake
     return app
 
