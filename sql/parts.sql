@@ -10,5 +10,6 @@ CREATE TABLE IF NOT EXISTS parts (
     step_hi  BIGINT NOT NULL,
     bytes    BIGINT,
     pack     BOOLEAN NOT NULL DEFAULT false,
+    files    BIGINT,   -- the part files this row stands for: 1, or a pack member's (null: unknown)
     PRIMARY KEY (path, run_id, segment)
 );

@@ -27,5 +27,6 @@ CREATE TABLE IF NOT EXISTS run_meta (
     source_id   VARCHAR,  -- and its id there
     metadata    VARCHAR,  -- JSON object: init's other arguments worth keeping (settings, mode, ...)
     metrics     VARCHAR,  -- JSON list: define_metric definitions
-    preempting  BOOLEAN   -- mark_preempting() was called: a death reads `preempted`
+    preempting  BOOLEAN,  -- mark_preempting() was called: a death reads `preempted`
+    parts_written BIGINT  -- part files the current segment's writers stored (null: an older writer)
 );

@@ -473,6 +473,74 @@ def test_a_read_never_returns_a_garbled_history(local_root, where):
     assert runlake.history("g", root=local_root).equals(expected)
 
 
+# ---- 10. a part deleted by hand is an error naming the run, doctor reports it, --fix accepts it
+def _five_parts(root, run_id):
+    run = runlake.init("p", root=root, id=run_id)
+    for i in range(500):
+        run.log({"x": float(i)})
+        if i % 100 == 99:
+            run.flush()
+    run.finish()
+    return sorted(
+        glob.glob(os.path.join(root, "history", "project=p", f"run_id={run_id}", "segment=0", "part-*"))
+    )
+
+
+def test_a_part_deleted_by_hand_is_an_error_not_a_hole(local_root):
+    parts = _five_parts(local_root, "holed")
+    assert len(parts) == 5
+    child = runlake.init("p", root=local_root, id="child", fork_from="holed?_step=450")
+    child.log({"x": -1.0})
+    child.finish()
+    os.remove(parts[2])  # steps 200..299
+    with runlake.Lake(local_root) as lake:
+        for run_id in ("holed", "child"):  # the fork reads through the hole too
+            with pytest.raises(
+                runlake.CorruptPartError, match=r"run 'holed' segment 0 is missing 1 of the 5 part"
+            ):
+                lake.history(run_id)
+        report = lake.doctor()
+        assert report.height == 1 and report["run_id"].to_list() == ["holed"]
+        assert "missing 1 of the 5" in report["problem"][0] and set(report["affected_runs"][0]) >= {
+            "holed",
+            "child",
+        }
+        fixed = lake.doctor(fix=True)
+        assert fixed["action"].to_list() == ["accepted the loss: its state now counts the part files left"]
+        assert lake.doctor().height == 0
+        steps = lake.history("holed")["_step"].to_list()
+        assert steps == [*range(200), *range(300, 500)]  # the lost steps are gone, the rest reads
+        assert lake.history("child")["x"].to_list()[-1] == -1.0
+
+
+def test_parts_counted_across_a_resume_a_rewind_and_a_compaction(local_root):
+    run = runlake.init("p", root=local_root, id="many")
+    for i in range(200):
+        run.log({"x": float(i)})
+        if i % 100 == 99:
+            run.flush()
+    run.finish()
+    resumed = runlake.init("p", root=local_root, id="many", resume="allow")  # the same segment: 2 + 1
+    resumed.log({"x": 200.0})
+    resumed.finish()
+    assert json.loads(Path(local_root, "runs", "p", "many", "meta", "state.json").read_text())["parts"] == 3
+    runlake.compact(local_root, progress=False, grace=0)
+    with runlake.Lake(local_root) as lake:
+        assert lake.doctor().height == 0 and lake.history("many").height == 201
+    rewound = runlake.init("p", root=local_root, id="many", resume_from="many?_step=150")  # segment 1: 0 + 1
+    rewound.log({"x": 151.0})
+    rewound.finish()
+    assert json.loads(Path(local_root, "runs", "p", "many", "meta", "state.json").read_text())["parts"] == 1
+    with runlake.Lake(local_root) as lake:
+        assert lake.doctor().height == 0 and lake.history("many")["_step"].to_list() == list(range(152))
+    # a pack deleted by hand (file and manifest): the run's current segment lost nothing, the
+    # segment it was rewound from did; the rewound run reads through it, so it is an error
+    for path in glob.glob(os.path.join(local_root, "packs", "*", "pack-*")):
+        os.remove(path)
+    with runlake.Lake(local_root) as lake, pytest.raises(runlake.RunlakeError):
+        lake.history("many")
+
+
 # ---- 10. directories named like parts or pack manifests: reads go on, doctor names them
 def test_directories_named_like_parts_or_manifests_are_reported_not_read(local_root):
     run = runlake.init("p", root=local_root, id="d")

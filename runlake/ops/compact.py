@@ -174,6 +174,7 @@ def _write_pack(
             step_hi=max(p.step_hi for p in parts),
             rows=counts.get((run_id, segment), 0),
             bytes=sum(p.size for p in parts),
+            parts=len(parts),
         )
         for _, run_id, segment, parts in ordered
     ]

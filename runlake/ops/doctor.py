@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from ..read.catalog import Catalog
+from ..read.catalog import HOLES, Catalog, missing_parts
 from ..store import manifests
 from ..store.layout import hive_node
 from ..store.parquet import check_part
@@ -88,6 +88,10 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
                 "action": action,
             }
         )
+    if quarantined_nodes := {(r["run_id"], r["segment"]) for r in rows if r["action"] != "none"}:
+        catalog.refresh()  # what is left of the nodes a part was taken from: their count follows
+        _accept_loss(storage, catalog, quarantined_nodes)
+    rows += _holes(storage, catalog, fix)
     for path in storage.strays():
         node = hive_node(path + "/x")
         kind = "a history part" if "/history/" in path else "a pack manifest"
@@ -106,6 +110,75 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
     if fix and rows:
         catalog.refresh()
     return pl.DataFrame(rows, schema=_SCHEMA)
+
+
+def _holes(storage: Storage, catalog: Catalog, fix: bool) -> list[dict[str, Any]]:
+    """Nodes missing a part file their writer stored (deleted by hand, lost): one row each;
+    with `fix` their state counts what is left, so reads work again without those steps."""
+    catalog.refresh()
+    cur = catalog.cursor()
+    try:
+        found = cur.execute(HOLES).fetchall()
+        rows = []
+        for run_id, segment, written, left, project in found:
+            where = storage.paths.segment_dir(project, run_id, int(segment))
+            affected = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT DISTINCT run_id FROM lineage WHERE ancestor_run_id = ? AND ancestor_segment = ? "
+                    "ORDER BY run_id",
+                    [run_id, segment],
+                ).fetchall()
+            ]
+            rows.append(
+                {
+                    "path": storage.engine_path(where),
+                    "run_id": run_id,
+                    "segment": int(segment),
+                    "step_lo": None,
+                    "step_hi": None,
+                    "problem": missing_parts(run_id, int(segment), int(written), int(left), where),
+                    "affected_runs": affected,
+                    "action": "none",
+                }
+            )
+    finally:
+        cur.close()
+    if fix and rows:
+        _accept_loss(storage, catalog, {(r["run_id"], r["segment"]) for r in rows})
+        for row in rows:
+            row["action"] = "accepted the loss: its state now counts the part files left"
+    return rows
+
+
+def _accept_loss(storage: Storage, catalog: Catalog, nodes: set[tuple[str, int]]) -> None:
+    """The state of each finished node counts the part files it has now (a quarantined or lost
+    part is no longer expected), so its reads work again without those steps."""
+    cur = catalog.cursor()
+    try:
+        left = {
+            (r, int(s)): (p, int(n))
+            for r, s, p, n in cur.execute(
+                "SELECT r.run_id, r.segment, r.project, coalesce(sum(p.files), 0) FROM run_meta AS r "
+                "LEFT JOIN parts AS p ON p.run_id = r.run_id AND p.segment = r.segment GROUP BY ALL"
+            ).fetchall()
+        }
+    finally:
+        cur.close()
+    for run_id, segment in sorted(nodes):
+        if (run_id, segment) not in left:
+            continue  # an archived segment: its count is not kept
+        project, count = left[(run_id, segment)]
+        state = manifests.read_state(storage, project, run_id)
+        if (
+            state.segment == segment
+            and state.parts is not None
+            and state.parts > count
+            and state.state != "running"
+        ):
+            state.parts = count
+            manifests.write(storage, storage.paths.meta(project, run_id, "state.json"), state)
+    catalog.refresh()
 
 
 def _quarantine(storage: Storage, local: str) -> str:

@@ -33,6 +33,37 @@ from .lineage import Index, Link, Node, own_parts, walk
 _PERSIST_EVERY = 2.0
 
 
+# Nodes with fewer part files than their writers counted: a part was deleted or lost. The
+# current segment of a run whose writer is done (a live one may be between a part and its
+# state), and archived segments (counted when a rewind or re-fork took the run past them). A
+# pack member from an older compaction (files null) makes the count unknown: no verdict.
+HOLES = """
+WITH expected AS (
+    SELECT run_id, segment, parts_written AS written FROM run_meta
+    WHERE parts_written IS NOT NULL AND raw_state <> 'running'
+    UNION ALL
+    SELECT a.run_id, a.segment, a.parts FROM archived_parts AS a
+    JOIN run_meta AS r ON r.run_id = a.run_id AND a.segment < r.segment
+)
+SELECT e.run_id, e.segment, e.written, coalesce(sum(p.files), 0) AS found, s.project
+FROM expected AS e
+JOIN segments AS s ON s.run_id = e.run_id AND s.segment = e.segment
+LEFT JOIN parts AS p ON p.run_id = e.run_id AND p.segment = e.segment
+GROUP BY e.run_id, e.segment, e.written, s.project
+HAVING found < e.written AND count(*) FILTER (WHERE p.pack AND p.files IS NULL) = 0
+"""
+
+
+def missing_parts(run_id: str, segment: int, written: int, found: int, where: str) -> str:
+    """What a read of a node with a lost part says."""
+    return (
+        f"run {run_id!r} segment {segment} is missing {written - found} of the {written} part file(s) "
+        f"its writer stored in {where} ({found} there or in packs): a part was deleted or lost, and "
+        "the steps it held cannot be read; `runlake doctor` reports it, `runlake doctor --fix` "
+        "accepts the loss"
+    )
+
+
 def _written(token: str, now: float) -> float:
     """When a manifest was written by a clock the reader trusts: the storage's, from the
     listing, or else now (when this reader first saw it); never later than now."""
@@ -234,7 +265,7 @@ class Catalog:
             self._broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
-                for table in ("run_meta", "segments", "parts"):
+                for table in ("run_meta", "segments", "parts", "archived_parts"):
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 self._forget_links(cur, [n for n in self._links if n[0] == run_id])
             elif (m := SEGMENT_RE.fullmatch(name)) is not None:
@@ -364,6 +395,7 @@ class Catalog:
                     "job_type": [st.job_type for _, st, _, _ in rows],
                     "metrics": [json.dumps(st.metrics) if st.metrics else None for _, st, _, _ in rows],
                     "preempting": [bool(st.preempting) for _, st, _, _ in rows],
+                    "parts_written": [st.parts for _, st, _, _ in rows],
                 },
             )
 
@@ -433,7 +465,9 @@ class Catalog:
                 continue
             pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
             tables.index_pack(
-                cur, pack, [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes) for m in manifest.members]
+                cur,
+                pack,
+                [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes, m.parts) for m in manifest.members],
             )
             self._seen[path] = listing[path]
         return True
@@ -458,7 +492,7 @@ class Catalog:
                         RuntimeWarning,
                         stacklevel=4,
                     )
-                row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0)
+                row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0, None)
                 tables.index_pack(cur, pack, [row])
                 changed = True
         return changed
@@ -574,9 +608,15 @@ class Catalog:
                     current = {
                         r: int(s) for r, s in cur.execute("SELECT run_id, segment FROM run_meta").fetchall()
                     }
+                    holes = {
+                        (r, int(s)): missing_parts(
+                            r, int(s), int(written), int(found), self.storage.paths.segment_dir(p, r, int(s))
+                        )
+                        for r, s, written, found, p in cur.execute(HOLES).fetchall()
+                    }
                 finally:
                     cur.close()
-                self._index = Index(self._generation, current, dict(self._links), files)
+                self._index = Index(self._generation, current, dict(self._links), files, holes)
             return self._index
 
     def snapshot(self) -> duckdb.DuckDBPyConnection:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..errors import CorruptPartError
 from ..store.layout import MAX_STEP, PartFile
 
 Node = tuple[str, int]  # (run_id, segment)
@@ -98,16 +99,24 @@ class Index:
         current: dict[str, int],
         links: dict[Node, Link],
         files: dict[Node, list[FileRef]],
+        holes: dict[Node, str] | None = None,
     ) -> None:
         self.generation = generation
         self.current = current
         self.links = links
         self.files = files
+        self.holes = holes or {}  # nodes missing a part file: what a read of them says
 
     def closure(self, run_id: str, segment: int) -> list[ClosureRow]:
         return walk(self.links, (run_id, segment))[0]
 
     def select(self, closure: Iterable[ClosureRow]) -> Files:
+        """The files a closure reads; a node among them that lost a part file is an error (a
+        silent hole in the history otherwise)."""
+        closure = list(closure)
+        for _, run_id, segment, lo, hi in closure:
+            if (run_id, segment) in self.holes and lo < hi:
+                raise CorruptPartError(self.holes[(run_id, segment)])
         return select_files(self.files, closure)
 
     def span(self, closure: Iterable[ClosureRow]) -> tuple[int, int]:

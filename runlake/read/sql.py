@@ -19,6 +19,7 @@ ORDER = (
     "segments",
     "parts",
     "closure",
+    "archived_parts",
     "part_rows",
     "pack_rows",
     "closure_of",

@@ -69,16 +69,26 @@ def insert_segments(cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) 
     cur.register("new_segments", _arrow(cur, "segments", rows))
     cur.execute("INSERT OR REPLACE INTO segments SELECT * FROM new_segments")
     cur.unregister("new_segments")
+    counted = [d for d in segments if d.previous_segment is not None and d.previous_parts is not None]
+    if counted:
+        columns = {
+            "run_id": [d.run_id for d in counted],
+            "segment": [int(d.previous_segment or 0) for d in counted],
+            "parts": [int(d.previous_parts or 0) for d in counted],
+        }
+        cur.register("new_counts", _arrow(cur, "archived_parts", columns))
+        cur.execute("INSERT OR REPLACE INTO archived_parts SELECT * FROM new_counts")
+        cur.unregister("new_counts")
 
 
 PartRow = tuple[str, str, int, int, int, int]  # path, run_id, segment, step_lo, step_hi, bytes
 
 
 def index_pack(
-    cur: duckdb.DuckDBPyConnection, pack: str, members: list[tuple[str, int, int, int, int]]
+    cur: duckdb.DuckDBPyConnection, pack: str, members: list[tuple[str, int, int, int, int, int | None]]
 ) -> None:
-    """Index a pack's members (run_id, segment, step_lo, step_hi, bytes); the nodes' own parts
-    within the packed range drop out."""
+    """Index a pack's members (run_id, segment, step_lo, step_hi, bytes, part files replaced);
+    the nodes' own parts within the packed range drop out."""
     if not members:
         return
     cur.register("new_pack", _parts(cur, [(pack, *m) for m in members], pack=True))
@@ -102,10 +112,14 @@ def insert_parts(cur: duckdb.DuckDBPyConnection, rows: list[PartRow]) -> None:
     cur.unregister("new_parts")
 
 
-def _parts(cur: duckdb.DuckDBPyConnection, rows: list[PartRow], *, pack: bool) -> pa.Table:
-    names = ("path", "run_id", "segment", "step_lo", "step_hi", "bytes")
-    columns: dict[str, Any] = {n: list(c) for n, c in zip(names, zip(*rows, strict=True), strict=True)}
-    return _arrow(cur, "parts", {**columns, "pack": [pack] * len(rows)})
+def _parts(cur: duckdb.DuckDBPyConnection, rows: list[Any], *, pack: bool) -> pa.Table:
+    """Rows (path, run_id, segment, step_lo, step_hi, bytes[, files]) as the parts table: a
+    listed part stands for one file, a pack member for the files its manifest says."""
+    names = ("path", "run_id", "segment", "step_lo", "step_hi", "bytes", "files")
+    columns: dict[str, Any] = {n: list(c) for n, c in zip(names, zip(*rows, strict=True), strict=False)}
+    files = columns.pop("files", None) if pack else [1] * len(rows)
+    # in the table's column order: the inserts select *
+    return _arrow(cur, "parts", {**columns, "pack": [pack] * len(rows), "files": files or [None] * len(rows)})
 
 
 def replace_closure(cur: duckdb.DuckDBPyConnection, nodes: list[Node], columns: list[list[Any]]) -> None:

@@ -124,6 +124,10 @@ class SegmentDoc(_Doc):
     parent_run_id: str | None = None
     parent_segment: int | None = None
     cutoff: int | None = None
+    # a rewind or re-fork: the run's segment this one took over from, and the part files its
+    # writers had stored (what a reader of that archived segment must find; null: unknown)
+    previous_segment: int | None = None
+    previous_parts: int | None = None
 
     @property
     def parent(self) -> tuple[str, int] | None:
@@ -145,6 +149,9 @@ class StateDoc(_Doc):
     pid_start: str | None = None
     writer_seq: int = 0
     watermark: int | None = None  # the last step whose rows are in a part
+    # the part files this segment's writers have stored (or spilled, uploaded in order before
+    # this state): a reader that finds fewer knows one was lost (null: an older writer)
+    parts: int | None = None
     runtime: float = 0.0
     finished_at: float | None = None
     exit_code: int | None = None
@@ -199,6 +206,7 @@ class PackMember(_Doc):
     step_hi: int
     rows: int = 0
     bytes: int = 0
+    parts: int | None = None  # the part files it replaced (null: an older compaction)
 
 
 @dataclass

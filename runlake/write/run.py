@@ -93,6 +93,7 @@ class Run:
         allow_val_change: bool = False,
         local_dir: str | None = None,
         resumed: bool = False,
+        parts_written: int = 0,
         entity: str | None = None,
     ) -> None:
         self._writer = writer
@@ -129,6 +130,7 @@ class Run:
         self._preempting = False
         self._meta_dirty = True
         self._watermark: int | None = None
+        self._parts_written = parts_written  # this segment's part files, earlier writers' too
         self._runtime_last = runtime_offset
         self._flush_rows = settings.flush_rows()
         self._resume_file: Any = None  # resume="auto": cleared when the run finishes cleanly
@@ -536,6 +538,7 @@ class Run:
         runtime = float(last.pop("_runtime", 0.0))
         last.pop("_timestamp", None)
         with self._buffer.lock:
+            self._parts_written += 1
             self._summary_auto.update(last)
             if self._watermark is None or last_step > self._watermark:
                 self._watermark = last_step
@@ -548,6 +551,7 @@ class Run:
             metric_state = {k: dict(v) for k, v in self._metrics.aggregates.items()}
             metrics = self._metrics.to_json()
             json_keys = sorted(self._json_keys)
+            parts = self._parts_written
         meta = self._meta
         return StateDoc(
             run_id=self.id,
@@ -557,6 +561,7 @@ class Run:
             **self._identity,
             writer_seq=self._writer.seq,
             watermark=self._watermark,
+            parts=parts,
             runtime=self._runtime_last,
             finished_at=time.time() if self._finished else None,
             exit_code=self._exit_code,

@@ -483,6 +483,8 @@ def _new_segment(
         parent_run_id=parent[1],
         parent_segment=parent[2],
         cutoff=cutoff,
+        previous_segment=int(state.segment),
+        previous_parts=state.parts,
     )
     if not storage.create_exclusive(path, doc.encode()):
         raise RunlakeError(
@@ -605,6 +607,9 @@ def _resume(
         summary_user=dict(state.summary_user or {}),
         runtime_offset=float(state.runtime or 0.0),
         inherit=_inherit(storage, doc) if state.inherited_pending else None,
+        # the segment's part files so far (a dead writer's spilled ones it did not count are
+        # found by readers too: only fewer than counted is a loss)
+        parts_written=int(state.parts or 0) if int(state.segment) == segment else 0,
         **_run_options(meta, options, state),
     )
     run.flush()
