@@ -474,9 +474,10 @@ def test_a_read_never_returns_a_garbled_history(local_root, where):
 
 
 # ---- 10. a part deleted by hand is an error naming the run, doctor reports it, --fix accepts it
-def _five_parts(root, run_id):
+def _in_parts(root, run_id, steps):
+    """A finished run of `steps` steps written as one part per 100 steps; its part files."""
     run = runlake.init("p", root=root, id=run_id)
-    for i in range(500):
+    for i in range(steps):
         run.log({"x": float(i)})
         if i % 100 == 99:
             run.flush()
@@ -487,7 +488,7 @@ def _five_parts(root, run_id):
 
 
 def test_a_part_deleted_by_hand_is_an_error_not_a_hole(local_root):
-    parts = _five_parts(local_root, "holed")
+    parts = _in_parts(local_root, "holed", 500)
     assert len(parts) == 5
     child = runlake.init("p", root=local_root, id="child", fork_from="holed?_step=450")
     child.log({"x": -1.0})
@@ -514,12 +515,7 @@ def test_a_part_deleted_by_hand_is_an_error_not_a_hole(local_root):
 
 
 def test_parts_counted_across_a_resume_a_rewind_and_a_compaction(local_root):
-    run = runlake.init("p", root=local_root, id="many")
-    for i in range(200):
-        run.log({"x": float(i)})
-        if i % 100 == 99:
-            run.flush()
-    run.finish()
+    assert len(_in_parts(local_root, "many", 200)) == 2
     resumed = runlake.init("p", root=local_root, id="many", resume="allow")  # the same segment: 2 + 1
     resumed.log({"x": 200.0})
     resumed.finish()
