@@ -81,6 +81,10 @@ def root(tmp_path_factory):
             child.log({"score": 10.0 + gen})
         child.finish()
         members.append(child.id)
+    # Ray's PBT: a trial continues from a better member's checkpoint as a new segment of itself
+    exploit = lake.init("pbt", id="m0", fork_from="m3?_step=7", resume="allow")
+    exploit.log({"score": 3.5})
+    exploit.finish()
     lake.close()
     return path
 
@@ -215,7 +219,12 @@ def test_population_view(server, page, tmp_path):
     members = page.locator("#population g.member")
     assert members.count() == 6
     assert page.locator("#population line").count() == 2
+    exploit = page.locator("#population path.exploit")
+    assert exploit.count() == 1
+    assert (exploit.get_attribute("data-from"), exploit.get_attribute("data-run")) == ("m3", "m0")
+    assert "exploited m3 @7" in exploit.locator("title").text_content()
     assert "3 generations" in page.locator(".toolbar").inner_text()
+    assert "1 exploit (dashed" in page.locator(".toolbar").inner_text()
     _shot(page, "population.png", tmp_path)
     page.locator('#population g.member[data-run="g2"] circle').click()
     page.wait_for_function("location.hash.startsWith('#/run/g2')")

@@ -444,13 +444,24 @@ def compare(lake: Lake, run_ids: list[str], key: str, buckets: int = 1000) -> di
 
 def population(lake: Lake, project: str, metric: str | None = None) -> dict[str, Any]:
     """The fork forest of a project: every run with its parent, generation (depth) and the
-    chosen summary metric (its value, or a define_metric aggregate's first number)."""
+    chosen summary metric (its value, or a define_metric aggregate's first number); and each
+    run's exploits: later segments forked from another member (how Ray's PBT continues a
+    trial from a better one's checkpoint)."""
     forest = lake.tree(project)
     meta = lake.sql(
         "SELECT run_id, name, state, parent_run_id, fork_step, summary, created_at FROM runs WHERE project = ?",
         [project],
     )
     info = {r["run_id"]: r for r in meta.iter_rows(named=True)}
+    exploits: dict[str, list[dict[str, Any]]] = {}  # a member re-forked from another (Ray's PBT)
+    for row in lake.sql(
+        "SELECT run_id, segment, parent_run_id, cutoff FROM segments WHERE project = ? AND segment > 0 "
+        "AND kind = 'fork' ORDER BY run_id, segment",
+        [project],
+    ).iter_rows(named=True):
+        exploits.setdefault(row["run_id"], []).append(
+            {"segment": row["segment"], "from": row["parent_run_id"], "step": row["cutoff"]}
+        )
     nodes = []
     keys: set[str] = set()
     for row in forest.iter_rows(named=True):
@@ -470,6 +481,7 @@ def population(lake: Lake, project: str, metric: str | None = None) -> dict[str,
                 "generation": row.get("depth", 0),
                 "root": row.get("root_run_id"),
                 "value": value if isinstance(value, int | float) and math.isfinite(value) else None,
+                "exploits": exploits.get(row["run_id"], []),
             }
         )
     return {"project": project, "metric": metric, "metrics": sorted(keys), "nodes": nodes}

@@ -297,6 +297,22 @@ async function viewPopulation(q) {
     Object.entries({ x1, y1, x2, y2, stroke: "#b8bec6" }).forEach(([k, v]) => line.setAttribute(k, v));
     svg.appendChild(line);
   }
+  const exploited = nodes.reduce((k, n) => k + (n.exploits || []).length, 0);
+  // exploits (a trial continued from another member's checkpoint): dashed arcs, newest last
+  for (const n of nodes) {
+    for (const e of n.exploits || []) {
+      if (!pos.has(e.from)) continue;
+      const [x1, y1] = pos.get(e.from), [x2, y2] = pos.get(n.run_id);
+      const bend = 40 + Math.abs(y2 - y1) / 4;
+      const path = document.createElementNS(NS, "path");
+      path.setAttribute("d", `M ${x1} ${y1} Q ${(x1 + x2) / 2 + bend} ${(y1 + y2) / 2} ${x2} ${y2}`);
+      Object.entries({ fill: "none", stroke: "#d08a3c", "stroke-dasharray": "4 3", class: "exploit", "data-from": e.from, "data-run": n.run_id }).forEach(([k, v]) => path.setAttribute(k, v));
+      const tip = document.createElementNS(NS, "title");
+      tip.textContent = `${n.run_id} segment ${e.segment}: exploited ${e.from} @${e.step}`;
+      path.appendChild(tip);
+      svg.appendChild(path);
+    }
+  }
   for (const n of nodes) {
     const [x, y] = pos.get(n.run_id);
     const g = document.createElementNS(NS, "g");
@@ -317,7 +333,8 @@ async function viewPopulation(q) {
       el("select", { id: "pop-project", onchange: (e) => go("population", { project: e.target.value }) }, projects.map((p) => el("option", { value: p.project, selected: p.project === project, text: p.project }))),
       "colour by:", el("select", { id: "pop-metric", onchange: (e) => go("population", { project, metric: e.target.value }) }, data.metrics.map((m) => el("option", { value: m, selected: m === chosen, text: m }))),
       values.length ? el("span", { class: "muted" }, el("span", { class: "legend-swatch", style: `background:${colour(0)}` }), fmt(lo), " … ", el("span", { class: "legend-swatch", style: `background:${colour(1)}` }), fmt(hi)) : "",
-      el("span", { class: "muted", text: `${nodes.length} runs, ${gens} generations (left to right)` })),
+      el("span", { class: "muted", text: `${nodes.length} runs, ${gens} generations (left to right)` +
+        (exploited ? `, ${exploited} exploit${exploited > 1 ? "s" : ""} (dashed: a member continued from another's checkpoint)` : "") })),
     el("div", { class: "tree", style: "overflow:auto" }, svg));
 }
 
