@@ -127,9 +127,11 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
+def build(reader: Reader, run_ids: Sequence[str], key: str, x: str | None = None) -> Plot:
     """Resolve the branches to draw: every node of the runs' lineages, each drawn once, from
-    its own rows (one refresh and one scan for the whole chart)."""
+    its own rows (one refresh and one scan for the whole chart). The x-axis: `x` = "step",
+    "wall" (each point's `_timestamp`) or a key (its value at or before each step); None: the
+    key's define_metric step metric if a run has one, else the step."""
     if isinstance(run_ids, str):
         run_ids = [run_ids]
     if not run_ids:
@@ -180,9 +182,10 @@ def build(reader: Reader, run_ids: Sequence[str], key: str) -> Plot:
                     segment,
                 )
             )
-    step_metric = _step_metric(reader, list(run_ids), key)
+    step_metric = _step_metric(reader, list(run_ids), key) if x is None else None if x == "step" else x
     if step_metric is not None:
-        _to_step_metric(plot, reader, list(run_ids), step_metric)
+        _to_step_metric(plot, reader, list(run_ids), "_timestamp" if step_metric == "wall" else step_metric)
+        plot.x_key = step_metric
     return plot
 
 

@@ -212,6 +212,11 @@ def test_compare_draws_the_shared_prefix_once(server, page):
     # base's segment 0 (up to the rewind), its segment 1, and hot's own branch
     assert chart.get_attribute("data-lines") == "3" and chart.get_attribute("data-markers") == "2"
     assert int(chart.get_attribute("data-points")) == 41 + 11 + 31  # a branch starts at its parent's point
+    assert chart.get_attribute("data-x-label") == "step"
+    # wall time on the x-axis: the same lines, against each point's _timestamp
+    page.select_option("#compare-x", "wall")
+    page.wait_for_function("document.querySelector('#compare-chart').dataset.xLabel === 'wall'")
+    assert page.locator("#compare-chart").get_attribute("data-lines") == "3"
 
 
 def test_population_view(server, page, tmp_path):

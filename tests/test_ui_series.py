@@ -194,3 +194,26 @@ def test_a_key_logged_over_a_small_part_of_the_run_keeps_its_resolution(tmp_path
     assert out["points"] == 1_000
     xs = out["own"]["x"]
     assert xs[0] == 19_000 and xs[-1] == 19_999 and len(xs) >= 200  # ~4 a bucket, not 4 a fifth of it
+
+
+def test_compare_by_wall_time_and_zoomed(tmp_path):
+    lake = runlake.Lake(str(tmp_path / "root"))
+    parent = lake.init("charts", id="a")
+    for step in range(3_000):
+        parent.log({"m": float(step)}, step=step)
+    parent.finish()
+    child = lake.init("charts", id="b", fork_from="a?_step=999")
+    for step in range(1_000, 2_000):
+        child.log({"m": -float(step)}, step=step)
+    child.finish()
+    whole = api.compare(lake, ["a", "b"], "m", buckets=100)
+    assert whole["x_label"] == "step" and len(whole["lines"]) == 2
+    assert [m["x"] for m in whole["markers"]] == [999]
+    zoomed = api.compare(lake, ["a", "b"], "m", buckets=100, lo=1_500, hi=1_600)
+    for line in zoomed["lines"]:  # few enough points: every one of them
+        assert line["x"] == [float(s) for s in range(1_500, 1_601)]
+    wall = api.compare(lake, ["a", "b"], "m", buckets=100, x="wall")
+    assert wall["x_label"] == "wall"
+    frame = lake.history("a", ["m"])
+    stamps = frame["_timestamp"].to_list()
+    assert wall["lines"][0]["x"][0] == stamps[0] and wall["lines"][0]["x"][-1] == stamps[-1]

@@ -414,24 +414,40 @@ def series(
     return out
 
 
-def compare(lake: Lake, run_ids: list[str], key: str, buckets: int = 1000) -> dict[str, Any]:
+def compare(
+    lake: Lake,
+    run_ids: list[str],
+    key: str,
+    buckets: int = 1000,
+    *,
+    x: str | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> dict[str, Any]:
     """Several runs' charts of one key as a fork tree: each lineage node drawn once (shared
-    prefixes once, as runlake.plot draws them), downsampled."""
+    prefixes once, as runlake.plot draws them), downsampled over [lo, hi] (a zoom: shown point
+    by point once few enough). `x`: "step", "wall" or a step metric (None: the key's
+    define_metric step metric, else the step)."""
     from ..plotting import build
 
-    plot = build(lake.reader, run_ids, key)
+    buckets = max(10, min(int(buckets), MAX_BUCKETS))
+    plot = build(lake.reader, run_ids, key, x=x or None)
     lines = []
     for line in plot.lines:
-        x, y = downsample(
-            np.asarray(line.steps, dtype=np.float64), np.asarray(line.values, dtype=np.float64), buckets
-        )
+        xs, ys = np.asarray(line.steps, dtype=np.float64), np.asarray(line.values, dtype=np.float64)
+        keep = np.ones(len(xs), dtype=bool)
+        if lo is not None:
+            keep &= xs >= lo
+        if hi is not None:
+            keep &= xs <= hi
+        dx, dy = downsample(xs[keep], ys[keep], buckets)
         lines.append(
             {
                 "label": line.label,
                 "run_id": line.run_id,
                 "segment": line.segment,
-                "x": x.tolist(),
-                "y": [None if not math.isfinite(v) else v for v in y.tolist()],
+                "x": dx.tolist(),
+                "y": _floats(dy),
                 "points": len(line.steps),
             }
         )

@@ -141,6 +141,9 @@ def create_app(
             _list(request, "runs"),
             request.query_params.get("key") or "",
             _int(request, "buckets", 1000),
+            x=request.query_params.get("x") or None,
+            lo=api.step_bound(request.query_params.get("lo")),
+            hi=api.step_bound(request.query_params.get("hi")),
         )
 
     def population(request: Request) -> Any:

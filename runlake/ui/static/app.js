@@ -247,21 +247,32 @@ async function viewCompare(q) {
   const keys = [...new Set(infos.flatMap((i) => i.keys))].sort();
   const key = q.get("key") || keys[0];
   const smoothing = +(q.get("smooth") || 0), log = q.get("log") === "1";
+  const x = q.get("x") || "";  // "": the key's step metric if a run defines one, else the step
+  const stepMetrics = [...new Set(infos.flatMap((i) => i.metrics.filter((m) => m.step_metric).map((m) => m.step_metric)))];
   const box = el("div", { class: "chart-body", id: "compare-chart" });
   app.replaceChildren(el("h1", { text: "Compare" }),
     el("div", { class: "toolbar" }, "runs:", runs.map((r) => runLink(r)), "key:",
       el("select", { id: "compare-key", onchange: (e) => go("compare", { ...Object.fromEntries(q), key: e.target.value }) }, keys.map((k) => el("option", { value: k, selected: k === key, text: k }))),
+      "x:", el("select", { id: "compare-x", onchange: (e) => go("compare", { ...Object.fromEntries(q), x: e.target.value }) },
+        [["", "auto"], ["step", "step"], ["wall", "wall time"], ...stepMetrics.map((m) => [m, m])].map(([v, t]) => el("option", { value: v, selected: v === x, text: t }))),
       "smoothing:", el("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: smoothing, onchange: (e) => go("compare", { ...Object.fromEntries(q), smooth: e.target.value }) }),
       el("label", {}, el("input", { type: "checkbox", checked: log, onchange: (e) => go("compare", { ...Object.fromEntries(q), log: e.target.checked ? "1" : "" }) }), " log scale")),
     el("div", { class: "chart", "data-key": key }, box));
   if (!key) return;
-  const data = await get("api/compare?" + new URLSearchParams({ runs: runs.join(","), key, buckets: 1500 }));
-  const { xs, ys } = mergeXs(data.lines);
-  box.dataset.lines = String(data.lines.length);
-  box.dataset.markers = String(data.markers.length);
-  box.dataset.points = String(data.lines.reduce((n, l) => n + l.x.length, 0));
-  makeChart(box, { xs, xLabel: data.x_label, logScale: log, markers: data.markers,
-    series: data.lines.map((l, i) => ({ label: l.label, color: PALETTE[i % PALETTE.length], dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length], ys: smooth(ys[i], smoothing) })) });
+  const draw = async (lo, hi) => {  // a zoom asks the server again for its window
+    const query = new URLSearchParams({ runs: runs.join(","), key, buckets: 1500, x });
+    if (lo !== undefined) { query.set("lo", lo); query.set("hi", hi); }
+    const data = await get("api/compare?" + query);
+    const { xs, ys } = mergeXs(data.lines);
+    box.replaceChildren();
+    box.dataset.lines = String(data.lines.length);
+    box.dataset.markers = String(data.markers.length);
+    box.dataset.points = String(data.lines.reduce((n, l) => n + l.x.length, 0));
+    box.dataset.xLabel = data.x_label;
+    makeChart(box, { xs, xLabel: data.x_label, logScale: log, markers: data.markers, onZoom: draw,
+      series: data.lines.map((l, i) => ({ label: l.label, color: PALETTE[i % PALETTE.length], dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length], ys: smooth(ys[i], smoothing) })) });
+  };
+  await draw();
 }
 
 // ---- population ------------------------------------------------------------------------------
