@@ -199,6 +199,15 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")
     assert hot.get_attribute("data-inherited") == "21" and hot.get_attribute("data-total") == "51"
     assert hot.get_attribute("data-markers") == "1"
+    # pick runs to compare from the lineage tree: hot is ticked, tick its parent too
+    assert page.locator('#lineage li[data-run="hot"] input.pick').is_checked()
+    page.locator('#lineage li[data-run="base"] input.pick').first.check()
+    page.locator("#compare-picked").click()
+    page.wait_for_function("location.hash.startsWith('#/compare')")
+    assert sorted(page.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('runs')").split(",")) == [
+        "base",
+        "hot",
+    ]
     # archived segments on demand
     _open(page, server + "#/run/base?archived=1")
     page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")

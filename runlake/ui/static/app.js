@@ -151,6 +151,9 @@ function kvTable(obj, id) {
   const entries = Object.entries(obj || {});
   return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", { text: fmt(v) })]) : el("div", { class: "muted", text: "—" }));
 }
+function pick(runId, checked) {  // a lineage node's tick: pick runs to compare from the tree
+  return el("input", { type: "checkbox", class: "pick", value: runId, checked, title: "compare this run" });
+}
 function lineageTree(info) {
   const run = info.run;
   const chain = info.lineage.slice().reverse();  // root first
@@ -160,17 +163,21 @@ function lineageTree(info) {
     const current = i === chain.length - 1;
     const label = node.kind === "root" ? "" : `${node.kind} @${node.cutoff} → `;
     const li = el("li", { class: "lineage-node" + (current ? " current" : ""), "data-run": node.run_id, "data-segment": node.segment, "data-kind": node.kind },
-      label, runLink(node.run_id), node.segment ? el("span", { class: "muted", text: ` (segment ${node.segment})` }) : "");
+      pick(node.run_id, current), label, runLink(node.run_id), node.segment ? el("span", { class: "muted", text: ` (segment ${node.segment})` }) : "");
     cursor.appendChild(li);
     const next = el("ul", {});
     li.appendChild(next);
     cursor = next;
   });
   for (const d of info.descendants) {
-    cursor.appendChild(el("li", { class: "lineage-node descendant", "data-run": d.run_id, "data-kind": "fork" }, `fork @${d.fork_step} → `, runLink(d.run_id), el("span", { class: "muted", text: ` gen ${d.generation} · ${d.state}` })));
+    cursor.appendChild(el("li", { class: "lineage-node descendant", "data-run": d.run_id, "data-kind": "fork" }, pick(d.run_id, false), `fork @${d.fork_step} → `, runLink(d.run_id), el("span", { class: "muted", text: ` gen ${d.generation} · ${d.state}` })));
   }
+  const compareTicked = el("button", { id: "compare-picked", text: "Compare ticked", onclick: () => {
+    const runs = [...new Set([...document.querySelectorAll("#lineage input.pick:checked")].map((i) => i.value))];
+    if (runs.length) go("compare", { runs: runs.join(",") });
+  } });
   const archived = info.segments.filter((s) => s.segment !== run.segment);
-  return el("div", { class: "tree", id: "lineage" }, root,
+  return el("div", { class: "tree", id: "lineage" }, root, compareTicked,
     archived.length ? el("div", { class: "muted", text: "archived segments: " + archived.map((s) => `${s.segment} (${s.kind}${s.cutoff !== null ? " @" + s.cutoff : ""})`).join(", ") }) : "");
 }
 async function drawSeries(box, runId, key, opts) {
