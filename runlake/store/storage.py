@@ -126,7 +126,7 @@ class Storage:
             if self.is_local:
                 return os.listdir(path)
             self.fs.invalidate_cache(path)
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in _listed(self.fs.ls, path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -138,7 +138,7 @@ class Storage:
         else:
             try:
                 self.fs.invalidate_cache(segment_dir)
-                infos = self.fs.ls(segment_dir, detail=True)
+                infos = _listed(self.fs.ls, segment_dir, detail=True)
             except FileNotFoundError:
                 return []
             found = [
@@ -205,7 +205,7 @@ class Storage:
         """Change tokens of the objects under `prefix` that `keep` selects: one recursive listing."""
         try:
             self.fs.invalidate_cache(prefix)
-            found = self.fs.find(prefix, detail=True)
+            found = _listed(self.fs.find, prefix, detail=True)
         except FileNotFoundError:
             return {}
         return {path: _change_token(info) for path, info in found.items() if keep(path)}
@@ -216,7 +216,7 @@ class Storage:
         out = []
         for top in (f"{self.root}/history", self.paths.packs_dir):
             try:
-                found = self.fs.find(top, withdirs=True, detail=True)
+                found = _listed(self.fs.find, top, withdirs=True, detail=True)
             except FileNotFoundError:
                 continue
             for path, info in found.items():
@@ -327,6 +327,19 @@ _TOKEN_FIELDS = (
     "updated",
     "created",
 )
+
+
+def _listed(listing: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A driver's listing, once more if another thread changed the directory under it: fsspec's
+    memory:// iterates its one dict, and a file closed meanwhile (by a flusher, or by the
+    garbage collector) makes that raise "dictionary changed size during iteration"."""
+    for attempt in range(5):
+        try:
+            return listing(*args, **kwargs)
+        except RuntimeError as exc:
+            if "changed size during iteration" not in str(exc) or attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _change_token(info: dict[str, Any]) -> str:
