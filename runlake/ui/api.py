@@ -19,6 +19,7 @@ import polars as pl
 
 from ..errors import RunlakeError, RunNotFoundError
 from ..lake import Lake
+from ..read.sql import frame
 from ..store import settings
 from ..store.layout import MAX_STEP
 from ..store.parquet import UnreadablePart, verify_local
@@ -132,11 +133,13 @@ def _chart_keys(summary: dict[str, Any]) -> list[str]:
 def run(lake: Lake, run_id: str) -> dict[str, Any]:
     """A run's page: its row, config, summary, metric keys (grouped by "/" section), lineage
     (ancestors with their cutoffs), descendants, segments."""
+    # the catalog's tables alone (no file lists: a cursor with them costs ~20 ms on 10,000 runs)
     with lake.reader.reading() as cur:  # first the chart keys, to start reading the charts
-        first = cur.execute("SELECT summary FROM run_meta WHERE run_id = ?", [run_id]).fetchone()
-    if first is not None:
-        prefetch(lake, run_id, _chart_keys(json.loads(first[0] or "{}"))[:50])
-    found = lake.sql("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        first = cur.execute("SELECT summary FROM run_meta WHERE run_id = ?", [run_id]).fetchall()
+        if first:
+            prefetch(lake, run_id, _chart_keys(json.loads(first[0][0] or "{}"))[:50])
+        found = frame(cur, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+        segments = _jsonable(frame(cur, "SELECT * FROM segments WHERE run_id = ? ORDER BY segment", [run_id]))
     if found.height == 0:
         raise RunNotFoundError(f"run {run_id!r} does not exist")
     row = _jsonable(found)[0]
@@ -147,7 +150,6 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     keys = _chart_keys(summary)
     lineage = _jsonable(lake.lineage(run_id))
     descendants = _jsonable(lake.descendants(run_id))
-    segments = _jsonable(lake.sql("SELECT * FROM segments WHERE run_id = ? ORDER BY segment", [run_id]))
     groups: dict[str, list[str]] = {}
     for key in keys:
         groups.setdefault(key.split("/", 1)[0] if "/" in key else "", []).append(key)
