@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -533,8 +534,19 @@ def test_parts_counted_across_a_resume_a_rewind_and_a_compaction(local_root):
     # segment it was rewound from did; the rewound run reads through it, so it is an error
     for path in glob.glob(os.path.join(local_root, "packs", "*", "pack-*")):
         os.remove(path)
-    with runlake.Lake(local_root) as lake, pytest.raises(runlake.RunlakeError):
-        lake.history("many")
+    with runlake.Lake(local_root) as lake:
+        with pytest.raises(runlake.CorruptPartError, match=r"run 'many' segment 0 is missing 3 of the 3"):
+            lake.history("many")
+        report = lake.doctor()
+        assert (report["run_id"].to_list(), report["segment"].to_list()) == (["many"], [0])
+        lake.doctor(fix=True)  # accepts it: the archived segment expects what is left (nothing)
+        assert lake.doctor().height == 0
+        assert lake.history("many")["_step"].to_list() == [151]  # only the rewound run's own step
+    with runlake.Lake(local_root) as lake:  # a new process (and its catalog) agrees
+        assert lake.history("many")["_step"].to_list() == [151]
+    shutil.rmtree(os.path.join(local_root, "_catalog"))  # and one that folds every manifest afresh
+    with runlake.Lake(local_root) as lake:
+        assert lake.history("many")["_step"].to_list() == [151] and lake.doctor().height == 0
 
 
 # ---- 10. directories named like parts or pack manifests: reads go on, doctor names them

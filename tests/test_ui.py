@@ -204,7 +204,9 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     page.locator('#lineage li[data-run="base"] input.pick').first.check()
     page.locator("#compare-picked").click()
     page.wait_for_function("location.hash.startsWith('#/compare')")
-    assert sorted(page.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('runs')").split(",")) == [
+    assert sorted(
+        page.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('runs')").split(",")
+    ) == [
         "base",
         "hot",
     ]

@@ -11,6 +11,7 @@ import polars as pl
 from ..read.catalog import HOLES, Catalog, missing_parts
 from ..store import manifests
 from ..store.layout import hive_node
+from ..store.manifests import RepairDoc
 from ..store.parquet import check_part
 from ..store.storage import Storage
 
@@ -71,10 +72,8 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
             action = f"quarantined to {storage.engine_path(target)}; lost steps {lo}..{hi} of {run_id} segment {segment}"
         elif fix:
             target = _quarantine(storage, local)
-            storage.write_json_atomic(
-                storage.paths.meta(project, run_id, f"repaired-{segment}.json"),
-                {"segment": segment, "quarantined": target, "steps": [lo, hi], "at": time.time()},
-            )
+            repair = RepairDoc(segment=segment, quarantined=target, steps=[lo, hi], at=time.time())
+            manifests.write(storage, storage.paths.meta(project, run_id, f"repaired-{segment}.json"), repair)
             action = f"quarantined to {storage.engine_path(target)}; lost steps {lo}..{hi} of {run_id} segment {segment}"
         rows.append(
             {
@@ -152,23 +151,31 @@ def _holes(storage: Storage, catalog: Catalog, fix: bool) -> list[dict[str, Any]
 
 
 def _accept_loss(storage: Storage, catalog: Catalog, nodes: set[tuple[str, int]]) -> None:
-    """The state of each finished node counts the part files it has now (a quarantined or lost
-    part is no longer expected), so its reads work again without those steps."""
+    """Each node expects the part files it has now (a quarantined or lost part no longer), so
+    its reads work again without those steps: a finished run's current segment in its state
+    (a resume counts on from there), an archived segment in `meta/repaired-<k>.json`."""
     cur = catalog.cursor()
     try:
         left = {
-            (r, int(s)): (p, int(n))
-            for r, s, p, n in cur.execute(
-                "SELECT r.run_id, r.segment, r.project, coalesce(sum(p.files), 0) FROM run_meta AS r "
-                "LEFT JOIN parts AS p ON p.run_id = r.run_id AND p.segment = r.segment GROUP BY ALL"
+            (r, int(s)): (p, int(n), int(s) == int(current))
+            for r, s, p, n, current in cur.execute(
+                "SELECT s.run_id, s.segment, s.project, coalesce(sum(p.files), 0), r.segment "
+                "FROM segments AS s JOIN run_meta AS r USING (run_id) "
+                "LEFT JOIN parts AS p ON p.run_id = s.run_id AND p.segment = s.segment GROUP BY ALL"
             ).fetchall()
         }
     finally:
         cur.close()
     for run_id, segment in sorted(nodes):
         if (run_id, segment) not in left:
-            continue  # an archived segment: its count is not kept
-        project, count = left[(run_id, segment)]
+            continue
+        project, count, current = left[(run_id, segment)]
+        if not current:
+            path = storage.paths.meta(project, run_id, f"repaired-{segment}.json")
+            repair = manifests.read(storage, path, RepairDoc) or RepairDoc(segment=segment)
+            repair.parts, repair.at = count, time.time()
+            manifests.write(storage, path, repair)
+            continue
         state = manifests.read_state(storage, project, run_id)
         if (
             state.segment == segment

@@ -24,7 +24,15 @@ import duckdb
 from ..errors import RunlakeError
 from ..store.layout import PACKED_RE, RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
 from ..store.liveness import derive_state
-from ..store.manifests import BeatDoc, PackManifest, RunIdentity, SegmentDoc, StateDoc, read_packed
+from ..store.manifests import (
+    BeatDoc,
+    PackManifest,
+    RepairDoc,
+    RunIdentity,
+    SegmentDoc,
+    StateDoc,
+    read_packed,
+)
 from ..store.parquet import write_empty
 from ..store.storage import Storage, written_at
 from . import persist, sql, tables
@@ -278,10 +286,22 @@ class Catalog:
         segments: list[SegmentDoc] = []
         states: list[tuple[str, StateDoc, str]] = []
         beats: list[tuple[BeatDoc, str]] = []
+        accepted: list[tuple[str, int, int]] = []  # (run, archived segment, part files expected)
         for path in sorted(changed):
             project, run_id, name = split_meta_path(path)
             if (m := RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
                 dirty.add((project, run_id, int(m[1])))
+                if name.startswith("repaired-"):  # doctor accepted a loss: what is expected now
+                    try:
+                        doc = self.storage.read_json(path)
+                        repair = (
+                            None if doc is None else RepairDoc.from_json(doc, self.storage.engine_path(path))
+                        )
+                    except RunlakeError as exc:
+                        self._problems.append(f"skipping unreadable manifest: {exc}")
+                        repair = None
+                    if repair is not None and repair.parts is not None:
+                        accepted.append((run_id, int(m[1]), int(repair.parts)))
                 self._seen[path] = listing[path]
                 continue
             if (m := PACKED_RE.fullmatch(name)) is not None:  # checked against the pack manifests
@@ -323,6 +343,11 @@ class Catalog:
             tables.upsert_identities(cur, identities)
         if segments:
             self._insert_segments(cur, segments)
+        for run_id, segment, parts in accepted:  # after the segments: a repair lowers their count
+            cur.execute(
+                "UPDATE archived_parts SET parts = least(parts, ?) WHERE run_id = ? AND segment = ?",
+                [parts, run_id, segment],
+            )
         if states:
             self._apply_states(cur, states, dirty, listing)
         if beats:  # after the states: a beat only ever moves a running run's heartbeat forward

@@ -236,6 +236,19 @@ class PackedPointer(_Doc):
     step_hi: int | None = None
 
 
+@dataclass
+class RepairDoc(_Doc):
+    """meta/repaired-<k>.json: `doctor --fix` changed segment k: it quarantined a part (readers
+    list the segment again), and/or accepted that the segment has `parts` part files now (a
+    part was lost: its reads work again without those steps)."""
+
+    segment: int
+    quarantined: str | None = None
+    steps: list[int] | None = None
+    at: float = 0.0
+    parts: int | None = None
+
+
 # ---- one run's manifests (what training processes use; no catalog) -----------------------
 def read(storage: Storage, path: str, kind: type[D]) -> D | None:
     doc = storage.read_json(path)
