@@ -32,7 +32,9 @@ def _script(name, *args, timeout=900):
 def test_ray_pbt_exploits_are_forks_at_the_restored_checkpoint(tmp_path):
     pytest.importorskip("ray.tune")
     root, restores = tmp_path / "root", tmp_path / "restores.jsonl"
-    printed = _script("ray_pbt.py", root, restores)
+    printed = _script(
+        "ray_pbt.py", root, restores, timeout=1800
+    )  # Ray spawns many processes: slow on busy cores
     reported = json.loads(printed.strip().splitlines()[-1])
     restored = [json.loads(line) for line in restores.read_text().splitlines()]
     exploits = [(r["trial"], r["from_trial"], r["step"]) for r in restored if r["trial"] != r["from_trial"]]
@@ -58,7 +60,7 @@ def test_ray_pbt_exploits_are_forks_at_the_restored_checkpoint(tmp_path):
     assert runs.height == 4 and set(runs["state"]) == {"finished"}
     for run_id in runs["run_id"]:
         history = runlake.history(run_id, ["score"], root=str(root))
-        assert history["_step"].to_list() == list(range(1, 13))  # one row per iteration, none twice
+        assert history["_step"].to_list() == list(range(1, 10))  # one row per iteration, none twice
     last = {trial: (source, step) for trial, source, step in exploits}  # a trial's latest exploit
     for trial, (source, step) in last.items():
         chain = runlake.lineage(trial, root=str(root))

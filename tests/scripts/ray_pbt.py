@@ -16,6 +16,7 @@ from ray.tune.schedulers import PopulationBasedTraining
 from runlake.integrations.ray import RunlakeLoggerCallback
 
 root, log = sys.argv[1], sys.argv[2]
+ITERATIONS = 9  # three perturbation intervals: two rounds of exploits
 
 
 def train_fn(config):
@@ -30,7 +31,7 @@ def train_fn(config):
             fh.write(
                 json.dumps({"trial": ctx.get_trial_id(), "from_trial": state["trial"], "step": step}) + "\n"
             )
-    while step < 12:
+    while step < ITERATIONS:
         step += 1
         value += config["lr"]
         with tempfile.TemporaryDirectory() as d:
