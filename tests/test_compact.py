@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -270,7 +271,7 @@ def test_packed_parts_stay_for_a_grace_period_so_a_snapshot_keeps_reading(local_
         os.utime(manifest, (old, old))
         assert lake.compact(progress=False).height == 0
         assert _parts(local_root) == [] and lake.sql(query).rows() == before
-        with pytest.raises(Exception, match="No files found|Cannot open|No such file"):
+        with pytest.raises(duckdb.Error, match="No files found|Cannot open|No such file"):
             snapshot.execute(query).fetchall()  # an hour-old snapshot: call connect() again
         assert lake.connect().execute(query).fetchall() == before
     # the pointers were written at the switch, once
