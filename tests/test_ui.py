@@ -196,7 +196,7 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     _shot(page, "run.png", tmp_path)
     _open(page, server + "#/run/hot")
     hot = page.locator('.chart[data-key="loss"] .chart-body')
-    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")
+    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.points")
     assert hot.get_attribute("data-inherited") == "21" and hot.get_attribute("data-total") == "51"
     assert hot.get_attribute("data-markers") == "1"
     # pick runs to compare from the lineage tree: hot is ticked, tick its parent too
@@ -204,6 +204,9 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     page.locator('#lineage li[data-run="base"] input.pick').first.check()
     page.locator("#compare-picked").click()
     page.wait_for_function("location.hash.startsWith('#/compare')")
+    page.wait_for_function(
+        "document.querySelector('#compare-chart')?.dataset.lines"
+    )  # drawn: no longer in flight
     assert sorted(
         page.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('runs')").split(",")
     ) == [
@@ -212,21 +215,21 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     ]
     # archived segments on demand
     _open(page, server + "#/run/base?archived=1")
-    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body').dataset.points")
+    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.points")
     assert page.locator('.chart[data-key="loss"] .u-legend th').count() >= 3  # inherited, own, segment 0
 
 
 def test_compare_draws_the_shared_prefix_once(server, page):
     _open(page, server + "#/compare?runs=base,hot&key=loss")
     chart = page.locator("#compare-chart")
-    page.wait_for_function("document.querySelector('#compare-chart').dataset.lines")
+    page.wait_for_function("document.querySelector('#compare-chart')?.dataset.lines")
     # base's segment 0 (up to the rewind), its segment 1, and hot's own branch
     assert chart.get_attribute("data-lines") == "3" and chart.get_attribute("data-markers") == "2"
     assert int(chart.get_attribute("data-points")) == 41 + 11 + 31  # a branch starts at its parent's point
     assert chart.get_attribute("data-x-label") == "step"
     # wall time on the x-axis: the same lines, against each point's _timestamp
     page.select_option("#compare-x", "wall")
-    page.wait_for_function("document.querySelector('#compare-chart').dataset.xLabel === 'wall'")
+    page.wait_for_function("document.querySelector('#compare-chart')?.dataset.xLabel === 'wall'")
     assert page.locator("#compare-chart").get_attribute("data-lines") == "3"
 
 
@@ -325,3 +328,19 @@ def test_a_non_loopback_server_needs_its_token(root):
             assert "runlake_token" in response.headers.get("set-cookie", "")
     finally:
         _stop(proc)
+
+
+def test_a_slow_page_left_for_another_never_draws_over_it(server, page):
+    _open(page, server + "#/runs")
+    # the compare view's first answer (run base's page data) arrives late: held until the
+    # run page the user went on to is drawn
+    held = []
+    page.route("**/api/runs/base", lambda route: held.append(route))
+    page.evaluate("location.hash = '#/compare?runs=base,hot&key=loss'")
+    _wait(lambda: held or page.wait_for_timeout(50), "the held request")  # (lets Playwright dispatch)
+    _open(page, server + "#/run/hot")
+    page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.points")
+    held[0].continue_()
+    # the late view either draws over the run page (the bug) or says it dropped its drawing
+    page.wait_for_function("document.querySelector('#compare-key') || document.body.dataset.dropped")
+    assert page.locator("#run-title").count() == 1 and page.locator("#compare-key").count() == 0

@@ -6,7 +6,7 @@ const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 const DASHES = [null, [6, 3], [2, 3], [8, 3, 2, 3]];
 const app = document.getElementById("app");
-const state = { charts: [], poll: null, since: 0, view: null };
+const state = { charts: [], poll: null, since: 0, view: null, seq: 0 };
 
 // ---- small helpers --------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -98,6 +98,7 @@ function mergeXs(parts) {
 
 // ---- runs table ---------------------------------------------------------------------------
 async function viewRuns(q) {
+  const seq = state.seq;  // a newer navigation started since? then draw nothing
   const project = q.get("project") || "", page = +(q.get("page") || 0), limit = 50;
   const sort = q.get("sort") || "created_at", order = q.get("order") || "desc";
   const chosen = (q.get("summary") || "").split(",").filter(Boolean);
@@ -131,12 +132,14 @@ async function viewRuns(q) {
     el("td", { class: "num last-step", text: fmt(r.last_step) }), el("td", { text: when(r.created_at) }),
     chosen.map((k) => el("td", { class: "num", text: fmt((r.summary || {})[k]) })))));
   const pages = Math.max(1, Math.ceil(data.total / limit));
+  if (stale(seq)) return;
   app.replaceChildren(el("h1", { text: "Runs" }), filters,
     el("table", { id: "runs-table" }, el("thead", {}, head), body),
     el("div", { class: "pager" },
       el("button", { disabled: page <= 0, onclick: () => go("", { ...Object.fromEntries(q), page: page - 1 }), text: "‹ prev" }),
       el("span", { id: "page-info", text: `page ${page + 1} of ${pages} · ${data.total} runs` }),
       el("button", { disabled: page + 1 >= pages, onclick: () => go("", { ...Object.fromEntries(q), page: page + 1 }), text: "next ›" })));
+  if (stale(seq)) return;
   state.onChanges = (changed) => {
     for (const c of changed) {
       const row = body.querySelector(`tr[data-run="${CSS.escape(c.run_id)}"]`);
@@ -203,6 +206,7 @@ async function drawSeries(box, runId, key, opts) {
   return data;
 }
 async function viewRun(runId, q) {
+  const seq = state.seq;  // a newer navigation started since? then draw nothing
   const info = await get("api/runs/" + encodeURIComponent(runId));
   const run = info.run;
   const stepMetrics = [...new Set(info.metrics.filter((m) => m.step_metric).map((m) => m.step_metric))];
@@ -216,6 +220,7 @@ async function viewRun(runId, q) {
     el("label", {}, archivedToggle, " archived segments"),
     el("button", { id: "compare-descendants", onclick: () => go("compare", { runs: [runId, ...info.descendants.map((d) => d.run_id)].join(",") }), text: "Compare with its descendants" }));
   const charts = el("div", { id: "charts" });
+  if (stale(seq)) return;
   app.replaceChildren(
     el("h1", { id: "run-title" }, run.name || run.run_id, " ", stateBadge(run.state)),
     el("div", { class: "muted", id: "run-meta" }, `id ${run.run_id} · project ${run.project} · created ${when(run.created_at)} · last step ${fmt(run.last_step)}`,
@@ -240,6 +245,7 @@ async function viewRun(runId, q) {
       drawSeries(box, runId, key, { ...opts, archived }).catch((e) => box.replaceChildren(el("div", { class: "error", text: e.message })));
     }
   }
+  if (stale(seq)) return;
   state.onChanges = (changed) => {
     const mine = changed.find((c) => c.run_id === runId);
     if (mine && (mine.last_step !== run.last_step || mine.state !== run.state)) { run.last_step = mine.last_step; run.state = mine.state; route(true); }
@@ -248,8 +254,9 @@ async function viewRun(runId, q) {
 
 // ---- compare -------------------------------------------------------------------------------
 async function viewCompare(q) {
+  const seq = state.seq;  // a newer navigation started since? then draw nothing
   const runs = (q.get("runs") || "").split(",").filter(Boolean);
-  if (!runs.length) { app.replaceChildren(el("h1", { text: "Compare" }), el("p", { class: "muted", text: "Pick runs in the runs table (checkboxes), or from a run page." })); return; }
+  if (!runs.length) { if (stale(seq)) return; app.replaceChildren(el("h1", { text: "Compare" }), el("p", { class: "muted", text: "Pick runs in the runs table (checkboxes), or from a run page." })); return; }
   const infos = await Promise.all(runs.map((r) => get("api/runs/" + encodeURIComponent(r))));
   const keys = [...new Set(infos.flatMap((i) => i.keys))].sort();
   const key = q.get("key") || keys[0];
@@ -257,6 +264,7 @@ async function viewCompare(q) {
   const x = q.get("x") || "";  // "": the key's step metric if a run defines one, else the step
   const stepMetrics = [...new Set(infos.flatMap((i) => i.metrics.filter((m) => m.step_metric).map((m) => m.step_metric)))];
   const box = el("div", { class: "chart-body", id: "compare-chart" });
+  if (stale(seq)) return;
   app.replaceChildren(el("h1", { text: "Compare" }),
     el("div", { class: "toolbar" }, "runs:", runs.map((r) => runLink(r)), "key:",
       el("select", { id: "compare-key", onchange: (e) => go("compare", { ...Object.fromEntries(q), key: e.target.value }) }, keys.map((k) => el("option", { value: k, selected: k === key, text: k }))),
@@ -290,6 +298,7 @@ function colour(t) {  // viridis-like, t in [0, 1]
   return `rgb(${c.join(",")})`;
 }
 async function viewPopulation(q) {
+  const seq = state.seq;  // a newer navigation started since? then draw nothing
   const projects = await get("api/projects");
   const project = q.get("project") || (projects[0] || {}).project || "";
   const metric = q.get("metric") || "";
@@ -346,6 +355,7 @@ async function viewPopulation(q) {
     t.textContent = n.run_id.length > 16 ? n.run_id.slice(0, 7) + "…" + n.run_id.slice(-7) : n.run_id;
     g.append(c, title, t); svg.appendChild(g);
   }
+  if (stale(seq)) return;
   app.replaceChildren(el("h1", { text: "Population" }),
     el("div", { class: "toolbar" },
       el("select", { id: "pop-project", onchange: (e) => go("population", { project: e.target.value }) }, projects.map((p) => el("option", { value: p.project, selected: p.project === project, text: p.project }))),
@@ -383,7 +393,13 @@ function viewSql(q) {
 }
 
 // ---- routing and live updates ---------------------------------------------------------------
+function stale(seq) {  // a newer navigation started: this view draws nothing (and says so)
+  if (seq === state.seq) return false;
+  document.body.dataset.dropped = String(seq);
+  return true;
+}
 async function route(keepScroll) {
+  const seq = ++state.seq;
   const { route: r, q } = params(location.hash);
   const scroll = window.scrollY;
   destroyCharts();
@@ -396,8 +412,9 @@ async function route(keepScroll) {
     else if (r === "sql") viewSql(q);
     else await viewRuns(q);
   } catch (e) {
-    app.replaceChildren(el("div", { class: "error", id: "page-error", text: e.message }));
+    if (seq === state.seq) app.replaceChildren(el("div", { class: "error", id: "page-error", text: e.message }));
   }
+  if (seq !== state.seq) return;  // a newer navigation draws (and says when it is ready)
   if (keepScroll) window.scrollTo(0, scroll);
   document.body.dataset.ready = String(Date.now());
 }
