@@ -44,6 +44,9 @@ class Writer:
         self._history_prefix = f"history/project={project}/run_id={run_id}"
         self._runs_prefix = f"runs/{project}/{run_id}"
         self.spilled = bool(spill.pending(storage, self._history_prefix, local_dir))
+        # parts the training thread spilled (backpressure) while the flusher uploads the
+        # backlog: the flusher clears `spilled` only if none came in meanwhile
+        self._spills = 0
 
     def taken_over(self) -> str | None:
         """Why this writer no longer owns its run (another process claimed the next writer
@@ -95,8 +98,10 @@ class Writer:
         uploaded before anything newer, like any spilled part."""
         target = self.storage.paths.part(self.project, self.run_id, self.segment, first, last)
         spill.put(self.storage, target, data, self.local_dir)
-        if not self.spilled:
-            self.spilled = True
+        self._spills += 1  # after the put, before the flag: see store()
+        first_spill = not self.spilled
+        self.spilled = True
+        if first_spill:
             notify(
                 f"run {self.run_id!r}: storage {self.storage.url} is not keeping up; parts wait in "
                 f"{spill.spill_root(self.storage, self.local_dir)} and are uploaded when it does (memory stays bounded)",
@@ -126,14 +131,20 @@ class Writer:
 
     def store(self, target: str, data: bytes) -> None:
         """Upload one file (after any backlog of this run), or keep it in the spill directory."""
-        if self.spilled:
+        while self.spilled:
+            spills = self._spills
             _, waiting = spill.upload(self.storage, self._history_prefix, local_dir=self.local_dir)
             if not waiting:
                 _, waiting = spill.upload(self.storage, self._runs_prefix, local_dir=self.local_dir)
             if waiting:
                 spill.put(self.storage, target, data, self.local_dir)
                 return
+            if self._spills != spills:
+                continue  # the training thread spilled a part during the upload: upload it first
             self.spilled = False
+            if self._spills != spills:  # ... or just now: it sets the flag again, upload it
+                self.spilled = True
+                continue
             notify(f"run {self.run_id!r}: storage is back; spilled parts were uploaded")
         try:
             self.storage.write_with_retry(target, data)
