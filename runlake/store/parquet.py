@@ -156,7 +156,8 @@ def verify_local(paths: Sequence[str], threads: int = 2, *, background: bool = F
     since they last changed; raises UnreadablePart naming the first that fails. Once per file
     per process (a file another thread is checking is waited for): later reads of it cost a
     stat. `background`: on this thread alone (no pyarrow pool), for a thread that yields the
-    CPU to reads. $RUNLAKE_VERIFY=off skips this."""
+    CPU to reads; a read never waits for it (it checks the file itself if it must).
+    $RUNLAKE_VERIFY=off skips this."""
     if not settings.verify_reads():
         return
     todo: list[tuple[str, tuple[int, int, int]]] = []
@@ -170,7 +171,10 @@ def verify_local(paths: Sequence[str], threads: int = 2, *, background: bool = F
             stamp = (st.st_size, st.st_mtime_ns, st.st_ino)  # runlake replaces files whole: a new inode
             if _VERIFIED.get(path) == stamp:
                 continue
-            if path in _INFLIGHT:
+            if background:  # never makes a read wait (a low-priority thread may starve): no claim
+                if path not in _INFLIGHT:
+                    todo.append((path, stamp))
+            elif path in _INFLIGHT:
                 waits.append((path, _INFLIGHT[path]))
             else:
                 _INFLIGHT[path] = threading.Event()
@@ -188,8 +192,9 @@ def verify_local(paths: Sequence[str], threads: int = 2, *, background: bool = F
         except (pa.ArrowException, OSError) as exc:
             raise UnreadablePart(path, exc) from exc
         finally:
-            with _INFLIGHT_LOCK:
-                _INFLIGHT.pop(path).set()
+            if not background:
+                with _INFLIGHT_LOCK:
+                    _INFLIGHT.pop(path).set()
 
     if len(todo) == 1:
         one(todo[0])
