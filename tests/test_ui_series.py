@@ -108,16 +108,23 @@ def test_compaction_changes_nothing_drawn(spiky):
     assert after == before
 
 
-def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
+def _parent_and_fork(tmp_path, parent, child, steps, cut, until):
+    """A parent logging m = step for `steps` steps, and a child forked at `cut` logging
+    m = -step from cut + 1 until `until`."""
     lake = runlake.Lake(str(tmp_path / "root"))
-    parent = lake.init("charts", id="parent")
-    for step in range(5_000):
-        parent.log({"m": float(step)}, step=step)
-    parent.finish()
-    child = lake.init("charts", id="child", fork_from="parent?_step=2999")
-    for step in range(3_000, 6_000):
-        child.log({"m": -float(step)}, step=step)
-    child.finish()
+    run = lake.init("charts", id=parent)
+    for step in range(steps):
+        run.log({"m": float(step)}, step=step)
+    run.finish()
+    fork = lake.init("charts", id=child, fork_from=f"{parent}?_step={cut}")
+    for step in range(cut + 1, until):
+        fork.log({"m": -float(step)}, step=step)
+    fork.finish()
+    return lake
+
+
+def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
+    lake = _parent_and_fork(tmp_path, "parent", "child", 5_000, 2_999, 6_000)
     _fresh()
     out = api.series(lake, "child", "m", buckets=200)
     assert out["points"] == 6_000 and out["own_from"] == 2_999
@@ -197,15 +204,7 @@ def test_a_key_logged_over_a_small_part_of_the_run_keeps_its_resolution(tmp_path
 
 
 def test_compare_by_wall_time_and_zoomed(tmp_path):
-    lake = runlake.Lake(str(tmp_path / "root"))
-    parent = lake.init("charts", id="a")
-    for step in range(3_000):
-        parent.log({"m": float(step)}, step=step)
-    parent.finish()
-    child = lake.init("charts", id="b", fork_from="a?_step=999")
-    for step in range(1_000, 2_000):
-        child.log({"m": -float(step)}, step=step)
-    child.finish()
+    lake = _parent_and_fork(tmp_path, "a", "b", 3_000, 999, 2_000)
     whole = api.compare(lake, ["a", "b"], "m", buckets=100)
     assert whole["x_label"] == "step" and len(whole["lines"]) == 2
     assert [m["x"] for m in whole["markers"]] == [999]
