@@ -303,6 +303,34 @@ time.sleep(600)
         _stop(proc)
 
 
+def test_a_run_that_just_started_is_found_though_the_catalog_was_just_refreshed(server, root):
+    def get(path):
+        with urllib.request.urlopen(server + path, timeout=60) as response:
+            return json.load(response)
+
+    get("api/runs?project=demo")  # the server's catalog is refreshed now, and kept for a second
+    run = runlake.init("fresh", root=root, id="fresh")
+    run.log({"loss": 1.0})
+    run.finish()
+    assert get("api/runs/fresh")["run"]["run_id"] == "fresh"  # not a 404 from a catalog 1 s old
+    assert get("api/runs/fresh/series?key=loss")["points"] == 1
+
+
+def test_a_page_opened_before_its_run_starts_shows_the_run_when_it_does(server, root, page):
+    _open(page, server + "#/run/early")
+    assert "does not exist" in page.locator("#page-error").inner_text()
+    run = runlake.init("early", root=root, id="early")
+    for i in range(5):
+        run.log({"loss": float(i)})
+    run.flush()
+    try:  # no reload: the page polls /api/changes and looks again when the run appears
+        page.wait_for_function(
+            "document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.total === '5'"
+        )
+    finally:
+        run.finish()
+
+
 def test_a_non_loopback_server_needs_its_token(root):
     port = _port()
     proc = subprocess.Popen(

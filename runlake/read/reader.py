@@ -94,7 +94,13 @@ class Reader:
         self._refreshed = -math.inf
         self._refresh_lock = threading.Lock()
 
-    def refresh(self) -> Catalog:
+    def refresh(self, *, force: bool = False) -> Catalog:
+        """The catalog brought up to storage: at most `refresh_every` seconds old (0: always
+        refreshed), or refreshed now with `force` (what a reader that found no run does before
+        it says so: the run may have started since the last refresh)."""
+        if force:
+            with self._refresh_lock:
+                return self._refresh()
         if self.refresh_every:
             if time.monotonic() - self._refreshed < self.refresh_every:
                 return self.catalog

@@ -87,7 +87,15 @@ def create_app(
     def endpoint(fn: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                result = await run_in_threadpool(fn, request)
+                try:
+                    result = await run_in_threadpool(fn, request)
+                except RunNotFoundError:
+                    if not lake.reader.refresh_every:
+                        raise
+                    # the catalog may be up to a second old: a run started since is not yet
+                    # in it (a page opened on a run that just began); look again, refreshed
+                    await run_in_threadpool(lake.reader.refresh, force=True)
+                    result = await run_in_threadpool(fn, request)
             except RunNotFoundError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=404)
             except (RunlakeError, ValueError, TypeError) as exc:

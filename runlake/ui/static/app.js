@@ -412,7 +412,14 @@ async function route(keepScroll) {
     else if (r === "sql") viewSql(q);
     else await viewRuns(q);
   } catch (e) {
-    if (seq === state.seq) app.replaceChildren(el("div", { class: "error", id: "page-error", text: e.message }));
+    if (seq === state.seq) {
+      app.replaceChildren(el("div", { class: "error", id: "page-error", text: e.message }));
+      // a run not there yet (or not readable yet): look again when it changes
+      if (r.startsWith("run/")) {
+        const runId = decodeURIComponent(r.slice(4));
+        state.onChanges = (changed) => { if (changed.some((c) => c.run_id === runId)) route(true); };
+      }
+    }
   }
   if (seq !== state.seq) return;  // a newer navigation draws (and says when it is ready)
   if (keepScroll) window.scrollTo(0, scroll);
