@@ -7,6 +7,7 @@ part, text and NaN points, the same answer before and after compaction and on ev
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -216,3 +217,28 @@ def test_compare_by_wall_time_and_zoomed(tmp_path):
     frame = lake.history("a", ["m"])
     stamps = frame["_timestamp"].to_list()
     assert wall["lines"][0]["x"][0] == stamps[0] and wall["lines"][0]["x"][-1] == stamps[-1]
+
+
+def test_what_changed_since_never_skips_a_change_a_stale_catalog_did_not_show(tmp_path):
+    """The UI's catalog is kept up to a second old (longer while a refresh runs under load): a
+    poll's `now` (the next poll's `since`) is when that catalog was listed, so a change it did
+    not show yet comes with a later poll."""
+    root = str(tmp_path / "root")
+    runlake.init("live", root=root, id="before").finish()
+    lake = runlake.Lake(root)
+    lake.reader.refresh_every = 3600.0  # the catalog is refreshed once here, then kept
+    first = api.changes(lake, 0.0)
+    assert [r["run_id"] for r in first["runs"]] == ["before"]
+    run = runlake.init("live", root=root, id="after")
+    run.log({"loss": 1.0})
+    run.finish()
+    finished = time.time()
+    while time.time() < finished + 1.5:  # past the poll's second of slack
+        time.sleep(0.1)
+    stale = api.changes(lake, first["now"])
+    assert "after" not in [r["run_id"] for r in stale["runs"]]  # this catalog has not seen it
+    lake.reader.refresh(force=True)
+    later = api.changes(lake, stale["now"])
+    found = {r["run_id"]: r for r in later["runs"]}  # (a run may come twice: harmless)
+    assert found["after"]["state"] == "finished"
+    lake.close()

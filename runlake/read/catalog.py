@@ -119,6 +119,9 @@ class Catalog:
         # tables (for the read path: no SQL round trip to walk a lineage or pick its files)
         # and the list of running runs are rebuilt when it moved.
         self._generation = 0
+        # when the listing behind the tables was taken (time.time()): a change stamped before it
+        # is in them (what a "what changed since" poll may promise, whatever the refresh cadence)
+        self.listed_at = 0.0
         self._index: Index | None = None
         self._running: tuple[int, list[tuple[Any, ...]]] | None = None
         self._links: dict[Node, Link] = {}
@@ -180,6 +183,7 @@ class Catalog:
         """Fold manifests that changed since the last refresh into the index: all of it or,
         if anything fails (a read error, a broken manifest), none of it."""
         with self._lock:
+            listed_at = time.time()
             listing, dir_cache = self.storage.list_manifests(self._dir_cache)
             changed = [p for p, token in listing.items() if self._seen.get(p) != token]
             removed = [p for p in self._seen if p not in listing and not is_pack_manifest(p)]
@@ -211,9 +215,11 @@ class Catalog:
             )
             if quiet and not self._has_running():
                 self._dir_cache = dir_cache
+                self.listed_at = listed_at
                 return  # nothing to fold and no live run whose state could turn: no transaction
             self._atomically(fold)
             self._dir_cache = dir_cache
+            self.listed_at = listed_at
             for problem in dict.fromkeys(self._problems):
                 if problem not in self._warned:
                     self._warned.add(problem)

@@ -530,8 +530,11 @@ def verify_root(lake: Lake, stop: threading.Event) -> None:
 
 
 def changes(lake: Lake, since: float) -> dict[str, Any]:
-    """Runs whose state, heartbeat or last step moved since `since` (seconds): what a page polls."""
-    now = time.time()
+    """Runs whose state, heartbeat or last step moved since `since` (seconds): what a page polls.
+    `now`, the next poll's `since`, is when the catalog read here was listed, not the clock: a
+    catalog kept up to a second old (or slow to refresh under load) would otherwise let a change
+    fall between two polls, never shown."""
+    now = min(time.time(), lake.reader.catalog.listed_at or time.time())  # before the read: it may refresh
     frame = lake.sql(
         "SELECT run_id, project, state, last_step, epoch(heartbeat_at) AS heartbeat, epoch(created_at) AS created, "
         "epoch(finished_at) AS finished FROM runs WHERE greatest(coalesce(epoch(heartbeat_at), 0), "
