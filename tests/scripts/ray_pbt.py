@@ -56,7 +56,7 @@ cb = RunlakeLoggerCallback(project="pbt", root=root)
 tuner = tune.Tuner(
     train_fn,
     param_space={"lr": tune.grid_search([0.1, 0.2, 0.5, 0.9])},
-    tune_config=tune.TuneConfig(scheduler=pbt, reuse_actors=False),
+    tune_config=tune.TuneConfig(scheduler=pbt, reuse_actors=True),
     run_config=tune.RunConfig(
         name="pbt_test", storage_path=os.path.join(root, "..", "ray"), callbacks=[cb], verbose=0
     ),
