@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench bench-peers clean
+.PHONY: install demo test test-fast test-under-load lint bench bench-peers clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: $(STAMP)
 # local root; no processes, no memory:// or S3 variants. `make test` runs everything.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -k "not s3 and not memory"
+
+# The whole suite N times with every core kept busy by a busy loop (no test may depend on timing
+# under load): one line per run in under-load/summary.
+N ?= 10
+test-under-load: $(STAMP)
+	.ci/under-load $(N)
 
 lint: $(STAMP)
 	$(BIN)/ruff check runlake tests benchmarks
