@@ -595,6 +595,35 @@ def test_a_writer_whose_run_was_taken_over_stops_writing_and_says_so(root):
     assert frame["x"].to_list() == [float(i) for i in range(10)]  # nothing written after the takeover
 
 
+def test_a_takeover_while_a_flush_runs_writes_no_row_logged_after_it(root, monkeypatch):
+    """A flusher thread paused inside a flush (busy cores) while another process claims the run
+    and training logs on: the rows logged after the claim are never written. (Found by a suite
+    run under load: the check came before the flush took its rows.)"""
+    from runlake.store.manifests import WriterClaim
+
+    run = runlake.init("p", root=root, id="raced")
+    for i in range(10):
+        run.log({"x": float(i)})
+    run.flush()
+    storage = runlake.Lake(root).storage
+    take = run._buffer.take
+
+    def paused(*args, **kwargs):  # the flush is under way: a takeover, and more rows, happen now
+        monkeypatch.setattr(run._buffer, "take", take)
+        claim = WriterClaim(seq=1, what="resume", at=0.0, host="elsewhere", pid=4242, pid_start="x")
+        assert storage.create_exclusive(storage.paths.meta("p", "raced", "writer-1.json"), claim.encode())
+        for i in range(10, 20):
+            run.log({"x": float(i)})
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(run._buffer, "take", paused)
+    with pytest.raises(RunlakeError, match="taken over"):
+        run.flush()
+    with pytest.raises(RunlakeError, match="taken over"):
+        run.finish()
+    assert runlake.history("raced", ["x"], root=root)["x"].to_list() == [float(i) for i in range(10)]
+
+
 # ---- 14. a history too wide to build densely is refused with its size, not built
 def test_a_sparse_wide_history_is_refused_naming_its_size(local_root, monkeypatch):
     from runlake.read import assemble

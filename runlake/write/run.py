@@ -493,11 +493,16 @@ class Run:
         """
         buffer = self._buffer
         with self._flush_lock:
-            if self._fenced is None and (why := self._writer.taken_over()) is not None:
-                self._fence(why)
             if self._fenced is not None:
                 raise RunlakeError(self._fenced)
             packed, batch, text = buffer.take(rows)
+            # fencing after the take: a row logged after another process claimed the run is
+            # taken after the claim, so this check sees it (checked before the take, a flusher
+            # thread paused between the two would write rows logged after the takeover)
+            if (why := self._writer.taken_over()) is not None:
+                buffer.give_back(packed, batch, text)
+                self._fence(why)
+                raise RunlakeError(why)
             wrote = bool(packed or batch[2])
             if wrote:
                 try:
