@@ -50,6 +50,22 @@ def test_storage_down_spills_with_bounded_memory_then_catches_up(flaky_root, tmp
     assert not [f for _, _, files in os.walk(tmp_path / "spill") for f in files]
 
 
+def test_an_outage_that_fails_reads_too_spills_as_one_of_writes_does(flaky_root, tmp_path):
+    """A flush reads before it writes (is the run still ours?): storage that cannot be read
+    either must not stop the spill, or memory would grow and finish() fail."""
+    run = runlake.init("p", root=flaky_root)
+    for i in range(500):
+        run.log({"x": float(i)})
+    FlakyFileSystem.down = FlakyFileSystem.reads_down = True
+    with pytest.warns(RuntimeWarning, match="storage .* failed after retries"):
+        run.flush()
+    assert len(run._buffer.rows) == 0  # spilled
+    FlakyFileSystem.down = FlakyFileSystem.reads_down = False
+    with pytest.warns(RuntimeWarning, match="storage is back"):
+        run.finish()
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(500)]
+
+
 def test_finish_reports_what_is_not_uploaded_and_sync_uploads_it(flaky_root):
     run = runlake.init("p", root=flaky_root)
     for i in range(300):

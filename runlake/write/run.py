@@ -499,7 +499,12 @@ class Run:
             # fencing after the take: a row logged after another process claimed the run is
             # taken after the claim, so this check sees it (checked before the take, a flusher
             # thread paused between the two would write rows logged after the takeover)
-            if (why := self._writer.taken_over()) is not None:
+            try:
+                why = self._writer.taken_over()
+            except BaseException:
+                buffer.give_back(packed, batch, text)  # storage unreadable: nothing taken is lost
+                raise
+            if why is not None:
                 buffer.give_back(packed, batch, text)
                 self._fence(why)
                 raise RunlakeError(why)

@@ -51,12 +51,16 @@ class Writer:
     def taken_over(self) -> str | None:
         """Why this writer no longer owns its run (another process claimed the next writer
         slot: a resume or rewind that took it for dead), or None. Fencing: checked before
-        every flush, so two writers never write the same segment."""
-        claim = read(
-            self.storage,
-            self.storage.paths.meta(self.project, self.run_id, f"writer-{self.seq + 1}.json"),
-            WriterClaim,
-        )
+        every flush, so two writers never write the same segment. Storage that cannot be read
+        (an outage) is no claim: the flush's writes then spill, and a later flush checks again."""
+        try:
+            claim = read(
+                self.storage,
+                self.storage.paths.meta(self.project, self.run_id, f"writer-{self.seq + 1}.json"),
+                WriterClaim,
+            )
+        except OSError:
+            return None
         if claim is None:
             return None
         return (
