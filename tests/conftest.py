@@ -62,7 +62,7 @@ def s3_endpoint():
         [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
+    deadline = time.time() + 180  # generous: its imports take seconds on busy cores
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()

@@ -112,10 +112,22 @@ def _idle_logger(root: str, run_id: str, steps: int) -> subprocess.Popen[str]:
     return proc
 
 
+def _flushed(root: str, last_step: int, timeout: float = 120) -> None:
+    """Wait until another process's background flusher has made `last_step` durable (its
+    state says so): a condition, not a sleep, so busy cores only make it slower."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = runlake.runs(root=root)["last_step"].to_list()
+        if steps == [last_step]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the flusher did not make step {last_step} durable within {timeout}s: {steps}")
+
+
 def test_sigkilled_logger_reads_crashed_and_loses_nothing_flushed(shared_root):
     local_root = shared_root
     proc = _idle_logger(local_root, "victim", 3000)
-    time.sleep(1.0)  # five flush intervals
+    _flushed(local_root, 2999)  # the flusher's doing: the process only logged
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     table = runlake.runs(root=local_root)
@@ -163,7 +175,7 @@ def test_fork_a_live_run_of_another_process_up_to_its_watermark(shared_root):
     local_root = shared_root
     proc = _idle_logger(local_root, "livesrc", 100)
     try:
-        time.sleep(1.0)
+        _flushed(local_root, 99)
         assert runlake.runs(root=local_root)["state"].to_list() == ["running"]
         fork = runlake.init("p", root=local_root, fork_from="livesrc?_step=99")
         fork.finish()
