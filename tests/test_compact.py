@@ -154,7 +154,7 @@ def test_a_crash_before_the_switch_leaves_an_orphan_that_is_never_read(many_part
 def test_one_compaction_at_a_time_and_a_dead_holder_is_taken_over(many_parts):
     lock = os.path.join(many_parts, "packs", "compact.lock")
     os.makedirs(os.path.dirname(lock), exist_ok=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # killed below
     try:
         doc = {"host": HOST, "pid": holder.pid, "pid_start": process_start(holder.pid), "at": time.time()}
         with open(lock, "w") as fh:

@@ -165,7 +165,7 @@ def test_uncaught_exception_marks_the_run_failed(local_root):
         raise SystemError("boom")
         """
     )
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=180)
     assert proc.returncode != 0
     row = runlake.runs(root=local_root).row(0, named=True)
     assert row["state"] == "failed" and row["last_step"] == 0
@@ -260,7 +260,7 @@ def test_two_processes_rewinding_one_run_at_once_one_wins(shared_root, tmp_path)
     open(gate + "-go", "w").close()
     outs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
         outs.append(out.split()[0])
     for path in glob.glob(gate + "-*"):

@@ -86,7 +86,7 @@ def test_manifests_read_old_documents_leniently_and_name_the_file_when_broken():
 def test_a_live_pid_on_this_host_is_alive_whatever_its_heartbeat_says():
     me = writer_identity()
     assert holder_alive(me, beat=0.0, stale_after=1.0)  # stalled, but alive: never taken over
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # killed below
     try:
         doc = {"host": HOST, "pid": child.pid, "pid_start": process_start(child.pid)}
         assert holder_alive(doc, beat=0.0, stale_after=1.0)
