@@ -316,6 +316,28 @@ def test_a_run_that_just_started_is_found_though_the_catalog_was_just_refreshed(
     assert get("api/runs/fresh/series?key=loss")["points"] == 1
 
 
+def test_a_zoom_on_a_step_metric_below_zero(server, root):
+    """lo and hi of another x-axis than the step are taken as they are (a step metric may be
+    negative); a bad bound is a 400 naming it."""
+    run = runlake.init("neg", root=root, id="neg")
+    for i in range(20):
+        run.log({"t": -float(i), "y": float(i)})
+    run.finish()
+
+    def get(path):
+        with urllib.request.urlopen(server + path, timeout=120) as response:
+            return json.load(response)
+
+    zoomed = get("api/runs/neg/series?key=y&x=t&lo=-10&hi=-5")
+    assert sorted(zoomed["own"]["x"]) == [-10.0, -9.0, -8.0, -7.0, -6.0, -5.0]
+    compared = get("api/compare?runs=neg&key=y&x=t&lo=-10&hi=-5")
+    assert sorted(compared["lines"][0]["x"]) == [-10.0, -9.0, -8.0, -7.0, -6.0, -5.0]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(server + "api/runs/neg/series?key=y&lo=abc", timeout=120)
+    assert bad.value.code == 400 and "lo and hi must be numbers" in json.load(bad.value)["error"]
+    bad.value.close()
+
+
 def test_a_page_opened_before_its_run_starts_shows_the_run_when_it_does(server, root, page):
     _open(page, server + "#/run/early")
     assert "does not exist" in page.locator("#page-error").inner_text()

@@ -544,10 +544,16 @@ def changes(lake: Lake, since: float) -> dict[str, Any]:
     return {"now": now, "runs": _jsonable(frame)}
 
 
-def step_bound(value: str | None) -> float | None:
+def bound(value: str | None, *, steps: bool = True) -> float | None:
+    """A zoom's lo or hi from a query string: a finite number (None: not given). On the step
+    axis it is clamped to the steps a run can have (the window goes to SQL as integers);
+    wall time or a step metric (which may be negative) is taken as it is."""
     if value in (None, ""):
         return None
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"lo and hi must be numbers, got {value!r}") from None
     if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return max(min(number, float(MAX_STEP)), -1.0)
+        raise ValueError(f"lo and hi must be finite numbers, got {value!r}")
+    return max(min(number, float(MAX_STEP)), -1.0) if steps else number

@@ -138,8 +138,8 @@ def create_app(
             q.get("key") or "",
             x=q.get("x") or "step",
             buckets=_int(request, "buckets", 1000),
-            lo=api.step_bound(q.get("lo")),
-            hi=api.step_bound(q.get("hi")),
+            lo=api.bound(q.get("lo"), steps=(q.get("x") or "step") == "step"),
+            hi=api.bound(q.get("hi"), steps=(q.get("x") or "step") == "step"),
             segment=int(segment) if segment not in (None, "") else None,
         )
 
@@ -150,8 +150,8 @@ def create_app(
             request.query_params.get("key") or "",
             _int(request, "buckets", 1000),
             x=request.query_params.get("x") or None,
-            lo=api.step_bound(request.query_params.get("lo")),
-            hi=api.step_bound(request.query_params.get("hi")),
+            lo=api.bound(request.query_params.get("lo"), steps=False),  # filtered in numpy
+            hi=api.bound(request.query_params.get("hi"), steps=False),
         )
 
     def population(request: Request) -> Any:
