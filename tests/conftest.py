@@ -104,10 +104,17 @@ def root(request: pytest.FixtureRequest, tmp_path) -> str:
 
 @pytest.fixture
 def flaky_root(tmp_path, monkeypatch):
-    """A root on flaky:// (memory:// that fails on demand), with its own spill directory."""
+    """A root on flaky:// (memory:// that fails on demand), with its own spill directory; its
+    runs flush only when the test flushes them (a test that needs the background flusher
+    registers its run with `flusher._flusher.register`)."""
     from faulty import FlakyFileSystem
 
+    from runlake.write import flusher
+
     monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(tmp_path / "spill"))
+    # runs flush when the test says, not also when the background flusher's tick comes (on a
+    # busy machine it lands anywhere: between breaking storage and the flush that should see it)
+    monkeypatch.setattr(flusher, "register", lambda run: None)
     FlakyFileSystem.reset()
     yield f"flaky://lake-{uuid.uuid4().hex}"
     FlakyFileSystem.reset()

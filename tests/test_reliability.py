@@ -743,7 +743,10 @@ def test_a_run_bigger_than_the_pack_budget_is_split_across_packs_and_reads_the_s
 # ---- 14. storage that hangs: memory stays bounded (batches go to the spill directory)
 def test_storage_that_hangs_keeps_memory_bounded_and_loses_nothing(flaky_root, monkeypatch):
     monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "100")
+    from runlake.write import flusher
+
     run = runlake.init("p", root=flaky_root, id="hung")
+    flusher._flusher.register(run)  # this test is about the background flusher
     FlakyFileSystem.hang = True
     for i in range(100):  # the first batch: the flusher takes it and its upload hangs
         run.log({"x": float(i)})
