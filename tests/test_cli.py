@@ -143,3 +143,20 @@ def test_console_script_and_env_root(lake):
     )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)) == 3
+
+
+def test_importing_runlake_leaves_pandas_to_the_first_run(tmp_path):
+    # pandas costs ~0.15 s of every `import runlake` (the CLI, a training script's imports);
+    # pyarrow wants it once a run builds arrays, and a run's start pays it on its own thread
+    script = (
+        "import sys, runlake\n"
+        "print('pandas' in sys.modules)\n"
+        f"run = runlake.init('p', root={str(tmp_path / 'root')!r}, id='warm0001')\n"
+        "print('pandas' in sys.modules)\n"
+        "run.log({'a': 1.0})\n"
+        "run.finish()\n"
+        f"print(runlake.history('warm0001', root={str(tmp_path / 'root')!r})['a'].to_list())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["False", "True", "[1.0]"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .packing import blocks_to_table, pack_rows
+from .packing import blocks_to_table, pack_rows, warm_up
 from .values import Row
 
 # A converted batch: first step, last step, its long table, the last value of every key.
@@ -27,6 +27,7 @@ class Buffer:
     its collections cost ~0.7 us per log call (measured)."""
 
     def __init__(self, runtime_origin: float) -> None:
+        warm_up()
         self.lock = threading.Lock()  # training thread vs flusher
         self.runtime_origin = runtime_origin  # wall time of runtime 0
         self.steps: list[int] = []

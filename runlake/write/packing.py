@@ -6,6 +6,7 @@ Pure and I/O-free: the training thread packs a full buffer here (see write/write
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -15,10 +16,14 @@ import pyarrow as pa
 
 from ..store.parquet import WRITE_SCHEMA
 
-# pyarrow looks for pandas the first time it builds an array, and importing pandas takes
-# 0.1-0.3 s: pay it when the writer is first imported, not in the flusher during a training
-# loop's first seconds.
-pa.array(np.empty(0))
+
+@cache
+def warm_up() -> None:
+    """pyarrow looks for pandas the first time it builds an array, and importing pandas takes
+    0.1-0.3 s: a run pays it when it starts (on the training thread, once per process), not
+    the flusher during a training loop's first seconds, nor every `import runlake` (the CLI,
+    readers, the web app)."""
+    pa.array(np.empty(0))
 
 
 class _Block:
