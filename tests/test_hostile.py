@@ -115,19 +115,30 @@ def test_hostile_keys_and_metadata_are_data(sandbox):
 def test_hostile_cli_arguments_give_one_line_errors(sandbox):
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     outer, root = sandbox
     before = _tree(outer)
-    for bad in [h for h in HOSTILE if "\x00" not in h][:12]:
+    calls = [
+        args
+        for bad in [h for h in HOSTILE if "\x00" not in h][:12]
         for args in (
             ["history", "--", bad],
             ["show", "--", bad],
             ["lineage", "--", bad],
             ["runs", "--project", bad],
-        ):
-            proc = subprocess.run(
-                [sys.executable, "-m", "runlake.cli", "--root", root, *args], capture_output=True, text=True
-            )
+        )
+    ]
+
+    def call(args):
+        return subprocess.run(
+            [sys.executable, "-m", "runlake.cli", "--root", root, *args], capture_output=True, text=True
+        )
+
+    # a few at a time: each is a process start and a refusal, most of it waiting on imports
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for args, proc in zip(calls, pool.map(call, calls), strict=True):
             assert proc.returncode == 1, (args, proc.stderr)
             assert "Traceback" not in proc.stderr and proc.stderr.startswith("runlake: error:")
+    assert len(calls) == 48
     assert _tree(outer) == before
