@@ -181,9 +181,12 @@ def sql(
     root: PathLike | None = None,
     params: Sequence[Any] | dict[str, Any] | None = None,
     storage_options: Options = None,
+    timeout: float | None = None,
+    max_rows: int | None = None,
 ) -> pl.DataFrame:
-    """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-    return default(root, storage_options).sql(query, params)
+    """Run read-only SQL over the views runs, lineage, history and raw_history; values go in
+    `params` (see `Lake.sql`: only reads, no file outside the root, optional limits)."""
+    return default(root, storage_options).sql(query, params, timeout=timeout, max_rows=max_rows)
 
 
 def connect(root: PathLike | None = None, *, storage_options: Options = None) -> duckdb.DuckDBPyConnection:

@@ -408,13 +408,43 @@ def compact(ctx: click.Context, as_json: bool, grace: float | None) -> None:
     default=None,
     help="Required on every request (generated and printed when --host is not loopback).",
 )
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Another Host name the server answers (a reverse proxy's name); loopback names and --host always are.",
+)
+@click.option(
+    "--sql-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds one SQL console query may run before it is stopped.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
 @click.pass_context
-def ui(ctx: click.Context, host: str, port: int, token: str | None, open_browser: bool) -> None:
+def ui(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
+    sql_timeout: float,
+    open_browser: bool,
+) -> None:
     """Start the web app over the root: runs, a run's lineage and charts, compare, population, SQL; live."""
     from .ui.server import serve
 
-    serve(_root(ctx), host=host, port=port, token=token, open_browser=open_browser, echo=click.echo)
+    serve(
+        _root(ctx),
+        host=host,
+        port=port,
+        token=token,
+        open_browser=open_browser,
+        allowed_hosts=allowed_hosts,
+        sql_timeout=sql_timeout,
+        echo=click.echo,
+    )
 
 
 @main.group()
@@ -476,7 +506,11 @@ def catalog_status(ctx: click.Context) -> None:
 def import_(
     ctx: click.Context, source: str, path: str, project: str | None, experiment: str | None, as_json: bool
 ) -> None:
-    """Import runs from W&B (offline dir or .wandb), MLflow (tracking URI), TensorBoard (logdir) or Neptune (exporter dir)."""
+    """Import runs from W&B (offline dir or .wandb), MLflow (tracking URI), TensorBoard (logdir) or Neptune (exporter dir).
+
+    Exit status: 0 when everything was imported, 1 when no run could be, 3 when runs were
+    imported but something (a run, a record, points) was skipped: each is listed with its file
+    and the reason."""
     options: dict[str, Any] = {"experiment": experiment} if experiment is not None else {}
     if experiment is not None and source != "mlflow":
         raise click.UsageError("--experiment is an MLflow option")
@@ -498,8 +532,12 @@ def import_(
             click.echo(f"  {row['run_id']}: {row['note']}")
         for item in report.skipped:
             click.echo(f"  skipped {item.where}: {item.reason}", err=True)
+        if report.skipped:
+            click.echo(f"{len(report.skipped)} item(s) skipped (listed above): exit status 3", err=True)
     if report.runs.height and (report.runs["status"] == "failed").all():
         ctx.exit(1)
+    if report.skipped:
+        ctx.exit(3)
 
 
 @main.command()

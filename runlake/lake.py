@@ -27,6 +27,7 @@ from .ops import sync as sync_op
 from .read.catalog import Catalog
 from .read.persist import cache_path
 from .read.reader import Reader
+from .read.sandbox import Limits, Result
 from .store import settings
 from .store.storage import Storage
 from .write import registry, start
@@ -112,9 +113,39 @@ class Lake:
         """
         return self.reader.lineage(run_id)
 
-    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run SQL over the views runs, lineage, history and raw_history; values go in `params`."""
-        return self.reader.sql(query, params)
+    def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_rows: int | None = None,
+    ) -> pl.DataFrame:
+        """Run read-only SQL over the views runs, lineage, history and raw_history; values go in
+        `params`. Only reads are admitted, on a connection that cannot write or read outside the
+        root. `timeout` (seconds) stops a query that runs longer (QueryError); `max_rows` returns
+        at most that many rows (the start of the result)."""
+        return self.query(query, params, timeout=timeout, max_rows=max_rows).frame
+
+    def query(
+        self,
+        query: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Result:
+        """`sql()` with every limit, and whether the result was cut to them (`Result.truncated`);
+        setting `cancel` stops the query (what a server does when its client goes away)."""
+        for name, value in (("timeout", timeout), ("max_rows", max_rows), ("max_bytes", max_bytes)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            ):
+                raise ValueError(f"{name} must be a number of at least 0, got {value!r}")
+        limits = Limits(timeout=timeout, max_rows=max_rows, max_bytes=max_bytes)
+        return self.reader.query(query, params, limits, cancel)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with every runlake view, as of now (call again to see newer data)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from .errors import RunlakeError
+from .ops import export
 from .store import settings
 from .store.storage import Storage
 
@@ -28,16 +28,12 @@ def scan(
 ) -> pl.LazyFrame:
     """The effective history of every run of the root, lazily (see the module doc)."""
     storage = Storage(settings.root(root), settings.storage_options(storage_options))
-    if storage.read_json(f"{storage.root}/_catalog/export.json") is None:
-        raise RunlakeError(
-            f"root {storage.url!r} has no exported catalog (_catalog/export.json): run "
-            "`runlake catalog export` (or `runlake compact`) first"
-        )
+    export.check(storage)  # there, and whole (not torn by an export killed half-way)
     base = storage.engine_path(storage.root).rstrip("/")
     options = None if storage.is_local else storage_options
 
     def table(name: str) -> pl.LazyFrame:
-        return pl.scan_parquet(f"{base}/_catalog/{name}.parquet", storage_options=options)
+        return pl.scan_parquet(f"{base}/_catalog/{name}.parquet", storage_options=options, glob=False)
 
     files = table("files").select("path", "pack").collect()
     parts = [f"{base}/{p}" for p, pack in files.iter_rows() if not pack]
@@ -45,7 +41,7 @@ def scan(
     frames = []
     if parts:
         own = pl.scan_parquet(
-            parts, include_file_paths="_file", hive_partitioning=False, storage_options=options
+            parts, include_file_paths="_file", hive_partitioning=False, storage_options=options, glob=False
         )
         frames.append(
             own.select(
@@ -55,7 +51,7 @@ def scan(
             )
         )
     if packs:
-        packed = pl.scan_parquet(packs, hive_partitioning=False, storage_options=options)
+        packed = pl.scan_parquet(packs, hive_partitioning=False, storage_options=options, glob=False)
         frames.append(
             packed.select(
                 pl.col("run_id").cast(pl.String).alias("source_run_id"),

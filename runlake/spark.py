@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 from .errors import RunlakeError
+from .ops import export
 from .store import settings
 from .store.storage import Storage
 
@@ -81,12 +82,7 @@ def register(
     of the exported closure: a fallback for shallow trees only (see that file).
     """
     storage = Storage(settings.root(root), settings.storage_options(storage_options))
-    stamp = storage.read_json(f"{storage.root}/_catalog/export.json")
-    if stamp is None:
-        raise RunlakeError(
-            f"root {storage.url!r} has no exported catalog (_catalog/export.json): run "
-            "`runlake catalog export` (or `runlake compact`) first"
-        )
+    stamp = export.check(storage)  # there, and whole (not torn by an export killed half-way)
     if stamp.get("format") != 1:
         raise RunlakeError(
             f"root {storage.url!r}: exported catalog format {stamp.get('format')!r} is not one this runlake reads"

@@ -118,7 +118,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # the app's own CSP forbids eval, which Playwright's wait_for_function uses: the tests bypass
+    # it; test_the_page_works_under_its_own_policy checks the page with the policy enforced
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
     page = context.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -394,3 +396,28 @@ def test_a_slow_page_left_for_another_never_draws_over_it(server, page):
     # the late view either draws over the run page (the bug) or says it dropped its drawing
     page.wait_for_function("document.querySelector('#compare-key') || document.body.dataset.dropped")
     assert page.locator("#run-title").count() == 1 and page.locator("#compare-key").count() == 0
+
+
+def test_the_page_works_under_its_own_policy(server, browser):
+    """The Content-Security-Policy (#23) enforced: the runs table, a run page and the SQL console
+    work and nothing the page does is refused by it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        page.goto(server + "#/runs")
+        page.wait_for_selector("table tbody tr")
+        page.goto(server + "#/run/hot")
+        page.wait_for_selector(".chart")
+        page.goto(server + "#/sql?query=SELECT%20666%20AS%20injected")
+        page.wait_for_selector("#sql-input")
+        assert "666" not in page.input_value("#sql-input")  # a link never fills the console
+        page.fill("#sql-input", "SELECT 41 + 1 AS answer")
+        page.click("#sql-run")
+        page.wait_for_selector("#sql-result table")
+        assert page.inner_text("#sql-result tbody") == "42"
+    finally:
+        context.close()
+    assert refused == []

@@ -19,9 +19,10 @@ from typing import Any
 import polars as pl
 
 from ..errors import RunlakeError
+from ..store.names import check_name
 from ..store.storage import Storage
 from .lander import Existing, Landed, land, segments_of
-from .model import Skipped, SourceRun, run_id_for
+from .model import Skipped, SourceRun, project_for, run_id_for
 
 SOURCES = ("wandb", "mlflow", "tensorboard", "neptune")
 
@@ -85,6 +86,26 @@ def _ordered(runs: list[SourceRun]) -> list[SourceRun]:
     return out
 
 
+def _make_safe(run: SourceRun, skipped: list[Skipped]) -> None:
+    """A source run as runlake can hold it: a project name that is never a path (the source's
+    name kept in metadata), and no points below step 0 (listed as skipped, never lost in silence:
+    MLflow and TensorBoard allow step -1, runlake's steps start at 0)."""
+    safe = project_for(run.project)
+    if safe != run.project:
+        run.metadata["source_project"] = run.project
+        run.project = safe
+    for segment in run.segments:
+        dropped, keys = segment.points.drop_below(0)
+        if dropped:
+            shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+            skipped.append(
+                Skipped(
+                    run.where or run.source_id,
+                    f"{dropped} point(s) at steps below 0 ({shown}) not imported: runlake's steps start at 0",
+                )
+            )
+
+
 def import_runs(
     storage: Storage,
     source: str,
@@ -101,11 +122,9 @@ def import_runs(
     started = time.time()
     reader = _reader(source)
     skipped: list[Skipped] = []
-    runs = reader(path, project, skipped, **options)
     if project is not None:
-        from ..store.names import check_name
-
         check_name(project, "project name")
+    runs = reader(path, project, skipped, **options)
     show = sys.stderr.isatty() if progress is None else progress
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -128,6 +147,7 @@ def import_runs(
                     owner = claim.get("project")
                     if isinstance(owner, str) and storage.exists(storage.paths.meta(owner, pid, "run.json")):
                         parents[parent] = (owner, pid, segments_of(storage, owner, pid))
+            _make_safe(run, skipped)
             try:
                 landed = land(storage, run, parents, existing)
             except RunlakeError as exc:

@@ -30,6 +30,7 @@ from ..store.manifests import (
     segment_numbers,
     write,
 )
+from ..store.names import check_name
 from ..store.parquet import WRITE_SCHEMA, encode
 from ..store.storage import Storage
 from ..write.start import claim_id
@@ -67,6 +68,8 @@ def land(
     (project, run id, [(segment, created_at)]) of runs in the root, for forks; `existing`
     reads the (key, step) points a segment of the root already has."""
     run_id = run.run_id
+    check_name(run.project, "project name")  # never a path: `../..` would name a directory outside the root
+    check_name(run_id, "run id")
     found = _existing(storage, run_id)
     if found is not None:
         project, identity = found

@@ -82,13 +82,35 @@ def _read(uri: str, project: str | None, skipped: list[Skipped], experiment: str
             raise RunlakeError(f"{uri} has no MLflow experiment named {experiment!r}")
     runs = []
     for exp in experiments:
-        found = _paged(lambda token, exp=exp: client.search_runs([exp.experiment_id], page_token=token))
+        try:
+            found = _paged(lambda token, exp=exp: client.search_runs([exp.experiment_id], page_token=token))
+        except Exception as exc:  # noqa: BLE001 - one damaged run fails the whole search: one by one
+            found = _one_by_one(client, uri, exp, skipped, exc)
         for run in found:
             try:
                 runs.append(_run(client, run, exp.name, project, uri))
             except Exception as exc:  # noqa: BLE001 - a broken run is listed, the others come in
                 skipped.append(Skipped(f"{uri} run {run.info.run_id}", f"could not be read: {exc}"))
     return runs
+
+
+def _one_by_one(client: Any, uri: str, exp: Any, skipped: list[Skipped], cause: Exception) -> list[Any]:
+    """An experiment's runs read one at a time (a file store's run directories), when a search
+    over all of them failed on a damaged one: the others still come in, the damaged are listed."""
+    base = uri.removeprefix("file://")
+    directory = os.path.join(base, str(exp.experiment_id))
+    if not os.path.isdir(directory):
+        skipped.append(Skipped(f"{uri} experiment {exp.name!r}", f"its runs could not be listed: {cause}"))
+        return []
+    found = []
+    for run_id in sorted(os.listdir(directory)):
+        if not os.path.isfile(os.path.join(directory, run_id, "meta.yaml")):
+            continue
+        try:
+            found.append(client.get_run(run_id))
+        except Exception as exc:  # noqa: BLE001 - this run's files are damaged
+            skipped.append(Skipped(f"{uri} run {run_id}", f"could not be read: {exc}"))
+    return found
 
 
 def _run(client: Any, run: Any, experiment: str, project: str | None, uri: str) -> SourceRun:

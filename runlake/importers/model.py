@@ -22,6 +22,17 @@ def run_id_for(source: str, source_id: str) -> str:
     return f"{readable}-{digest}" if readable else f"{source}-{digest}"
 
 
+def project_for(name: str) -> str:
+    """A project name as runlake can store it: the name itself when it is one runlake's logging
+    would accept, else its safe characters and a hash of the whole (so `team/proj` and
+    `team-proj` stay apart); never a path (`../..` becomes `project-<hash>`)."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", name) and ".." not in name and name != ".":
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    readable = _UNSAFE.sub("-", name).replace("..", "-").strip("-.")[:100].strip("-.")
+    return f"{readable}-{digest}" if readable else f"project-{digest}"
+
+
 @dataclass
 class Points:
     """One segment's points, long: parallel arrays (step, key, value, text). A text point has
@@ -46,6 +57,29 @@ class Points:
             raise ValueError("one key per step")
         self.values.append(np.asarray(values, dtype=np.float64))
         self.texts.append(texts)
+
+    def drop_below(self, lowest: int) -> tuple[int, list[str]]:
+        """Remove the points at steps below `lowest`: how many there were, and their keys."""
+        dropped, keys = 0, set[str]()
+        for i, steps in enumerate(self.steps):
+            low = steps < lowest
+            if not low.any():
+                continue
+            dropped += int(low.sum())
+            keys.update(str(k) for k in self.keys[i][low])
+            keep = ~low
+            self.steps[i], self.keys[i], self.values[i] = (
+                steps[keep],
+                self.keys[i][keep],
+                self.values[i][keep],
+            )
+            texts = self.texts[i]
+            if texts is not None:
+                self.texts[i] = [t for t, k in zip(texts, keep, strict=True) if k]
+        for i, steps in enumerate(self.stamp_steps):
+            keep = steps >= lowest
+            self.stamp_steps[i], self.stamp_values[i] = steps[keep], self.stamp_values[i][keep]
+        return dropped, sorted(keys)
 
     def stamp(self, steps: Any, seconds: Any) -> None:
         self.stamp_steps.append(np.asarray(steps, dtype=np.int64))

@@ -37,7 +37,7 @@ def read(logdir: str, project: str | None, skipped: list[Skipped]) -> list[Sourc
     if not os.path.isdir(logdir):
         raise RunlakeError(f"{logdir} is not a directory: expected a TensorBoard log directory (event files)")
     top = os.path.abspath(logdir)
-    run_dirs = sorted(io_wrapper.GetLogdirSubdirectories(top))
+    run_dirs = _run_dirs(top, io_wrapper)
     if not run_dirs:
         raise RunlakeError(
             f"{logdir} holds no TensorBoard event files (events.out.tfevents.*): expected a TensorBoard log directory"
@@ -47,12 +47,46 @@ def read(logdir: str, project: str | None, skipped: list[Skipped]) -> list[Sourc
         relative = os.path.relpath(run_dir, top)
         name = os.path.basename(top) if relative == "." else relative
         files = sorted(
-            p for p in io_wrapper.ListDirectoryAbsolute(run_dir) if io_wrapper.IsSummaryEventsFile(p)
+            os.path.join(run_dir, f)
+            for f in os.listdir(run_dir)
+            if io_wrapper.IsSummaryEventsFile(f) and not os.path.islink(os.path.join(run_dir, f))
         )
         run = _run(files, name, project or _project(top), skipped, loader_mod)
         if run is not None:
             runs.append(run)
     return runs
+
+
+def _run_dirs(top: str, io_wrapper: Any) -> list[str]:
+    """Directories under `top` holding event files; links are not followed (a `latest -> run_2`
+    link would import run_2 twice, a link to `..` the whole tree again)."""
+    found = []
+    for dirpath, dirs, files in os.walk(top, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(dirpath, d)))
+        if any(
+            io_wrapper.IsSummaryEventsFile(f) and not os.path.islink(os.path.join(dirpath, f)) for f in files
+        ):
+            found.append(dirpath)
+    return sorted(found)
+
+
+def _records(path: str) -> tuple[int, int | None]:
+    """How many records a TFRecord file frames, and the byte where its framing breaks (None:
+    whole). The loader stops at a damaged record without a word: this says what it left."""
+    count, size = 0, os.path.getsize(path)
+    with open(path, "rb") as fh:
+        position = 0
+        while position < size:
+            header = fh.read(12)
+            if len(header) < 12:
+                return count, position
+            length = int.from_bytes(header[:8], "little")
+            if position + 12 + length + 4 > size:
+                return count, position
+            fh.seek(length + 4, os.SEEK_CUR)
+            position += 12 + length + 4
+            count += 1
+    return count, None
 
 
 def _project(top: str) -> str:
@@ -83,6 +117,16 @@ def _run(
                 Skipped(path, f"could not be read to its end ({exc}); events before the damage are imported")
             )
             continue
+        framed, broken = _records(path)
+        if len(events) < framed or broken is not None:
+            where = f"at byte {broken}" if broken is not None else f"after record {len(events)} of {framed}"
+            skipped.append(
+                Skipped(
+                    path,
+                    f"damaged {where}: the {len(events)} events before it are imported, "
+                    f"{max(framed - len(events), 0) or 'the'} record(s) after it are not",
+                )
+            )
         for event in events:
             wall = float(event.wall_time)
             if wall and math.isfinite(wall):

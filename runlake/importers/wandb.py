@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import RunlakeError
+from ..store.layout import MAX_STEP
 from .model import Skipped, SourceRun, SourceSegment
 from .wandb_log import WandbFormatError, chunks
 
@@ -93,6 +94,7 @@ class _File:
 def read_file(path: str, skipped: list[Skipped]) -> _File | None:
     pb, installed = _pb()
     out = _File(path)
+    number = 0
     try:
         for raw in chunks(path):
             record = pb.Record()
@@ -104,38 +106,12 @@ def read_file(path: str, skipped: list[Skipped]) -> _File | None:
                     f"wandb {installed} ({exc}); install the wandb version that wrote it"
                 ) from None
             kind = record.WhichOneof("record_type")
-            if kind == "run":
-                out.run = record.run
-                if record.run.telemetry.cli_version:
-                    out.version = record.run.telemetry.cli_version
-                for item in record.run.config.update:
-                    _put(out.config, _path(item), json.loads(item.value_json))
-            elif kind == "history":
-                tree: dict[str, Any] = {}
-                for item in record.history.item:
-                    _put(tree, _path(item), json.loads(item.value_json))
-                step = tree.pop("_step", None)
-                step = int(step) if isinstance(step, int | float) else int(record.history.step.num)
-                out.rows.append((step, tree))
-            elif kind == "summary":
-                for item in record.summary.update:
-                    _put(out.summary, _path(item), json.loads(item.value_json))
-                for item in record.summary.remove:
-                    path_ = _path(item)
-                    node = out.summary
-                    for part in path_[:-1]:
-                        node = node.get(part, {})
-                    if isinstance(node, dict):
-                        node.pop(path_[-1], None)
-            elif kind == "config":
-                for item in record.config.update:
-                    _put(out.config, _path(item), json.loads(item.value_json))
-                for item in record.config.remove:
-                    out.config.pop(_path(item)[0], None)
-            elif kind == "exit":
-                out.exit_code = int(record.exit.exit_code)
-            elif kind == "preempting":
-                out.preempting = True
+            number += 1
+            try:
+                _apply(out, record, kind)
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                # one bad record (a step of Infinity, a value that is not JSON) skips that record
+                skipped.append(Skipped(path, f"record {number} ({kind}) skipped: {exc}"))
     except WandbFormatError as exc:
         if out.run is None:
             skipped.append(Skipped(path, str(exc)))
@@ -145,6 +121,44 @@ def read_file(path: str, skipped: list[Skipped]) -> _File | None:
         skipped.append(Skipped(path, "no run record: not a W&B run file, or cut before its first record"))
         return None
     return out
+
+
+def _apply(out: _File, record: Any, kind: str | None) -> None:
+    """Fold one record into the file's run (raises ValueError and the like for a bad one)."""
+    if kind == "run":
+        out.run = record.run
+        if record.run.telemetry.cli_version:
+            out.version = record.run.telemetry.cli_version
+        for item in record.run.config.update:
+            _put(out.config, _path(item), json.loads(item.value_json))
+    elif kind == "history":
+        tree: dict[str, Any] = {}
+        for item in record.history.item:
+            _put(tree, _path(item), json.loads(item.value_json))
+        step = tree.pop("_step", None)
+        step = int(step) if isinstance(step, int | float) else int(record.history.step.num)
+        if not -MAX_STEP <= step < MAX_STEP:
+            raise ValueError(f"its _step {step} is not a step a history can hold")
+        out.rows.append((step, tree))
+    elif kind == "summary":
+        for item in record.summary.update:
+            _put(out.summary, _path(item), json.loads(item.value_json))
+        for item in record.summary.remove:
+            path_ = _path(item)
+            node = out.summary
+            for part in path_[:-1]:
+                node = node.get(part, {})
+            if isinstance(node, dict):
+                node.pop(path_[-1], None)
+    elif kind == "config":
+        for item in record.config.update:
+            _put(out.config, _path(item), json.loads(item.value_json))
+        for item in record.config.remove:
+            out.config.pop(_path(item)[0], None)
+    elif kind == "exit":
+        out.exit_code = int(record.exit.exit_code)
+    elif kind == "preempting":
+        out.preempting = True
 
 
 def read(path: str, project: str | None, skipped: list[Skipped]) -> list[SourceRun]:

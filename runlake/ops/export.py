@@ -9,24 +9,27 @@ any engine (Spark, polars, Daft) resolves lineage without runlake's DuckDB.
     <root>/_catalog/files.parquet     every history file to read, relative to the root, with its
                                       node (run_id, segment; null for a pack) and step range
     <root>/_catalog/export.json       written last (the switch): when, the manifests' state it
-                                      reflects (a digest), counts, format version
+                                      reflects (a digest), counts, format version, and each
+                                      table's size and sha256
 
-Readers compare the digest with the root's manifests now (`status`) to tell a stale export.
+Readers compare the digest with the root's manifests now (`status`) to tell a stale export, and
+each table with the stamp (`check`) to tell a torn one: an export killed half-way, or one still
+being written, leaves tables that do not match the stamp, and runlake's readers refuse them
+rather than read old and new tables together.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
 import time
 from typing import Any
 
-import duckdb
-
+from ..errors import RunlakeError
 from ..read.catalog import Catalog
 from ..read.reader import Reader
 from ..store.layout import MAX_STEP
+from ..store.parquet import encode_any
 from ..store.storage import Storage
 
 FORMAT = 1
@@ -59,16 +62,14 @@ def export(reader: Reader) -> dict[str, Any]:
                 GROUP BY ALL ORDER BY p.pack, path
             """,
         }
-        counts = {}
-        with tempfile.TemporaryDirectory(prefix="runlake-export-") as tmp:
-            for name, query in queries.items():
-                local = os.path.join(tmp, f"{name}.parquet")
-                params = [prefix] if name == "files" else []
-                relation = cur.sql(query, params=params or None).to_arrow_table()
-                counts[name] = relation.num_rows
-                _write_parquet(relation, local)
-                with open(local, "rb") as fh:
-                    storage.write_with_retry(path(storage, f"{name}.parquet"), fh.read())
+        counts, tables = {}, {}
+        for name, query in queries.items():
+            params = [prefix] if name == "files" else []
+            relation = cur.sql(query, params=params or None).to_arrow_table()
+            counts[name] = relation.num_rows
+            data = encode_any(relation)
+            storage.write_with_retry(path(storage, f"{name}.parquet"), data)
+            tables[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     stamp = {
         "format": FORMAT,
         "exported_at": time.time(),
@@ -76,23 +77,40 @@ def export(reader: Reader) -> dict[str, Any]:
         "manifests": manifests,
         "digest": digest,
         "counts": counts,
+        "tables": tables,
         "max_step": MAX_STEP,
     }
     storage.write_with_retry(path(storage, STAMP), json.dumps(stamp, indent=1).encode())
     return stamp
 
 
-def _write_parquet(table: Any, local: str) -> None:
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("t", table)
-        con.execute(f"COPY t TO '{local}' (FORMAT parquet, COMPRESSION zstd)")
-    finally:
-        con.close()
-
-
 def read_stamp(storage: Storage) -> dict[str, Any] | None:
     return storage.read_json(path(storage, STAMP))
+
+
+def check(storage: Storage) -> dict[str, Any]:
+    """The stamp of a whole export: every table is the one the stamp was written for.
+    RunlakeError if there is no export, or if a table differs (an export was killed half-way
+    or is being written now). Exports older than the table digests are taken as they are."""
+    stamp = read_stamp(storage)
+    if stamp is None:
+        raise RunlakeError(
+            f"root {storage.url!r} has no exported catalog (_catalog/export.json): run "
+            "`runlake catalog export` (or compact) first"
+        )
+    for name, expected in (stamp.get("tables") or {}).items():
+        data = storage.read_bytes(path(storage, f"{name}.parquet"))
+        if (
+            data is None
+            or len(data) != expected.get("bytes")
+            or hashlib.sha256(data).hexdigest() != expected.get("sha256")
+        ):
+            raise RunlakeError(
+                f"the exported catalog of {storage.url!r} is torn: _catalog/{name}.parquet is not the one its "
+                "stamp (export.json) was written with (an export was stopped half-way, or one is running now); "
+                "run `runlake catalog export` again"
+            )
+    return stamp
 
 
 def status(storage: Storage, catalog: Catalog) -> dict[str, Any]:

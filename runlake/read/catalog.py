@@ -37,6 +37,8 @@ from ..store.parquet import write_empty
 from ..store.storage import Storage, written_at
 from . import persist, sql, tables
 from .lineage import Index, Link, Node, own_parts, walk
+from .sandbox import TABLES as SANDBOX_TABLES
+from .sandbox import Sandbox
 
 _PERSIST_EVERY = 2.0
 
@@ -106,8 +108,8 @@ class Catalog:
         self._tmp = tempfile.mkdtemp(prefix="runlake-empty-")
         self._empty = {pack: self._empty_file(pack) for pack in (False, True)}
         # views over read_parquet(getvariable(...)) bind the variable when they are created
-        self.con.execute("SET VARIABLE runlake_parts = ?", [[self._empty[False]]])
-        self.con.execute("SET VARIABLE runlake_packs = ?", [[self._empty[True]]])
+        self.con.execute("SET VARIABLE runlake_parts = ?", [sql.literal([self._empty[False]])])
+        self.con.execute("SET VARIABLE runlake_packs = ?", [sql.literal([self._empty[True]])])
         sql.install(self.con)
         self._lock = threading.RLock()
         self._seen: dict[str, str] = {}  # manifest path -> change token
@@ -607,6 +609,11 @@ class Catalog:
         digest = hashlib.sha256("\n".join(f"{p}\t{t}" for p, t in items).encode()).hexdigest()
         return digest, len(items)
 
+    @property
+    def generation(self) -> int:
+        """Moves on every change to the tables."""
+        return self._generation
+
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
@@ -672,6 +679,27 @@ class Catalog:
             cur.close()
         return con
 
+    def sandbox(self, memory: str | None = None) -> tuple[int, Sandbox, list[tuple[str, int | None]]]:
+        """A locked-down connection for user SQL over a copy of the tables as of now (see
+        `sandbox.py`), the generation it holds, and every file it may read with its size."""
+        with self._lock:
+            cur = self.cursor(with_parts=True)
+            try:
+                query = "SELECT getvariable('runlake_parts'), getvariable('runlake_packs')"
+                parts, packs = cur.execute(query).fetchall()[0]
+                tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SANDBOX_TABLES}
+                files = [
+                    (p, b)
+                    for p, b in cur.execute("SELECT path, max(bytes) FROM parts GROUP BY path").fetchall()
+                ]
+            finally:
+                cur.close()
+            root = self.storage.engine_path(self.storage.root).rstrip("/") + "/"
+            tmp = self._tmp.rstrip("/") + "/"
+            allowed = list(dict.fromkeys([root, tmp, *sql.literal([root, tmp])]))  # file lists are escaped
+            fs = None if self.storage.is_local else self.storage.fs
+            return self._generation, Sandbox(tables, parts, packs, allowed, fs=fs, memory=memory), files
+
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
         cur = self.con.cursor()
@@ -683,6 +711,9 @@ class Catalog:
                 r[0]
                 for r in cur.execute("SELECT DISTINCT path FROM parts WHERE pack ORDER BY path").fetchall()
             ]
-            cur.execute("SET VARIABLE runlake_parts = ?", [files or [self._empty[False]]]).fetchall()
-            cur.execute("SET VARIABLE runlake_packs = ?", [packs or [self._empty[True]]]).fetchall()
+            parts = sql.literal(files or [self._empty[False]])
+            cur.execute("SET VARIABLE runlake_parts = ?", [parts]).fetchall()
+            cur.execute(
+                "SET VARIABLE runlake_packs = ?", [sql.literal(packs or [self._empty[True]])]
+            ).fetchall()
         return cur

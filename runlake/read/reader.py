@@ -18,12 +18,14 @@ from ..errors import CorruptPartError, RunlakeError, RunNotFoundError
 from ..store import manifests
 from ..store.layout import MAX_STEP
 from ..store.names import check_name
+from ..store.parquet import UnreadablePart, verify_local, verify_remote
 from ..store.storage import Storage
 from . import sql as sqlmod
 from .assemble import SYSTEM_KEYS, Series, last_values, series, wide
 from .catalog import Catalog
 from .lineage import ClosureRow, Index, Link, Node, clip, own_parts, select_files, walk
-from .scan import downsampled, scan
+from .sandbox import Limits, Result, Sandbox, guard
+from .scan import downsampled, scan, unreadable
 
 # Runs created as forks (segment 0): a run that later continues as a fork of another (a PBT
 # exploit, a later segment) is not the other's descendant, and such links may form cycles.
@@ -93,6 +95,10 @@ class Reader:
         self.refresh_every = 0.0
         self._refreshed = -math.inf
         self._refresh_lock = threading.Lock()
+        # user SQL's sandbox, rebuilt when the catalog changes; its engine memory (None: DuckDB's default)
+        self.sql_memory: str | None = None
+        self._box: tuple[int, Sandbox, list[tuple[str, int | None]]] | None = None
+        self._box_lock = threading.Lock()
 
     def refresh(self, *, force: bool = False) -> Catalog:
         """The catalog brought up to storage: at most `refresh_every` seconds old (0: always
@@ -341,22 +347,53 @@ class Reader:
             )
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run a read-only query over the views runs, lineage, history and raw_history; values go
-        in `params`. A statement that would write, attach, install or copy is refused."""
+        """Run a read-only query over the views runs, lineage, history and raw_history."""
+        return self.query(query, params).frame
+
+    def query(
+        self,
+        query: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        limits: Limits | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Result:
+        """Run a read-only query over the views runs, lineage, history and raw_history, in the
+        sandbox (see `sandbox.py`); values go in `params`. A statement that is not a read is
+        refused; the files a query reads are checked (page checksums) before DuckDB reads them."""
         for attempt in range(2):
-            with self.reading(with_parts=True) as cur:
-                sqlmod.check_read_only(cur, query)
-                try:
-                    return sqlmod.frame(cur, query, params)
-                except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                    if attempt == 0 and _files_moved(exc):
-                        # a compaction swapped files since the listing: list again, run once more
-                        self.catalog.relist_all()
-                        continue
-                    raise sqlmod.query_error(exc) from None
-                except duckdb.Error as exc:
-                    raise sqlmod.query_error(exc) from None
+            self.refresh()
+            box, files = self._sandbox()
+            try:
+                if _reads_files(box, query, params):
+                    self._verify(files)
+                return box.run(query, params, limits, cancel)
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if attempt == 0 and _files_moved(exc):
+                    # a compaction swapped files since the listing: list again, run once more
+                    self.catalog.relist_all()
+                    continue
+                raise sqlmod.query_error(exc) from None
+            except duckdb.Error as exc:
+                raise sqlmod.query_error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sandbox(self) -> tuple[Sandbox, list[tuple[str, int | None]]]:
+        with self._box_lock:
+            if self._box is None or self._box[0] != self.catalog.generation:
+                generation, box, files = self.catalog.sandbox(self.sql_memory)
+                self._box = (generation, box, files)  # the one before is closed when its last query ends
+            return self._box[1], self._box[2]
+
+    def _verify(self, files: list[tuple[str, int | None]]) -> None:
+        """DuckDB does not check page checksums: a garbled byte that still decodes would be a
+        different number. Every file is checked once per process (and again when it changes)."""
+        try:
+            if self.storage.is_local:
+                verify_local([path for path, _ in files])
+            else:
+                verify_remote(self.storage.fs, [(self.storage.local_path(p), b) for p, b in files])
+        except UnreadablePart as exc:
+            raise unreadable(exc.path, exc.cause) from None
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of your own with every runlake view, as of now (call again to see
@@ -377,6 +414,22 @@ class Reader:
             check_name(project, "project name")
         with self.reading() as cur:
             return sqlmod.frame(cur, _TREE, {"project": project})
+
+
+def _reads_files(box: Sandbox, query: str, params: Any) -> bool:
+    """Does the query read Parquet files (its plan has a Parquet scan)? A query that cannot be
+    planned alone (several statements) is taken to read them."""
+    cur = box.cursor()
+    try:
+        guard(cur, query)
+        if len(cur.extract_statements(query)) != 1:
+            return True
+        plan = cur.execute("EXPLAIN " + query, params).fetchall()
+        return any("PARQUET" in str(row[-1]).upper() for row in plan)
+    except duckdb.Error:
+        return True  # the query itself will say what is wrong
+    finally:
+        cur.close()
 
 
 def _files_moved(exc: BaseException) -> bool:

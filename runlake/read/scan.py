@@ -20,6 +20,7 @@ from ..errors import CorruptPartError, RunlakeError
 from ..store.layout import MAX_STEP
 from ..store.parquet import UnreadablePart, check_part, fetch_parts, verify_local
 from ..store.storage import Storage
+from . import sql as sqlmod
 from .lineage import ClosureRow, Files
 
 _COLUMNS = "run_id, segment, step, key, value, text"
@@ -196,10 +197,10 @@ def _source(
         raise unreadable(exc.path, exc.cause) from None
     branches = []
     if files.parts:
-        cur.execute("SET VARIABLE runlake_scan = ?", [files.parts]).fetchall()
+        cur.execute("SET VARIABLE runlake_scan = ?", [sqlmod.literal(files.parts)]).fetchall()
         branches.append(f"SELECT {_COLUMNS} FROM part_rows(getvariable('runlake_scan'))")
     if files.packs:  # rows of other nodes in a pack drop out in the join with the ranges
-        cur.execute("SET VARIABLE runlake_scan_packs = ?", [files.packs]).fetchall()
+        cur.execute("SET VARIABLE runlake_scan_packs = ?", [sqlmod.literal(files.packs)]).fetchall()
         branches.append(f"SELECT {_COLUMNS} FROM pack_rows(getvariable('runlake_scan_packs'))")
     return f"({' UNION ALL '.join(branches)})"
 

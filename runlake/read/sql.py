@@ -69,35 +69,15 @@ def frame(cur: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pl.
     return result
 
 
-# What a read-only query may be: SELECT (with WITH, FROM-first, VALUES, DESCRIBE, SUMMARIZE) and EXPLAIN.
-_READ_ONLY = {"SELECT", "EXPLAIN"}
+_GLOB = re.compile(r"([\[*?])")
 
 
-def check_read_only(cur: duckdb.DuckDBPyConnection, query: str) -> None:
-    """Refuse a query with any statement that would write, attach, install, copy or set."""
-    if not isinstance(query, str):
-        raise TypeError(f"query must be a str, got {type(query).__name__}")
-    try:
-        statements = cur.extract_statements(query)
-    except duckdb.Error as exc:
-        raise query_error(exc) from None
-    if not statements:
-        raise QueryError("the query is empty")
-    for statement in statements:
-        kind = str(statement.type).rsplit(".", 1)[-1]
-        if kind not in _READ_ONLY:
-            raise QueryError(
-                f"runlake.sql() only reads: a {kind} statement is refused ({_first_words(statement.query)}). "
-                "Queries may SELECT (or EXPLAIN) from the views runs, lineage, history and raw_history; "
-                "for a connection of your own to change, use runlake.connect()"
-            )
+def literal(paths: list[str]) -> list[str]:
+    """Paths DuckDB reads as themselves: its read_parquet globs every path it is given, so a
+    root named `exp[1]` would read the sibling `exp1` (each glob character becomes a class of one)."""
+    return [_GLOB.sub(r"[\1]", p) for p in paths]
 
 
 def query_error(exc: BaseException) -> QueryError:
     """A DuckDB error as a QueryError, its message (hints and the LINE marker) kept whole."""
     return QueryError(f"{type(exc).__name__}: {exc}")
-
-
-def _first_words(text: str) -> str:
-    words = " ".join(text.split())
-    return words if len(words) <= 60 else words[:57] + "..."

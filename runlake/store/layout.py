@@ -97,6 +97,8 @@ class Layout:
         return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
 
     def part(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
+        if not 0 <= lo <= hi:
+            raise ValueError(f"a part holds steps 0 and up, lo <= hi: got {lo}..{hi}")
         name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
         return f"{self.segment_dir(project, run_id, segment)}/{name}"
 

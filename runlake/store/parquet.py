@@ -207,6 +207,35 @@ def verify_local(paths: Sequence[str], threads: int = 2, *, background: bool = F
             verify_local([path], threads=1)
 
 
+# Remote files whose page checksums this process has verified, by path and size: runlake never
+# rewrites a file under the same name (a part's name has a uuid), so a changed size is a new file.
+_VERIFIED_REMOTE: dict[str, int | None] = {}
+
+
+def verify_remote(fs: Any, files: Sequence[tuple[str, int | None]], threads: int = 16) -> None:
+    """The remote twin of `verify_local` (what SQL over fsspec reads): each file is fetched and
+    checked once per process, concurrently; raises UnreadablePart naming the first that fails."""
+    if not settings.verify_reads():
+        return
+    todo = [(p, b) for p, b in files if p not in _VERIFIED_REMOTE or _VERIFIED_REMOTE[p] != b]
+
+    def one(item: tuple[str, int | None]) -> None:
+        path, size = item
+        try:
+            pq.read_table(io.BytesIO(fs.cat_file(path)), page_checksum_verification=True)
+        except FileNotFoundError:
+            return  # gone (a compaction): the read itself lists again
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadablePart(path, exc) from exc
+        if len(_VERIFIED_REMOTE) >= _VERIFIED_MAX:
+            _VERIFIED_REMOTE.clear()
+        _VERIFIED_REMOTE[path] = size
+
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(threads, len(todo))) as pool:
+            list(pool.map(one, todo))
+
+
 class UnreadablePart(Exception):
     """A part file that is not valid Parquet (truncated, corrupt)."""
 

@@ -5,30 +5,50 @@ FastAPI itself is built on, without the request-model layer we do not need, and 
 reference server. The frontend (`static/`: HTML, CSS, JavaScript and uPlot, vendored with its
 licence) ships in the wheel; nothing is built at install and nothing is fetched from a CDN.
 
-Security: binds 127.0.0.1 by default. On any other host a token is required (`--token`, or one
-generated and printed), checked on every request: the `token` query parameter of the first
-page (it is then kept in a cookie) or an `Authorization: Bearer` header.
+Security (the README's threat model says more): a page on another site must not be able to use
+the app, and whoever can reach a non-loopback port must hold the token.
+- Host: only the names the server was started for (loopback names, the host it binds, and
+  `allowed_hosts`): a DNS-rebinding page sends its own name and is refused (403).
+- POST (the SQL console, the only endpoint that runs user input as a query): a JSON body
+  (`Content-Type: application/json`, else 415), a same-origin `Origin` when the browser sends
+  one, and the per-start secret the server puts in its own page (`X-Runlake-Secret`, as
+  Jupyter's XSRF token): another origin cannot read the page, so it cannot send it. A
+  cross-origin fetch with that header needs a CORS preflight, which is never granted.
+- Token: binding another interface than loopback needs one (`--token`, or one generated and
+  printed), checked on every request: the `token` query parameter of the first page (then
+  kept in an HttpOnly SameSite=Strict cookie) or an `Authorization: Bearer` header.
+- Headers: the page cannot be framed (CSP frame-ancestors 'none', X-Frame-Options DENY),
+  scripts come only from the server itself.
+- SQL runs in the read-only sandbox (`read/sandbox.py`) with a time limit, a result limit and
+  at most `sql_workers` queries at once (more get 429); a query whose client went away is
+  stopped. Every refusal is a 4xx JSON error; an unexpected fault is a JSON 500 without details.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import io
+import ipaddress
+import json
+import math
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import QueryError, RunlakeError, RunNotFoundError
 from ..lake import Lake
@@ -36,41 +56,138 @@ from . import api
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 COOKIE = "runlake_token"
+SECRET_HEADER = "x-runlake-secret"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
-class TokenCheck(BaseHTTPMiddleware):
-    def __init__(self, app: Any, token: str | None) -> None:
-        super().__init__(app)
+class Json(JSONResponse):
+    """JSON where a NaN or an infinity (a metric may be one) is null: JSON has neither."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def host_name(value: str) -> str:
+    """The name part of a Host header (`[::1]:8742` -> `::1`, `Example.org.:80` -> `example.org`)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0].rstrip(".") if value.count(":") == 1 else value.rstrip(".")
+
+
+class Guard:
+    """Host, token, Origin, body type and secret checks, and the security headers (above).
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would hide a client's disconnect
+    from the endpoint (a stopped console query must be noticed)."""
+
+    def __init__(self, app: ASGIApp, token: str | None, secret: str, hosts: Sequence[str] | None) -> None:
+        self.app = app
         self.token = token
+        self.secret = secret
+        self.hosts = None if hosts is None else {host_name(h) for h in hosts}
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if self.token is None:
-            return await call_next(request)
-        given = (
-            request.query_params.get("token")
-            or request.cookies.get(COOKIE)
-            or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        )
-        if not given or not hmac.compare_digest(given, self.token):
-            return JSONResponse(
-                {"error": "a valid token is required (?token=... or Authorization: Bearer)"}, status_code=401
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        api_path = request.url.path.startswith("/api/")
+        cookie = self.token is not None and bool(request.query_params.get("token"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+                if api_path:
+                    headers.setdefault("Cache-Control", "no-store")
+                if cookie and message.get("status", 500) < 400:
+                    assert self.token is not None
+                    headers.append("set-cookie", f"{COOKIE}={self.token}; HttpOnly; Path=/; SameSite=strict")
+            await send(message)
+
+        refused = self.refuse(request)
+        if refused is not None:
+            await refused(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def refuse(self, request: Request) -> Response | None:
+        host = host_name(request.headers.get("host", ""))
+        if self.hosts is not None and host not in self.hosts:
+            return _error(
+                f"this server does not answer for the host {host[:100]!r} (start it with --allow-host to add one)",
+                403,
             )
-        response = await call_next(request)
-        if request.query_params.get("token"):
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
-        return response
+        if self.token is not None:
+            given = (
+                request.query_params.get("token")
+                or request.cookies.get(COOKIE)
+                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            )
+            if not given or not _same(given, self.token):
+                return _error("a valid token is required (?token=... or Authorization: Bearer)", 401)
+        if request.method not in ("GET", "HEAD"):
+            origin = request.headers.get("origin")
+            if origin is not None and not _same_origin(origin, request):
+                return _error("cross-origin requests are refused", 403)
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return _error("the body must be JSON (Content-Type: application/json)", 415)
+            if not _same(request.headers.get(SECRET_HEADER, ""), self.secret):
+                return _error(f"the {SECRET_HEADER} header of this server's page is required", 403)
+        return None
 
 
-def _int(request: Request, name: str, default: int) -> int:
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that takes any text (a non-ASCII str is not an error)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+def _same_origin(origin: str, request: Request) -> bool:
+    host = request.headers.get("host", "")
+    return origin.lower() in {f"{request.url.scheme}://{host}".lower()}
+
+
+def _int(request: Request, name: str, default: int, lo: int = -(2**62), hi: int = 2**62) -> int:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)  # type: ignore[arg-type]
+        value = int(raw)  # type: ignore[arg-type]
     except ValueError:
-        raise RunlakeError(f"{name} must be a whole number, got {raw!r}") from None
+        raise RunlakeError(f"{name} must be a whole number, got {raw[:40]!r}") from None  # type: ignore[index]
+    if not lo <= value <= hi:
+        raise RunlakeError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
 
 
 def _list(request: Request, name: str) -> list[str]:
@@ -79,10 +196,24 @@ def _list(request: Request, name: str) -> list[str]:
 
 
 def create_app(
-    root: str | None = None, *, token: str | None = None, storage_options: dict[str, Any] | None = None
+    root: str | None = None,
+    *,
+    token: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    allowed_hosts: Sequence[str] | None = LOOPBACK,
+    sql_timeout: float = 30.0,
+    sql_max_rows: int = 1_000_000,
+    sql_max_bytes: int = 256 << 20,
+    sql_workers: int = 2,
+    sql_memory: str = "2GB",
 ) -> Starlette:
+    """The app over one root. `allowed_hosts`: the Host names it answers (None: any, for a
+    server behind a token on every interface); the sql_* limits bound one console query."""
     lake = Lake(root, storage_options=storage_options)
     lake.reader.refresh_every = 1.0  # many requests a second: a catalog at most 1 s old
+    lake.reader.sql_memory = sql_memory
+    secret = secrets.token_urlsafe(32)  # per start: the page carries it, other origins cannot read it
+    slots = threading.BoundedSemaphore(sql_workers)
 
     def endpoint(fn: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -97,10 +228,10 @@ def create_app(
                     await run_in_threadpool(lake.reader.refresh, force=True)
                     result = await run_in_threadpool(fn, request)
             except RunNotFoundError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=404)
-            except (RunlakeError, ValueError, TypeError) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            return result if isinstance(result, Response) else JSONResponse(result)
+                return _error(str(exc), 404)
+            except (RunlakeError, ValueError, TypeError, OverflowError) as exc:
+                return _error(str(exc), 400)
+            return result if isinstance(result, Response) else Json(result)
 
         return handle
 
@@ -120,8 +251,8 @@ def create_app(
             tag=q.get("tag") or None,
             sort=q.get("sort") or "created_at",
             order=q.get("order") or "desc",
-            offset=_int(request, "offset", 0),
-            limit=_int(request, "limit", 100),
+            offset=_int(request, "offset", 0, 0),
+            limit=_int(request, "limit", 100, 1, 10_000),
             summary_keys=_list(request, "summary"),
             config_keys=_list(request, "config"),
         )
@@ -137,10 +268,10 @@ def create_app(
             request.path_params["run_id"],
             q.get("key") or "",
             x=q.get("x") or "step",
-            buckets=_int(request, "buckets", 1000),
+            buckets=_int(request, "buckets", 1000, 1, 100_000),
             lo=api.bound(q.get("lo"), steps=(q.get("x") or "step") == "step"),
             hi=api.bound(q.get("hi"), steps=(q.get("x") or "step") == "step"),
-            segment=int(segment) if segment not in (None, "") else None,
+            segment=_int(request, "segment", 0, 0) if segment not in (None, "") else None,
         )
 
     def compare(request: Request) -> Any:
@@ -148,7 +279,7 @@ def create_app(
             lake,
             _list(request, "runs"),
             request.query_params.get("key") or "",
-            _int(request, "buckets", 1000),
+            _int(request, "buckets", 1000, 1, 100_000),
             x=request.query_params.get("x") or None,
             lo=api.bound(request.query_params.get("lo"), steps=False),  # filtered in numpy
             hi=api.bound(request.query_params.get("hi"), steps=False),
@@ -160,48 +291,41 @@ def create_app(
         )
 
     def changes(request: Request) -> Any:
-        since = float(request.query_params.get("since") or 0)
+        since = api.bound(request.query_params.get("since"), steps=False) or 0.0
         return api.changes(lake, since) if lake.exists() else {"now": since, "runs": []}
 
     async def sql(request: Request) -> Response:
-        body = await request.json() if request.method == "POST" else dict(request.query_params)
-        query, fmt = str(body.get("query") or ""), str(body.get("format") or "json")
-
-        def run_query() -> Response:
-            try:
-                frame = lake.sql(query)
-            except QueryError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            if fmt == "csv":
-                return Response(
-                    frame.write_csv(),
-                    media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="query.csv"'},
-                )
-            if fmt == "parquet":
-                sink = io.BytesIO()
-                frame.write_parquet(sink)
-                return Response(
-                    sink.getvalue(),
-                    media_type="application/vnd.apache.parquet",
-                    headers={"Content-Disposition": 'attachment; filename="query.parquet"'},
-                )
-            shown = frame.head(5000)
-            return JSONResponse(
-                {
-                    "columns": shown.columns,
-                    "rows": [list(r.values()) for r in api._jsonable(shown)],
-                    "total": frame.height,
-                }
-            )
-
         try:
-            return await run_in_threadpool(run_query)
-        except (RunlakeError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(f"the body is not valid JSON: {exc}", 400)
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return _error(
+                'the body must be a JSON object {"query": "...", "format": "json|csv|parquet"}', 400
+            )
+        query, fmt = body["query"], body.get("format") or "json"
+        if fmt not in ("json", "csv", "parquet"):
+            return _error(f"format must be json, csv or parquet, got {str(fmt)[:40]!r}", 400)
+        if not slots.acquire(blocking=False):
+            return _error(f"{sql_workers} queries are running already: try again when one has finished", 429)
+        cancel = threading.Event()
+        try:
+            work = asyncio.ensure_future(run_in_threadpool(_answer, lake, query, fmt, cancel, limits))
+            while not work.done():
+                done, _ = await asyncio.wait({work}, timeout=0.25)
+                if not done and await request.is_disconnected():
+                    cancel.set()  # the client went away: stop its query (the answer is dropped)
+            return work.result()
+        finally:
+            slots.release()
+
+    limits = {"timeout": sql_timeout, "max_rows": sql_max_rows, "max_bytes": sql_max_bytes}
+
+    with open(os.path.join(STATIC, "index.html"), encoding="utf-8") as fh:
+        page = fh.read().replace("{{secret}}", secret)
 
     async def index(request: Request) -> Response:
-        return FileResponse(os.path.join(STATIC, "index.html"))
+        return Response(page, media_type="text/html", headers={"Cache-Control": "no-store"})
 
     routes = [
         Route("/", index),
@@ -212,7 +336,7 @@ def create_app(
         Route("/api/compare", endpoint(compare)),
         Route("/api/population", endpoint(population)),
         Route("/api/changes", endpoint(changes)),
-        Route("/api/sql", sql, methods=["GET", "POST"]),
+        Route("/api/sql", sql, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -229,9 +353,66 @@ def create_app(
             stop.set()
             checker.join()
 
-    app = Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=token)], lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(str(exc.detail), exc.status_code)
+
+    async def fault(request: Request, exc: Exception) -> Response:
+        return _error("internal error (the server's log has the details)", 500)
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, token=token, secret=secret, hosts=allowed_hosts)],
+        exception_handlers={HTTPException: http_error, Exception: fault},
+        lifespan=lifespan,
+    )
     app.state.lake = lake
+    app.state.secret = secret
     return app
+
+
+def _answer(lake: Lake, query: str, fmt: str, cancel: threading.Event, limits: dict[str, Any]) -> Response:
+    """One console query's answer, in the format asked for."""
+    try:
+        result = lake.query(query, cancel=cancel, **limits)
+    except (QueryError, ValueError) as exc:
+        return _error(str(exc), 400)
+    except RunlakeError as exc:
+        return _error(str(exc), 400)
+    frame = result.frame
+    cut = {"X-Runlake-Truncated": str(frame.height)} if result.truncated else {}
+    if fmt == "csv":
+        return Response(
+            frame.write_csv(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="query.csv"', **cut},
+        )
+    if fmt == "parquet":
+        sink = io.BytesIO()
+        frame.write_parquet(sink)
+        return Response(
+            sink.getvalue(),
+            media_type="application/vnd.apache.parquet",
+            headers={"Content-Disposition": 'attachment; filename="query.parquet"', **cut},
+        )
+    shown = frame.head(5000)
+    return Json(
+        {
+            "columns": shown.columns,
+            "rows": [list(r.values()) for r in api._jsonable(shown)],
+            "total": frame.height,
+            "truncated": result.truncated,
+        }
+    )
+
+
+def hosts_for(host: str, extra: Sequence[str] = ()) -> list[str] | None:
+    """The Host names a server bound to `host` answers: loopback names, the host itself and
+    `extra`; None (any name) for a wildcard bind (0.0.0.0, ::), which always has a token."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_unspecified and not extra:
+            return None
+    return [*LOOPBACK, host, *extra]
 
 
 def serve(
@@ -242,19 +423,27 @@ def serve(
     token: str | None = None,
     open_browser: bool = False,
     storage_options: dict[str, Any] | None = None,
+    allowed_hosts: Sequence[str] = (),
+    sql_timeout: float = 30.0,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the app until interrupted (the `runlake ui` command)."""
     import uvicorn
 
-    local = host in ("127.0.0.1", "localhost", "::1")
+    local = host in LOOPBACK
     if not local and token is None:
         token = secrets.token_urlsafe(24)
-    app = create_app(root, token=token, storage_options=storage_options)
-    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    app = create_app(
+        root,
+        token=token,
+        storage_options=storage_options,
+        allowed_hosts=hosts_for(host, allowed_hosts),
+        sql_timeout=sql_timeout,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     echo(f"runlake ui: {app.state.lake.url} at {url}")
     if open_browser:
-        import threading
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, [url]).start()

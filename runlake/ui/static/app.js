@@ -24,6 +24,12 @@ function el(tag, attrs, ...children) {
   }
   return node;
 }
+// the per-start secret this server put in its page: a POST without it is refused (another
+// origin cannot read the page, so it cannot send it)
+const SECRET = document.querySelector('meta[name="runlake-secret"]').content;
+function post(path, body) {
+  return fetch(path, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-Runlake-Secret": SECRET }, body: JSON.stringify(body) });
+}
 async function get(path) {
   const response = await fetch(path, { credentials: "same-origin" });
   const body = await response.json();
@@ -369,19 +375,20 @@ async function viewPopulation(q) {
 // ---- SQL ------------------------------------------------------------------------------------
 function viewSql(q) {
   const area = el("textarea", { id: "sql-input", spellcheck: "false" });
-  area.value = q.get("query") || "SELECT run_id, count(*) AS points FROM history GROUP BY run_id ORDER BY points DESC LIMIT 20";
+  // never taken from the link: a query is only ever what the user typed (or this example)
+  area.value = "SELECT run_id, count(*) AS points FROM history GROUP BY run_id ORDER BY points DESC LIMIT 20";
   const out = el("div", { class: "sqlresult", id: "sql-result" });
   async function run() {
     out.replaceChildren(el("p", { class: "muted", text: "running…" }));
-    const response = await fetch("api/sql", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: area.value }) });
+    const response = await post("api/sql", { query: area.value });
     const body = await response.json();
     if (!response.ok) { out.replaceChildren(el("div", { class: "error", id: "sql-error", text: body.error })); return; }
-    out.replaceChildren(el("div", { class: "muted", text: `${body.total} rows` + (body.total > body.rows.length ? ` (first ${body.rows.length} shown)` : "") }),
+    out.replaceChildren(el("div", { class: "muted", text: `${body.total} rows` + (body.total > body.rows.length ? ` (first ${body.rows.length} shown)` : "") + (body.truncated ? " — the result was cut at the server's limit" : "") }),
       el("table", {}, el("thead", {}, el("tr", {}, body.columns.map((c) => el("th", { text: c })))),
         el("tbody", {}, body.rows.map((r) => el("tr", {}, r.map((v) => el("td", { text: fmt(v) })))))));
   }
   async function download(format) {
-    const response = await fetch("api/sql", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: area.value, format }) });
+    const response = await post("api/sql", { query: area.value, format });
     if (!response.ok) { out.replaceChildren(el("div", { class: "error", text: (await response.json()).error })); return; }
     const url = URL.createObjectURL(await response.blob());
     el("a", { href: url, download: "query." + format }).click();
