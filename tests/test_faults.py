@@ -202,3 +202,19 @@ def test_doctor_reports_a_corrupt_pack_once_per_node_and_quarantines_it(root):
     assert runlake.history(live.id, root=root)["x"].to_list() == [7.0]
     assert not [p for p in fs.find(f"{path}/packs") if p.endswith((".parquet", ".json"))]
     assert any("_quarantine" in p and p.endswith(".parquet") for p in fs.find(path))
+
+
+def test_log_never_raises_when_storage_and_the_spill_disk_both_fail(flaky_root, tmp_path, monkeypatch):
+    """#23.13: with the flusher stuck, log() spills the oldest batches itself; a spill disk that
+    cannot take them raised OSError on the training thread. The rows wait in memory instead, and
+    nothing is lost once storage is back."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("RUNLAKE_SPILL_DIR", str(blocked / "spill"))  # every spill write fails
+    run = runlake.init("p", root=flaky_root)
+    run._flush_rows = 100  # a batch every 100 steps: many batches wait for the (stuck) flusher
+    with pytest.warns(RuntimeWarning, match="spill directory cannot take rows"):
+        for i in range(2000):
+            run.log({"x": float(i)})  # never raises
+    run.finish()
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(2000)]

@@ -124,6 +124,7 @@ class Run:
         self._pending_text = False
         self._pending_stamp: float | None = None
         self._finished = False
+        self._spill_warned = False  # said once: the spill directory refused rows (they wait in memory)
         self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
@@ -371,6 +372,18 @@ class Run:
             for first, last_step, data, last in self._writer.encode(extra):
                 self._writer.spill_part(first, last_step, data)
                 self._stored(last_step, last)
+        except OSError as exc:
+            # the spill disk is full or gone too: log() never raises for storage trouble (an
+            # unguarded training loop would die); the rows wait in memory and flush()/finish()
+            # say whether they could be stored
+            self._buffer.spilled(extra, stored=False)
+            if not self._spill_warned:
+                self._spill_warned = True
+                notify(
+                    f"run {self.id!r}: storage is too slow or down and the spill directory cannot take rows "
+                    f"either ({exc}); logging goes on with the rows in memory until either recovers"
+                )
+            return
         except BaseException:
             self._buffer.spilled(extra, stored=False)  # nothing is dropped: they wait in memory
             raise
