@@ -198,3 +198,30 @@ def test_a_manifest_rewritten_with_the_same_size_is_seen(root):
     storage.write_json_atomic(path, doc)
     assert len(storage.read_bytes(path)) == len(before)
     assert json.loads(runlake.runs(root=root)["summary"][0])["a"] == 2.0
+
+
+def test_a_manifest_rewritten_in_place_is_seen_by_a_running_reader(tmp_path):
+    """#23.16: the local listing skipped a meta directory whose mtime did not change, so a
+    manifest rewritten in place (not replaced) kept its old state, summary or tags."""
+    import json
+    import os
+    import time
+
+    root = str(tmp_path / "root")
+    run = runlake.init("p", id="a", root=root, tags=["old"])
+    run.log({"x": 1.0})
+    run.finish()
+    lake = runlake.Lake(root)
+    assert lake.runs()["tags"].to_list() == [["old"]]
+    meta = tmp_path / "root" / "runs" / "p" / "a" / "meta"
+    past = time.time() - 60  # older than the racy window: the listing trusts the directory
+    os.utime(meta, (past, past))
+    lake.runs()
+    doc = json.loads((meta / "state.json").read_text())
+    doc["tags"] = ["new"]
+    with open(meta / "state.json", "r+") as fh:  # in place: the directory's mtime does not move
+        fh.write(json.dumps(doc))
+        fh.truncate()
+    os.utime(meta, (past, past))
+    assert lake.runs()["tags"].to_list() == [["new"]]
+    lake.close()

@@ -153,7 +153,9 @@ class Storage:
         """Every manifest under runs/ with a token that changes whenever the file does.
 
         Locally, a run's meta directory whose mtime is unchanged (and older than the racy
-        window) is not listed again: `dir_cache` carries what was seen last time.
+        window) is not listed again: `dir_cache` carries what was seen last time, and only
+        its files are looked at again (a manifest rewritten in place, not replaced, leaves
+        the directory's mtime as it was).
         """
         out: dict[str, str] = {}
         if not self.is_local:
@@ -174,7 +176,7 @@ class Storage:
                 # Unchanged and older than the racy window: no file in it changed since we looked
                 # (directory mtimes are coarse, so a fresh one may hide a second change).
                 if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
-                    files = previous[1]
+                    files = {p: t for p in previous[1] if (t := _path_token(p))}
                 else:
                     files = {
                         e.path: t for e in _scandir(meta) if e.name.endswith(".json") and (t := _token(e))
@@ -366,6 +368,14 @@ _TIME_FIELDS = ("mtime", "LastModified", "last_modified", "updated", "created")
 def _token(entry: os.DirEntry[str]) -> str | None:
     try:
         st = entry.stat()
+    except OSError:
+        return None
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}|{st.st_mtime!r}"
+
+
+def _path_token(path: str) -> str | None:
+    try:
+        st = os.stat(path)
     except OSError:
         return None
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}|{st.st_mtime!r}"
