@@ -356,3 +356,51 @@ def test_fork_summary_both_ways(root, at):
     grandchild = runlake.init("p", root=root, fork_from=f"{fork.id}?_step={at}")
     assert dict(grandchild.summary) == expected
     grandchild.finish()
+
+
+def test_a_fork_of_a_live_source_waits_for_its_flush_in_flight(tmp_path, monkeypatch):
+    """#23.18: the source's background flush had taken rows 8,000-8,199 and was storing them when
+    the fork looked: `ForkPointError ... its last step is 7999`. Here a flush is held between its
+    take and its store; the fork must wait for it, never fail."""
+    import threading
+
+    root = str(tmp_path / "root")
+    source = runlake.init("p", id="src", root=root)
+    for i in range(100):
+        source.log({"x": float(i)})
+    source.flush()
+    for i in range(100, 200):
+        source.log({"x": float(i)})
+    writer = source._writer
+    store = writer.store_part
+    held, gate = threading.Event(), threading.Event()
+
+    def slow_store(*args, **kwargs):
+        held.set()
+        assert gate.wait(600)
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "store_part", slow_store)
+    flushing = threading.Thread(target=source.flush)
+    flushing.start()
+    assert held.wait(600)  # the rows are taken, not stored
+    monkeypatch.setattr(writer, "store_part", store)
+    outcome: list[object] = []
+
+    def fork() -> None:
+        try:
+            outcome.append(runlake.Lake(root).init("p", id="child", fork_from="src?_step=199"))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            outcome.append(exc)
+
+    forking = threading.Thread(target=fork)
+    forking.start()
+    forking.join(2.0)  # with the fix it waits on the held flush; without, it fails at once
+    gate.set()
+    forking.join(600)
+    flushing.join(600)
+    (child,) = outcome
+    assert not isinstance(child, Exception), child
+    child.finish()
+    source.finish()
+    assert runlake.history("child", root=root)["x"].to_list() == [float(i) for i in range(200)]

@@ -239,6 +239,11 @@ class Run:
         """Flush when there is something to write (a read of the same root is about to start)."""
         if self._buffer.dirty or self._meta_dirty:
             self.flush()
+            return
+        # nothing buffered, but a flush (the background flusher's) may have taken the rows and
+        # be storing them now: a fork of this run at those steps waits for it to land
+        with self._flush_lock:
+            pass
 
     # ---- W&B's logging semantics -------------------------------------------------------
     @property
