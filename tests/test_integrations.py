@@ -145,3 +145,6 @@ def test_transformers_trainer_resume_rewinds_the_run(tmp_path):
     assert chain["kind"].to_list() == ["rewind", "root"] and chain["cutoff"][0] == 10
     assert runlake.history(first, segment=0, root=str(root))["_step"].to_list() == list(range(1, 13))
     assert _run_of(root)["state"] == "finished"
+    # the end-of-training report (#23.17) is in the summary, as W&B's callback puts it
+    summary = json.loads(_run_of(root)["summary"])
+    assert summary["train_runtime"] > 0 and summary["train_loss"] > 0 and "total_flos" in summary

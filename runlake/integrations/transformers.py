@@ -30,6 +30,15 @@ from transformers.trainer_callback import ExportableState  # noqa: E402
 from ..lake import Lake  # noqa: E402
 from ..write.run import Run  # noqa: E402
 
+# what transformers reports once at the end of training (wandb's WandbCallback keeps the same list)
+SINGLE_VALUE_SCALARS = (
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "train_loss",
+    "total_flos",
+)
+
 
 def rewrite_logs(logs: dict[str, Any]) -> dict[str, float]:
     out = {}
@@ -111,7 +120,14 @@ class RunlakeCallback(TrainerCallback, ExportableState):
     ) -> None:
         if self._run is None or not state.is_world_process_zero or not logs:
             return
-        self._run.log(rewrite_logs(logs), step=int(state.global_step))
+        # the end of training reports these once, at a step already logged: W&B's callback puts
+        # them in the summary, as here (logged at that step they would be dropped, out of order)
+        for key in SINGLE_VALUE_SCALARS:
+            if isinstance(logs.get(key), numbers.Real):
+                self._run.summary[key] = logs[key]
+        rest = {k: v for k, v in logs.items() if k not in SINGLE_VALUE_SCALARS}
+        if rest:
+            self._run.log(rewrite_logs(rest), step=int(state.global_step))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._run is not None and state.is_world_process_zero:

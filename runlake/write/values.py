@@ -98,8 +98,8 @@ def to_json(value: Any, key: str) -> Any:
     if callable(item):
         return to_json(item(), key)
     raise TypeError(
-        f"value of {key!r} holds a {type(value).__name__}, which cannot be stored "
-        "(W&B rejects it too: it is not JSON serializable)"
+        f"value of {key!r} holds a {type(value).__name__}, which runlake cannot store: it is not "
+        "JSON-serializable and not one of runlake's media types"
     )
 
 
@@ -172,8 +172,7 @@ def _scalar(value: Any, key: str, logged: Extra) -> float | str | None:
             return float(inner)
     raise TypeError(
         f"value of {key!r} has unsupported type {type(value).__name__}: log a number, a str, a list, "
-        "an array, a runlake.Histogram / Image / Table, a nested dict, or None to skip "
-        "(W&B rejects it too: it is not JSON serializable)"
+        "an array, a runlake.Histogram / Image / Table, a nested dict, or None to skip"
     )
 
 
