@@ -846,3 +846,27 @@ def test_a_listing_that_races_a_closing_file_is_listed_again(monkeypatch):
     with runlake.Lake(root) as lake:
         assert lake.runs()["run_id"].to_list() == ["r"]
     assert calls["n"] >= 2
+
+
+def test_compressible_data_is_budgeted_by_rows_not_bytes_on_disk(local_root, monkeypatch):
+    """#23.11: the pack budget counted compressed bytes, so a run of constant values (a few MB on
+    disk, gigabytes decoded) was read whole. Packs are cut by rows too."""
+    import pyarrow.parquet as pq
+
+    from runlake.ops import compact as compact_module
+
+    monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "100")
+    run = runlake.init("p", root=local_root, id="flat")
+    for _ in range(2000):
+        run.log({"x": 1.0, "y": 0.0})  # compresses to almost nothing
+    run.finish()
+    parts = glob.glob(os.path.join(local_root, "history", "project=p", "run_id=flat", "*", "*.parquet"))
+    per_part = max(pq.read_metadata(p).num_rows for p in parts)
+    monkeypatch.setattr(compact_module, "PACK_BYTES", 2**40)  # bytes alone would make one pack
+    monkeypatch.setattr(compact_module, "PACK_ROWS", 4 * per_part)
+    before = runlake.history("flat", root=local_root)
+    runlake.compact(local_root, progress=False)
+    packs = glob.glob(os.path.join(local_root, "packs", "*", "pack-*.parquet"))
+    assert len(packs) >= 4
+    assert max(pq.read_metadata(p).num_rows for p in packs) <= 4 * per_part
+    assert runlake.history("flat", root=local_root).equals(before)

@@ -36,10 +36,13 @@ from ..store import manifests, settings
 from ..store.layout import PartFile, pack_relative, visible_parts
 from ..store.liveness import HOST, holder_alive, writer_identity
 from ..store.manifests import PackedPointer, PackManifest, PackMember
-from ..store.parquet import encode_pack, read_node_rows
+from ..store.parquet import encode_pack, read_node_rows, row_counts
 from ..store.storage import Storage
 
 PACK_BYTES = 48 * 2**20  # source part bytes per pack (~10M points): big files, bounded memory
+# ... and rows: bytes on disk say little about memory for compressible data (a 50M-point run of
+# 11 MB once decoded whole, 6.6 GB); a pack is cut at whichever budget comes first
+PACK_ROWS = 8_000_000
 _LOCK_STALE_SECONDS = 600.0
 
 _RESULT_SCHEMA = {
@@ -95,7 +98,7 @@ def compact(
         task = bar.add_task("compacting", total=len(nodes))
         _remove_orphan_packs(storage, {storage.local_path(p) for p in packed_files})
         batch: list[tuple[str, str, int, list[PartFile]]] = []
-        batch_bytes = 0
+        batch_bytes = batch_rows = 0
         pack_times: dict[str, float | None] = {}
         for project, run_id, segment in nodes:
             listed = storage.list_parts(
@@ -109,23 +112,24 @@ def compact(
             todo = visible_parts([p for p in listed if p not in leftover])
             if todo and batch and batch[0][0] != project:  # a pack holds one project
                 rows += _write_pack(storage, batch, grace)
-                batch, batch_bytes = [], 0
+                batch, batch_bytes, batch_rows = [], 0, 0
             # A node bigger than the budget is split into step ranges across packs, so memory
             # is bounded per pack, not per run (one 50M-point run once took 6.6 GB).
             chunk: list[PartFile] = []
-            for part in todo:
-                if chunk and batch_bytes + part.size > PACK_BYTES:
+            for part, count in zip(todo, row_counts(storage.fs, [p.path for p in todo]), strict=True):
+                if chunk and (batch_bytes + part.size > PACK_BYTES or batch_rows + count > PACK_ROWS):
                     batch.append((project, run_id, segment, chunk))
                     rows += _write_pack(storage, batch, grace)
-                    batch, batch_bytes, chunk = [], 0, []
+                    batch, batch_bytes, batch_rows, chunk = [], 0, 0, []
                     lock.touch()
                 chunk.append(part)
                 batch_bytes += part.size
+                batch_rows += count
             if chunk:
                 batch.append((project, run_id, segment, chunk))
-            if batch_bytes >= PACK_BYTES:
+            if batch_bytes >= PACK_BYTES or batch_rows >= PACK_ROWS:
                 rows += _write_pack(storage, batch, grace)
-                batch, batch_bytes = [], 0
+                batch, batch_bytes, batch_rows = [], 0, 0
                 lock.touch()
             bar.advance(task)
         if batch:
