@@ -218,3 +218,50 @@ def test_log_never_raises_when_storage_and_the_spill_disk_both_fail(flaky_root, 
             run.log({"x": float(i)})  # never raises
     run.finish()
     assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [float(i) for i in range(2000)]
+
+
+def test_doctor_reports_the_manifest_damage_reads_warn_about(tmp_path):
+    """#23.14: a missing pack manifest, a malformed segment manifest, a deleted run.json and a
+    segment-1.json without its parent fields (the rewind silently undone) were all missed."""
+    import glob
+    import json
+    import time
+    import warnings
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    for run_id in ("a", "c", "e", "packed"):
+        run = lake.init("p", id=run_id)
+        for i in range(10):
+            run.log({"x": float(i)})
+        run.finish()
+    again = lake.init("p", resume_from="a?_step=5")
+    again.log({"x": 1.0})
+    again.finish()
+    lake.compact(grace=0)
+    assert lake.doctor().height == 0
+    lake.close()
+    meta = tmp_path / "root" / "runs" / "p"
+    doc = json.loads((meta / "a" / "meta" / "segment-1.json").read_text())
+    for field in ("parent_run_id", "parent_segment", "cutoff"):
+        doc.pop(field)
+    (meta / "a" / "meta" / "segment-1.json").write_text(json.dumps(doc))
+    (meta / "c" / "meta" / "run.json").unlink()
+    old = time.time() - 3600
+    for f in (meta / "c" / "meta").iterdir():
+        os.utime(f, (old, old))
+    (meta / "e" / "meta" / "segment-0.json").write_text("{not json")
+    (pack_manifest,) = glob.glob(os.path.join(root, "packs", "*", "pack-*.json"))
+    os.remove(pack_manifest)
+    fresh = runlake.Lake(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # reads warn; doctor must report
+        report = fresh.doctor()
+        problems = {row["path"]: row["problem"] for row in report.iter_rows(named=True)}
+        assert any(p.endswith("a/meta/segment-1.json") and "parent_run_id" in w for p, w in problems.items())
+        assert any(p.endswith("e/meta/segment-0.json") for p in problems)
+        assert any(p.endswith("c/meta/run.json") and "no run.json" in w for p, w in problems.items())
+        assert any(p.endswith(".parquet") and "no manifest" in w for p, w in problems.items())
+        with pytest.raises(runlake.RunlakeError, match="segment-1.json"):
+            fresh.history("a")  # never the rewind silently undone
+    fresh.close()

@@ -13,7 +13,7 @@ from ..store import manifests
 from ..store.layout import hive_node
 from ..store.manifests import RepairDoc
 from ..store.parquet import check_part
-from ..store.storage import Storage
+from ..store.storage import Storage, written_at
 
 _SCHEMA: dict[str, Any] = {
     "path": pl.String,
@@ -91,6 +91,7 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
         catalog.refresh()  # what is left of the nodes a part was taken from: their count follows
         _accept_loss(storage, catalog, quarantined_nodes)
     rows += _holes(storage, catalog, fix)
+    rows += _manifest_problems(storage, catalog)
     for path in storage.strays():
         node = hive_node(path + "/x")
         kind = "a history part" if "/history/" in path else "a pack manifest"
@@ -109,6 +110,53 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
     if fix and rows:
         catalog.refresh()
     return pl.DataFrame(rows, schema=_SCHEMA)
+
+
+# a run is created in milliseconds, its run.json written last: one without it for this long lost it
+_CREATING_SECONDS = 60.0
+
+
+def _manifest_problems(storage: Storage, catalog: Catalog) -> list[dict[str, Any]]:
+    """Damaged or missing manifests that reads only warn about (they skip what they cannot
+    read): one row each, with what to do. Nothing is changed, with or without `fix`."""
+    rows = [
+        _row(path, run_id, f"{why}: reads of this run fail (or skip it) until the file is restored")
+        for path, run_id, why in catalog.problems()
+    ]
+    listing, _ = storage.list_manifests({})
+    runs: dict[str, list[str]] = {}
+    for path in listing:
+        runs.setdefault(path.rsplit("/meta/", 1)[0], []).append(path)
+    now = time.time()
+    for run_dir, files in sorted(runs.items()):
+        if any(f.endswith("/meta/run.json") for f in files):
+            continue
+        ages = [now - at for f in files if (at := written_at(listing[f])) is not None]
+        if ages and min(ages) < _CREATING_SECONDS:
+            continue  # being created now
+        run_id = run_dir.rsplit("/", 1)[-1]
+        rows.append(
+            _row(
+                storage.engine_path(f"{run_dir}/meta/run.json"),
+                run_id,
+                f"missing: run {run_id!r} has manifests and history but no run.json (deleted or lost), so "
+                "no read lists it; restore the file, or delete the run's directories",
+            )
+        )
+    return rows
+
+
+def _row(path: str, run_id: str | None, problem: str) -> dict[str, Any]:
+    return {
+        "path": path,
+        "run_id": run_id,
+        "segment": None,
+        "step_lo": None,
+        "step_hi": None,
+        "problem": problem,
+        "affected_runs": [run_id] if run_id else [],
+        "action": "none",
+    }
 
 
 def _holes(storage: Storage, catalog: Catalog, fix: bool) -> list[dict[str, Any]]:

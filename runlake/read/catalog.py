@@ -134,6 +134,8 @@ class Catalog:
         self._broken: dict[str, tuple[str, str]] = {}  # manifest -> (run id, why it cannot be read)
         self._problems: list[str] = []  # what the current refresh skipped (warned once, after it)
         self._warned: set[str] = set()
+        # packs whose manifest is unreadable or missing: path -> (a member run id, what is wrong)
+        self._pack_problems: dict[str, tuple[str | None, str]] = {}
         if persist_path:
             self._seen = persist.load(self.con, persist_path)
         for r, s, pr, ps, c in self.con.execute(
@@ -493,7 +495,9 @@ class Catalog:
                 )
             except RunlakeError as exc:  # its members are read through their pointers meanwhile
                 self._problems.append(f"skipping unreadable pack manifest: {exc}")
+                self._pack_problems[self.storage.engine_path(path)] = (None, str(exc))
                 continue
+            self._pack_problems.pop(self.storage.engine_path(path), None)
             if manifest is None:
                 continue
             pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
@@ -517,6 +521,11 @@ class Catalog:
                 if f"{base}.json" in self._pack_manifests or not self.storage.exists(f"{base}.parquet"):
                     continue
                 pack = self.storage.engine_path(f"{base}.parquet")
+                self._pack_problems[pack] = (
+                    run_id,
+                    f"pack has no manifest ({base}.json): its rows are read through its members' "
+                    "pointers (meta/packed-<k>.json); `runlake compact` writes packs with manifests again",
+                )
                 if pack not in self._warned_packs:
                     self._warned_packs.add(pack)
                     warnings.warn(
@@ -628,6 +637,15 @@ class Catalog:
             self._atomically(fold)
 
     # ---- querying -----------------------------------------------------------------------
+    def problems(self) -> list[tuple[str, str | None, str]]:
+        """What the last refresh could not read as it should, (path, run id, what is wrong):
+        damaged manifests (their runs' reads fail saying so) and packs without a readable
+        manifest (read through their members' pointers): what `doctor` reports besides parts."""
+        with self._lock:
+            out = [(self.storage.engine_path(p), rid, why) for p, (rid, why) in self._broken.items()]
+            out += [(p, rid, why) for p, (rid, why) in self._pack_problems.items()]
+        return sorted(out)
+
     def broken(self, run_id: str) -> str | None:
         """Why a manifest of `run_id` cannot be read (its reads must fail saying so), or None."""
         return next((why for rid, why in self._broken.values() if rid == run_id), None)

@@ -47,10 +47,24 @@ class _Doc:
                 f"manifest {where or cls.__name__}: field {name!r} must be {_describe(hint)}, "
                 f"got {type(value).__name__} {value!r:.80}"
             )
+        missing = [name for name in getattr(cls, "REQUIRED", ()) if name not in doc]
+        if missing:
+            raise RunlakeError(
+                f"manifest {where or cls.__name__} is missing the field(s) {', '.join(map(repr, missing))}, "
+                "which every release writes: it was damaged or edited"
+            )
         try:
-            return cls(**values)
+            made = cls(**values)
         except TypeError as exc:
             raise RunlakeError(f"manifest {where or cls.__name__} is missing a field: {exc}") from None
+        problem = made.inconsistency()
+        if problem is not None:
+            raise RunlakeError(f"manifest {where or cls.__name__}: {problem}")
+        return made
+
+    def inconsistency(self) -> str | None:
+        """What is wrong with a document whose fields each have the right type (None: nothing)."""
+        return None
 
 
 @functools.cache
@@ -128,6 +142,22 @@ class SegmentDoc(_Doc):
     # writers had stored (what a reader of that archived segment must find; null: unknown)
     previous_segment: int | None = None
     previous_parts: int | None = None
+
+    # the lineage fields every release wrote: a document without them was damaged, and taking
+    # their defaults would silently turn a rewind or a fork into a root
+    REQUIRED = ("run_id", "segment", "project", "kind", "parent_run_id", "parent_segment", "cutoff")
+
+    def inconsistency(self) -> str | None:
+        if self.kind not in ("root", "fork", "rewind"):
+            return f"kind must be root, fork or rewind, got {self.kind!r}"
+        if self.segment < 0:
+            return f"segment must be 0 or more, got {self.segment}"
+        linked = (self.parent_run_id, self.parent_segment, self.cutoff)
+        if self.kind != "root" and None in linked:
+            return f"a {self.kind} needs parent_run_id, parent_segment and cutoff, got {linked}"
+        if self.kind == "root" and self.parent_run_id is not None:
+            return f"a root has no parent, got parent_run_id {self.parent_run_id!r}"
+        return None
 
     @property
     def parent(self) -> tuple[str, int] | None:
