@@ -642,7 +642,9 @@ class Catalog:
         damaged manifests (their runs' reads fail saying so) and packs without a readable
         manifest (read through their members' pointers): what `doctor` reports besides parts."""
         with self._lock:
-            out = [(self.storage.engine_path(p), rid, why) for p, (rid, why) in self._broken.items()]
+            out: list[tuple[str, str | None, str]] = [
+                (self.storage.engine_path(p), rid, why) for p, (rid, why) in self._broken.items()
+            ]
             out += [(p, rid, why) for p, (rid, why) in self._pack_problems.items()]
         return sorted(out)
 
