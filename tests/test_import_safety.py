@@ -190,3 +190,36 @@ def test_mlflow_file_store_with_a_damaged_run_imports_the_others(tmp_path, monke
     for run_id in (ids[0], ids[2]):
         assert lake.history(run_id, ["loss"])["loss"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
     lake.close()
+
+
+def test_a_wandb_directory_is_imported_one_run_at_a_time(tmp_path, monkeypatch):
+    """#23.10: `runlake import wandb DIR` held every run in memory before landing any (4 runs of
+    250k steps: 1.3 GB). Each run is now read just before it lands and let go after."""
+    import gc
+    import weakref
+
+    from runlake.importers import wandb as wandb_importer
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(4):
+        rows = [{"_step": str(s), "loss": str(float(s * i))} for s in range(50)]
+        _wandb_file(source / f"run-{i}.wandb", "p", rows, run_id=f"r{i}")
+    alive: list[weakref.ref] = []
+    held: list[int] = []
+    load = wandb_importer._load
+
+    def counting(*args, **kwargs):
+        gc.collect()
+        held.append(sum(ref() is not None for ref in alive))  # runs still held when the next is read
+        run = load(*args, **kwargs)
+        alive.append(weakref.ref(run))
+        return run
+
+    monkeypatch.setattr(wandb_importer, "_load", counting)
+    lake = runlake.Lake(str(tmp_path / "root"))
+    report = lake.import_runs("wandb", str(source))
+    assert report.runs.height == 4 and held == [0, 0, 0, 0]
+    for i in range(4):
+        assert lake.history(f"r{i}")["loss"].to_list() == [float(s * i) for s in range(50)]
+    lake.close()

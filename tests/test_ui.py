@@ -421,3 +421,43 @@ def test_the_page_works_under_its_own_policy(server, browser):
     finally:
         context.close()
     assert refused == []
+
+
+def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
+    """#23.15: every key's chart was requested at once (20,000 requests) and the page never
+    became usable. It shows a page of charts, fetches one when it scrolls near, and filters."""
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    run = lake.init("wide", id="wide")
+    for step in range(3):
+        run.log({f"k{i:05d}": float(step + i) for i in range(20_000)})
+    run.finish()
+    lake.close()
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    series = []
+    page.on("request", lambda r: series.append(r.url) if "/series?" in r.url else None)
+    try:
+        _wait(lambda: _up(port), "the server")
+        _open(page, f"http://127.0.0.1:{port}/#/run/wide")
+        page.wait_for_selector("#charts-info")
+        assert page.locator(".chart").count() == 60
+        assert "60 of 20000 charts" in page.inner_text("#charts-info")
+        page.wait_for_function("document.querySelector('.chart .chart-body')?.dataset.total === '3'")
+        assert len(series) < 60  # only the charts near the view were fetched
+        page.fill("#key-filter", "k1999")
+        page.press("#key-filter", "Enter")
+        page.wait_for_function("document.querySelectorAll('.chart').length === 10")  # k19990..k19999
+        page.wait_for_function(
+            "document.querySelector('.chart[data-key=\"k19999\"] .chart-body')?.dataset.total === '3'"
+        )
+    finally:
+        context.close()
+        _stop(proc)

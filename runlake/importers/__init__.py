@@ -138,7 +138,14 @@ def import_runs(
     )
     with Progress(*columns, disable=not show, transient=True) as bar:
         task = bar.add_task(f"{source} runs", total=len(runs))
-        for run in _ordered(runs):
+        for listed in _ordered(runs):
+            run = listed  # (the run landed before is let go here, before the next one is read)
+            if listed.loader is not None:
+                try:
+                    run = listed.loader()
+                except RunlakeError as exc:
+                    skipped.append(Skipped(listed.where or listed.source_id, str(exc)))
+                    continue
             for seg in run.segments:
                 parent = seg.parent_source_id
                 if parent is not None and parent not in parents:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,6 +175,10 @@ class SourceRun:
     metadata: dict[str, Any] = field(default_factory=dict)
     segments: list[SourceSegment] = field(default_factory=list)
     where: str = ""  # the file or URI it was read from (for messages)
+    # a source that can read a run's points later: the run as listed here has its identity and
+    # segments (what ordering parents before forks needs) and no points; the import reads each
+    # run whole just before landing it, so memory holds one run at a time, not the source
+    loader: Callable[[], SourceRun] | None = None
 
     @property
     def run_id(self) -> str:

@@ -9,6 +9,7 @@ the run; steps it logged again are skipped and reported: an offline resume resta
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -91,12 +92,16 @@ class _File:
         self.version = "unknown"
 
 
-def read_file(path: str, skipped: list[Skipped]) -> _File | None:
+def read_file(path: str, skipped: list[Skipped], header: bool = False) -> _File | None:
+    """A `.wandb` file's run; `header`: only up to its run record (who it is, where it branched
+    from), which is what listing runs needs: their points are read when each one lands."""
     pb, installed = _pb()
     out = _File(path)
     number = 0
     try:
         for raw in chunks(path):
+            if header and out.run is not None:
+                break
             record = pb.Record()
             try:
                 record.ParseFromString(raw)
@@ -162,16 +167,29 @@ def _apply(out: _File, record: Any, kind: str | None) -> None:
 
 
 def read(path: str, project: str | None, skipped: list[Skipped]) -> list[SourceRun]:
-    """Every run under `path`, its attempts (files) ordered by start time."""
-    files = [f for f in (read_file(p, skipped) for p in find_files(path)) if f is not None]
+    """Every run under `path`, its attempts (files) ordered by start time. Listed from the files'
+    run records alone; each run's points are read when it lands (`SourceRun.loader`), so an
+    import holds one run in memory, not the whole directory."""
+    files = [f for f in (read_file(p, skipped, header=True) for p in find_files(path)) if f is not None]
     by_run: dict[str, list[_File]] = {}
     for f in files:
         by_run.setdefault(f.run.run_id, []).append(f)
     runs = []
     for run_id, attempts in by_run.items():
         attempts.sort(key=lambda f: (_started(f.run), f.path))
-        runs.append(_run(run_id, attempts, project, skipped))
+        listed = _run(run_id, attempts, project, [])
+        paths = [a.path for a in attempts]
+        listed.loader = functools.partial(_load, run_id, paths, project, skipped)
+        runs.append(listed)
     return runs
+
+
+def _load(run_id: str, paths: list[str], project: str | None, skipped: list[Skipped]) -> SourceRun:
+    attempts = [f for f in (read_file(p, skipped) for p in paths) if f is not None]
+    if not attempts:
+        raise RunlakeError(f"W&B run {run_id!r}: none of its files could be read again")
+    attempts.sort(key=lambda f: (_started(f.run), f.path))
+    return _run(run_id, attempts, project, skipped)
 
 
 def _started(record: Any) -> float:

@@ -6,7 +6,8 @@ const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 const DASHES = [null, [6, 3], [2, 3], [8, 3, 2, 3]];
 const app = document.getElementById("app");
-const state = { charts: [], poll: null, since: 0, view: null, seq: 0 };
+const state = { charts: [], observers: [], poll: null, since: 0, view: null, seq: 0 };
+const CHART_PAGE = 60;  // charts a run page shows at a time
 
 // ---- small helpers --------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -55,7 +56,11 @@ function fmt(v) {
 }
 function when(seconds) { return seconds ? new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19) : ""; }
 function stateBadge(s) { return el("span", { class: "state " + (s || ""), text: s || "" }); }
-function destroyCharts() { for (const c of state.charts) c.destroy(); state.charts = []; }
+function destroyCharts() {
+  for (const c of state.charts) c.destroy();
+  for (const o of state.observers) if (o) o.disconnect();
+  state.charts = []; state.observers = [];
+}
 function smooth(values, weight) {
   if (!weight) return values;
   let last = 0, norm = 0;
@@ -237,19 +242,43 @@ async function viewRun(runId, q) {
       el("div", {}, el("h2", { text: "Summary" }), kvTable(info.summary, "summary"))),
     el("h2", { text: "Charts" }), controls, charts);
   const archivedSegments = q.get("archived") === "1" ? info.segments.filter((s) => s.segment !== run.segment).map((s) => s.segment) : [];
-  const groups = Object.entries(info.groups);
-  for (const [section, keys] of groups) {
+  // A run may have thousands of keys: the page shows CHART_PAGE charts at a time (a filter
+  // narrows them, "more" adds a page), and beyond one page a chart is fetched only when it
+  // scrolls near the view, never all at once.
+  const filter = (q.get("keys") || "").toLowerCase();
+  const shown = +(q.get("charts") || CHART_PAGE);
+  const total = Object.values(info.groups).reduce((n, keys) => n + keys.length, 0);
+  const lazy = total > CHART_PAGE ? new IntersectionObserver((entries) => {
+    for (const entry of entries) if (entry.isIntersecting) { lazy.unobserve(entry.target); entry.target.draw(); }
+  }, { rootMargin: "600px" }) : null;
+  state.observers.push(lazy);
+  let count = 0, matching = 0;
+  for (const [section, keys] of Object.entries(info.groups)) {
     const grid = el("div", { class: "grid" });
-    charts.append(el("h2", { text: section || "metrics" }), grid);
     for (const key of keys) {
+      if (filter && !key.toLowerCase().includes(filter)) continue;
+      matching += 1;
+      if (count >= shown) continue;
+      count += 1;
       const box = el("div", { class: "chart-body" });
-      grid.appendChild(el("div", { class: "chart", "data-key": key }, el("h3", { text: key }), box));
-      const archived = [];
-      for (const segment of archivedSegments) {
-        archived.push({ segment, data: await get(`api/runs/${encodeURIComponent(runId)}/series?` + new URLSearchParams({ key, segment })) });
-      }
-      drawSeries(box, runId, key, { ...opts, archived }).catch((e) => box.replaceChildren(el("div", { class: "error", text: e.message })));
+      const chart = el("div", { class: "chart", "data-key": key }, el("h3", { text: key }), box);
+      grid.appendChild(chart);
+      chart.draw = async () => {
+        const archived = [];
+        for (const segment of archivedSegments) {
+          archived.push({ segment, data: await get(`api/runs/${encodeURIComponent(runId)}/series?` + new URLSearchParams({ key, segment })) });
+        }
+        await drawSeries(box, runId, key, { ...opts, archived }).catch((e) => box.replaceChildren(el("div", { class: "error", text: e.message })));
+      };
+      if (lazy) lazy.observe(chart); else chart.draw();
     }
+    if (grid.childElementCount) charts.append(el("h2", { text: section || "metrics" }), grid);
+  }
+  if (total > CHART_PAGE || filter) {
+    charts.prepend(el("div", { class: "toolbar" },
+      el("input", { id: "key-filter", placeholder: "filter keys", value: q.get("keys") || "", onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), keys: e.target.value, charts: "" }) }),
+      el("span", { class: "muted", id: "charts-info", text: `${count} of ${matching} charts` + (matching !== total ? ` (${total} keys)` : "") }),
+      matching > count ? el("button", { id: "more-charts", onclick: () => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), charts: shown + CHART_PAGE }), text: `show ${Math.min(CHART_PAGE, matching - count)} more` }) : ""));
   }
   if (stale(seq)) return;
   state.onChanges = (changed) => {
