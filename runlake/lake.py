@@ -71,7 +71,7 @@ class Lake:
         """Release the catalog (saving its copy) and its temporary files. Runs are not affected."""
         with self._lock:
             if self._reader is not None:
-                self._reader.catalog.close()
+                self._reader.close()
                 self._reader = None
 
     def __enter__(self) -> Lake:

@@ -100,6 +100,14 @@ class Reader:
         self._box: tuple[int, Sandbox, list[tuple[str, int | None]]] | None = None
         self._box_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Release the catalog (saving its copy) and the SQL sandbox."""
+        with self._box_lock:
+            if self._box is not None:
+                self._box[1].close()
+                self._box = None
+        self.catalog.close()
+
     def refresh(self, *, force: bool = False) -> Catalog:
         """The catalog brought up to storage: at most `refresh_every` seconds old (0: always
         refreshed), or refreshed now with `force` (what a reader that found no run does before
