@@ -7,7 +7,8 @@ Scenarios: ingest, fork, deep, pbt (with the copy-on-fork baseline), many, cold 
 concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), imports (each
 `runlake import` source, when the `import` extra is installed), spark (the PBT root on Spark and
 DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra), ui (the web
-app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project).
+app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project), sql (user SQL
+in its sandbox on 10,000 runs: steady, after a catalog change, a history query).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ORDER = (
     "imports",
     "spark",
     "ui",
+    "sql",
 )
 
 

@@ -958,3 +958,40 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
             server.kill()
             server.wait()
     return out, rows
+
+
+def sql(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
+    """What user SQL costs since it runs in its sandbox (#23): a query on an unchanged catalog,
+    a query right after a run changed the catalog (the sandbox is made again), and a history
+    query (its files' checksums checked once per process)."""
+    runs_count = 1_000 if quick else 10_000
+    root = f"{path}/root"
+    lake = runlake.Lake(root)
+    for i in range(runs_count):
+        r = lake.init("many", id=f"r{i:05d}")
+        for s in range(5):
+            r.log({"loss": float(i + s)})
+        r.finish()
+    lake.runs()
+    count = "SELECT count(*) FROM runs WHERE project = 'many'"
+    steady = _median_ms(lambda: lake.sql(count), repeat=9)
+    changed = []
+    for i in range(7):
+        r = lake.init("extra", id=f"x{i}")
+        r.log({"loss": 1.0})
+        r.finish()
+        t0 = time.perf_counter()
+        lake.sql(count)
+        changed.append((time.perf_counter() - t0) * 1e3)
+    history = _median_ms(
+        lambda: lake.sql("SELECT count(*), avg(value) FROM history WHERE run_id = 'r00042' AND key = 'loss'"),
+        repeat=9,
+    )
+    lake.close()
+    out = {"runs": runs_count, "query_ms": steady, "query_after_change_ms": statistics.median(changed), "history_query_ms": history}
+    rows: Rows = [
+        ("sql", f"count over runs, {runs_count:,} runs, catalog unchanged", f"{steady:.1f} ms"),
+        ("sql", "the same right after a run changed the catalog", f"{out['query_after_change_ms']:.1f} ms"),
+        ("sql", "one run's history, one key", f"{history:.1f} ms"),
+    ]
+    return out, rows

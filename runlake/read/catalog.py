@@ -718,7 +718,9 @@ class Catalog:
             tmp = self._tmp.rstrip("/") + "/"
             allowed = list(dict.fromkeys([root, tmp, *sql.literal([root, tmp])]))  # file lists are escaped
             fs = None if self.storage.is_local else self.storage.fs
-            return self._generation, Sandbox(tables, parts, packs, allowed, fs=fs, memory=memory), files
+            empty = (sql.literal([self._empty[False]])[0], sql.literal([self._empty[True]])[0])
+            box = Sandbox(tables, parts, packs, allowed, empty, fs=fs, memory=memory)
+            return self._generation, box, files
 
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""

@@ -75,7 +75,7 @@ _GLOB = re.compile(r"([\[*?])")
 def literal(paths: list[str]) -> list[str]:
     """Paths DuckDB reads as themselves: its read_parquet globs every path it is given, so a
     root named `exp[1]` would read the sibling `exp1` (each glob character becomes a class of one)."""
-    return [_GLOB.sub(r"[\1]", p) for p in paths]
+    return [_GLOB.sub(r"[\1]", p) if "[" in p or "*" in p or "?" in p else p for p in paths]
 
 
 def query_error(exc: BaseException) -> QueryError:

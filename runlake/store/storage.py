@@ -19,6 +19,9 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import RunlakeError
 from .layout import PACK_MANIFEST_RE, Layout, PartFile, parse_part, visible_parts
 
+# the manifest a writer or an edit (name, tags, notes, config, summary, state) may rewrite in
+# place; the others are write-once or replaced whole (which moves the directory's mtime)
+_MUTABLE = "/state.json"
 _RACY_SECONDS = 2.0  # directory mtimes this fresh may hide a later change: list them again
 _EXTRAS = {
     "s3": "s3",
@@ -154,7 +157,7 @@ class Storage:
 
         Locally, a run's meta directory whose mtime is unchanged (and older than the racy
         window) is not listed again: `dir_cache` carries what was seen last time, and only
-        its files are looked at again (a manifest rewritten in place, not replaced, leaves
+        its state manifest is looked at again (one rewritten in place, not replaced, leaves
         the directory's mtime as it was).
         """
         out: dict[str, str] = {}
@@ -176,7 +179,11 @@ class Storage:
                 # Unchanged and older than the racy window: no file in it changed since we looked
                 # (directory mtimes are coarse, so a fresh one may hide a second change).
                 if previous and previous[0] == st.st_mtime_ns and st.st_mtime < now - _RACY_SECONDS:
-                    files = {p: t for p in previous[1] if (t := _path_token(p))}
+                    # the manifest that may be rewritten in place (a run's state) is looked at
+                    # again; the write-once ones cannot have changed
+                    files = {
+                        p: (_path_token(p) if p.endswith(_MUTABLE) else t) or t for p, t in previous[1].items()
+                    }
                 else:
                     files = {
                         e.path: t for e in _scandir(meta) if e.name.endswith(".json") and (t := _token(e))
