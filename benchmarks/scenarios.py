@@ -988,7 +988,12 @@ def sql(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         repeat=9,
     )
     lake.close()
-    out = {"runs": runs_count, "query_ms": steady, "query_after_change_ms": statistics.median(changed), "history_query_ms": history}
+    out = {
+        "runs": runs_count,
+        "query_ms": steady,
+        "query_after_change_ms": statistics.median(changed),
+        "history_query_ms": history,
+    }
     rows: Rows = [
         ("sql", f"count over runs, {runs_count:,} runs, catalog unchanged", f"{steady:.1f} ms"),
         ("sql", "the same right after a run changed the catalog", f"{out['query_after_change_ms']:.1f} ms"),

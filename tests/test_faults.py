@@ -265,3 +265,24 @@ def test_doctor_reports_the_manifest_damage_reads_warn_about(tmp_path):
         with pytest.raises(runlake.RunlakeError, match="segment-1.json"):
             fresh.history("a")  # never the rewind silently undone
     fresh.close()
+
+
+def test_logging_an_image_while_storage_is_down_never_raises(flaky_root):
+    """#23.13: log() never raises for storage trouble, media included: the image waits in the
+    spill directory and lands with the next flush once storage is back."""
+    import numpy as np
+
+    run = runlake.init("p", root=flaky_root)
+    with pytest.warns(RuntimeWarning, match="could not be stored"):
+        FlakyFileSystem.down = True
+        run.log({"img": runlake.Image(np.zeros((4, 4, 3), dtype=np.uint8)), "x": 1.0})
+    with pytest.warns(RuntimeWarning):  # the flush spills too, then storage comes back
+        run.flush()
+        FlakyFileSystem.down = False
+        run.log({"x": 2.0})
+        run.flush()
+    run.finish()
+    fs = FlakyFileSystem()
+    media = [p for p in fs.find(fs._strip_protocol(flaky_root)) if "/media/" in p]
+    assert len(media) == 1
+    assert runlake.history(run.id, root=flaky_root)["x"].to_list() == [1.0, 2.0]

@@ -477,3 +477,23 @@ def test_an_export_and_a_compaction_with_a_quote_in_tmpdir(tmp_path, monkeypatch
     lake.export_catalog()
     assert runlake.scan(root).filter(key="x").collect().height == 5
     lake.close()
+
+
+def test_console_queries_are_rate_limited(tmp_path):
+    from starlette.testclient import TestClient
+
+    from runlake.ui.server import create_app
+
+    lake = runlake.Lake(str(tmp_path / "root"))
+    run = lake.init("p", id="a")
+    run.log({"x": 1.0})
+    run.finish()
+    lake.close()
+    app = create_app(str(tmp_path / "root"), allowed_hosts=["testserver"], sql_per_minute=3)
+    with TestClient(app) as client:
+        headers = {"X-Runlake-Secret": app.state.secret}
+        codes = [
+            client.post("/api/sql", json={"query": "SELECT 1"}, headers=headers).status_code for _ in range(5)
+        ]
+    assert codes == [200, 200, 200, 429, 429]
+    app.state.lake.close()

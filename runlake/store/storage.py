@@ -182,7 +182,8 @@ class Storage:
                     # the manifest that may be rewritten in place (a run's state) is looked at
                     # again; the write-once ones cannot have changed
                     files = {
-                        p: (_path_token(p) if p.endswith(_MUTABLE) else t) or t for p, t in previous[1].items()
+                        p: (_path_token(p) if p.endswith(_MUTABLE) else t) or t
+                        for p, t in previous[1].items()
                     }
                 else:
                     files = {

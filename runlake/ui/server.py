@@ -27,6 +27,7 @@ the app, and whoever can reach a non-loopback port must hold the token.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import io
@@ -36,6 +37,7 @@ import math
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -205,6 +207,7 @@ def create_app(
     sql_max_rows: int = 1_000_000,
     sql_max_bytes: int = 256 << 20,
     sql_workers: int = 2,
+    sql_per_minute: int = 120,
     sql_memory: str = "2GB",
 ) -> Starlette:
     """The app over one root. `allowed_hosts`: the Host names it answers (None: any, for a
@@ -214,6 +217,7 @@ def create_app(
     lake.reader.sql_memory = sql_memory
     secret = secrets.token_urlsafe(32)  # per start: the page carries it, other origins cannot read it
     slots = threading.BoundedSemaphore(sql_workers)
+    recent: collections.deque[float] = collections.deque()  # when the last minute's queries came
 
     def endpoint(fn: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -306,6 +310,12 @@ def create_app(
         query, fmt = body["query"], body.get("format") or "json"
         if fmt not in ("json", "csv", "parquet"):
             return _error(f"format must be json, csv or parquet, got {str(fmt)[:40]!r}", 400)
+        now = time.monotonic()
+        while recent and recent[0] < now - 60:
+            recent.popleft()
+        if len(recent) >= sql_per_minute:
+            return _error(f"more than {sql_per_minute} queries in a minute: try again shortly", 429)
+        recent.append(now)
         if not slots.acquire(blocking=False):
             return _error(f"{sql_workers} queries are running already: try again when one has finished", 429)
         cancel = threading.Event()

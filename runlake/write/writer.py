@@ -43,7 +43,11 @@ class Writer:
         self.seq = seq  # this writer's slot: writer-<seq>.json
         self._history_prefix = f"history/project={project}/run_id={run_id}"
         self._runs_prefix = f"runs/{project}/{run_id}"
+        self._media_prefix = f"media/{project}/{run_id}"
         self.spilled = bool(spill.pending(storage, self._history_prefix, local_dir))
+        # media files neither storage nor the spill disk could take (both full or down): kept
+        # here and stored again by the next flush; log() never raises for storage trouble
+        self._media_waiting: dict[str, bytes] = {}
         # parts the training thread spilled (backpressure) while the flusher uploads the
         # backlog: the flusher clears `spilled` only if none came in meanwhile
         self._spills = 0
@@ -73,10 +77,12 @@ class Writer:
         """Upload this run's spill backlog (a dead writer's, at a resume); returns the last step
         of this segment's parts that still wait there (they count as written: a resumed run
         must start after them, or those steps would be written twice)."""
-        if not spill.pending(self.storage, self._history_prefix, self.local_dir) and not spill.pending(
-            self.storage, self._runs_prefix, self.local_dir
+        if not any(
+            spill.pending(self.storage, prefix, self.local_dir)
+            for prefix in (self._history_prefix, self._runs_prefix, self._media_prefix)
         ):
             return None
+        spill.upload(self.storage, self._media_prefix, attempts=4, local_dir=self.local_dir)
         _, waiting = spill.upload(self.storage, self._history_prefix, attempts=4, local_dir=self.local_dir)
         if not waiting:
             _, waiting = spill.upload(self.storage, self._runs_prefix, attempts=4, local_dir=self.local_dir)
@@ -113,10 +119,36 @@ class Writer:
             )
 
     def store_media(self, path: str, data: bytes) -> None:
-        """An image or table file (named by its content, so a retry rewrites the same file);
-        written now, so a storage error is the log call's own error."""
-        if not self.storage.exists(path):
-            self.storage.write_with_retry(path, data)
+        """An image or table file (named by its content, so a retry rewrites the same file),
+        written now; with storage down it waits in the spill directory (or, that full too, in
+        memory) and the next flush stores it: a storage fault is never the log call's error."""
+        try:
+            if not self.storage.exists(path):
+                self.storage.write_with_retry(path, data)
+            return
+        except OSError as exc:
+            failure = exc
+        try:
+            spill.put(self.storage, path, data, self.local_dir)
+            self.spilled = True
+        except OSError:
+            self._media_waiting[path] = data
+        notify(
+            f"run {self.run_id!r}: media file {path} could not be stored ({failure}); it waits "
+            "to be stored by a later flush"
+        )
+
+    def _store_waiting_media(self) -> None:
+        for path, data in list(self._media_waiting.items()):
+            try:
+                self.storage.write_with_retry(path, data)
+            except OSError:
+                try:
+                    spill.put(self.storage, path, data, self.local_dir)
+                    self.spilled = True
+                except OSError:
+                    continue
+            del self._media_waiting[path]
 
     def store_beat(self, beat: BeatDoc) -> None:
         """A heartbeat is only worth anything now: never spilled, never retried. While this
@@ -135,9 +167,13 @@ class Writer:
 
     def store(self, target: str, data: bytes) -> None:
         """Upload one file (after any backlog of this run), or keep it in the spill directory."""
+        if self._media_waiting:
+            self._store_waiting_media()
         while self.spilled:
             spills = self._spills
-            _, waiting = spill.upload(self.storage, self._history_prefix, local_dir=self.local_dir)
+            _, waiting = spill.upload(self.storage, self._media_prefix, local_dir=self.local_dir)
+            if not waiting:
+                _, waiting = spill.upload(self.storage, self._history_prefix, local_dir=self.local_dir)
             if not waiting:
                 _, waiting = spill.upload(self.storage, self._runs_prefix, local_dir=self.local_dir)
             if waiting:
@@ -171,9 +207,11 @@ class Writer:
         """At finish: say what still waits in the spill directory, and how to upload it."""
         if not self.spilled:
             return
-        waiting = spill.pending(self.storage, self._history_prefix, self.local_dir) + spill.pending(
-            self.storage, self._runs_prefix, self.local_dir
-        )
+        waiting = [
+            item
+            for prefix in (self._media_prefix, self._history_prefix, self._runs_prefix)
+            for item in spill.pending(self.storage, prefix, self.local_dir)
+        ]
         if not waiting:
             return
         parts = [p for _, t in waiting if "/history/" in t and (p := parse_part(t, 0)) is not None]
