@@ -348,11 +348,17 @@ def _node_label(node: dict[str, Any], selected: str) -> str:
 @_root_option
 @click.argument("query")
 @_output_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Stop the query after this many seconds (default: no limit).",
+)
 @click.pass_context
-def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None) -> None:
-    """Run SQL over the views runs, lineage, history and raw_history."""
+def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None, timeout: float | None) -> None:
+    """Run read-only SQL over the views runs, lineage, history and raw_history."""
     with _busy("querying"):
-        df = runlake.sql(query, root=_root(ctx))
+        df = runlake.sql(query, root=_root(ctx), timeout=timeout)
     _print_frame(df, fmt, output)
 
 
