@@ -300,3 +300,27 @@ def test_batches_packed_on_the_training_thread_keep_every_row(local_root, monkey
     assert run.summary["a"] == 99.0 and run.summary["t"] == "s99"
     run.finish()
     assert effective(runlake.history(run.id, root=local_root)) == expected
+
+
+def test_a_finished_run_says_when_it_finished(tmp_path):
+    """#24: finish() wrote its final state before marking the run finished, so finished_at was
+    null for every run logged with runlake (the web app sorts and polls on it)."""
+    import time
+
+    root = str(tmp_path / "root")
+    before = time.time()
+    ok = runlake.init("p", id="ok", root=root)
+    ok.log({"x": 1.0})
+    ok.finish()
+    bad = runlake.init("p", id="bad", root=root)
+    bad.log({"x": 1.0})
+    bad.finish(exit_code=3)
+    live = runlake.init("p", id="live", root=root)
+    live.log({"x": 1.0})
+    live.flush()
+    runs = {r["run_id"]: r for r in runlake.runs(root=root).iter_rows(named=True)}
+    for run_id in ("ok", "bad"):
+        finished = runs[run_id]["finished_at"]
+        assert finished is not None and before - 1 <= finished.timestamp() <= time.time() + 1, run_id
+    assert runs["live"]["finished_at"] is None
+    live.finish()

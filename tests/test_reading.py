@@ -225,3 +225,25 @@ def test_a_manifest_rewritten_in_place_is_seen_by_a_running_reader(tmp_path):
     os.utime(meta, (past, past))
     assert lake.runs()["tags"].to_list() == [["new"]]
     lake.close()
+
+
+def test_a_process_that_reads_leaves_no_temporary_directory(tmp_path):
+    """#24: every process reading through the module-level functions left a runlake-empty-*
+    directory behind (the default Lakes were never closed): ~800 on one machine after a day."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(tmp_path / "root")
+    run = runlake.init("p", id="a", root=root)
+    run.log({"x": 1.0})
+    run.finish()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    code = f"import runlake; print(runlake.history('a', root={root!r})['x'].to_list(), runlake.runs(root={root!r}).height)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[1.0]", "1"]
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("runlake-")] == []

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -106,6 +107,8 @@ class Catalog:
         if not storage.is_local:
             self.con.register_filesystem(storage.fs)
         self._tmp = tempfile.mkdtemp(prefix="runlake-empty-")
+        # removed with the catalog, or at exit for one never closed (a default Lake)
+        self._tmp_cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
         self._empty = {pack: self._empty_file(pack) for pack in (False, True)}
         # views over read_parquet(getvariable(...)) bind the variable when they are created
         self.con.execute("SET VARIABLE runlake_parts = ?", [sql.literal([self._empty[False]])])
@@ -166,7 +169,7 @@ class Catalog:
         with self._lock:
             self.persist()
             self.con.close()
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp_cleanup()
 
     def persist(self, force: bool = False) -> None:
         if not self.persist_path or not (self._dirty_since_persist or force):

@@ -124,7 +124,8 @@ class Run:
         self._pending_text = False
         self._pending_stamp: float | None = None
         self._finished = False
-        self._spill_warned = False  # said once: the spill directory refused rows (they wait in memory)
+        self._spill_warned = False
+        self._finished_at: float | None = None  # said once: the spill directory refused rows (they wait in memory)
         self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
@@ -411,11 +412,12 @@ class Run:
         code = _exit_code(exit_code)
         self._exit_code = code
         self._state = "finished" if code == 0 else "failed"
+        self._finished_at = time.time()  # the final state says when (it is written before _finished)
         try:
             self._try_inherited_summary()
             self.flush(final=True)
         except BaseException:
-            self._state, self._exit_code = "running", None  # still open: nothing was lost
+            self._state, self._exit_code, self._finished_at = "running", None, None  # still open: nothing lost
             raise
         self._finished = True
         flusher.unregister(self)
@@ -591,7 +593,7 @@ class Run:
             watermark=self._watermark,
             parts=parts,
             runtime=self._runtime_last,
-            finished_at=time.time() if self._finished else None,
+            finished_at=self._finished_at,
             exit_code=self._exit_code,
             config=jsonable(dict(self.config)),
             summary=jsonable(summary),
