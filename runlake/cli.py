@@ -134,9 +134,19 @@ def _root(ctx: click.Context) -> str | None:
     return ctx.obj["root"]
 
 
+def _lake(ctx: click.Context) -> runlake.Lake:
+    """The one Lake of this invocation (made on first use, closed when the command ends)."""
+    root_ctx = ctx.find_root()
+    lake = root_ctx.obj.get("lake")
+    if lake is None:
+        lake = root_ctx.obj["lake"] = runlake.Lake(_root(ctx))
+        root_ctx.call_on_close(lake.close)
+    return lake
+
+
 def _nothing_in(ctx: click.Context, what: str) -> None:
     """Say on stderr which root a command looked in when it found nothing there."""
-    lake = runlake.lake.default(_root(ctx))
+    lake = _lake(ctx)
     where = os.path.abspath(lake.url) if "://" not in lake.url else lake.url
     state = "" if lake.exists() else " (it does not exist)"
     click.echo(f"runlake: {what} in root {where}{state}", err=True)
@@ -184,7 +194,7 @@ def runs(
     ctx: click.Context, project: str | None, group: str | None, tags: tuple[str, ...], as_json: bool
 ) -> None:
     """List runs: id, name, state, group, tags, parent@step, last step, created."""
-    table = runlake.runs(project, root=_root(ctx))
+    table = _lake(ctx).runs(project)
     if group is not None:
         table = table.filter(pl.col("group") == group)
     for tag in tags:
@@ -221,13 +231,10 @@ def runs(
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: state, config, summary, lineage and segments."""
-    root = _root(ctx)
-    chain = runlake.lineage(run_id, root=root)
-    row = runlake.runs(root=root).filter(pl.col("run_id") == run_id).row(0, named=True)
-    segments = runlake.sql(
-        "SELECT segment, kind, parent_run_id, parent_segment, cutoff FROM segments WHERE run_id = ? ORDER BY segment",
-        root=root,
-        params=[run_id],
+    record = _lake(ctx).run(run_id)
+    row = record.row
+    chain, segments = record.lineage, record.segments.select(
+        "segment", "kind", "parent_run_id", "parent_segment", "cutoff"
     )
     info = {
         "run_id": run_id,
@@ -241,8 +248,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         "fork_step": row["fork_step"],
         "tags": row["tags"],
         "notes": row["notes"],
-        "config": json.loads(row["config"] or "{}"),
-        "summary": json.loads(row["summary"] or "{}"),
+        "config": record.config,
+        "summary": record.summary,
         "lineage": chain.to_dicts(),
         "segments": segments.to_dicts(),
     }
@@ -295,7 +302,7 @@ def history(
     """Print or export a run's effective history (one row per step)."""
     key_list = [k for k in keys.split(",") if k] if keys else None
     with _busy(f"reading {run_id}"):
-        df = runlake.history(run_id, key_list, root=_root(ctx), segment=segment)
+        df = _lake(ctx).history(run_id, key_list, segment=segment)
     _print_frame(df, fmt, output)
 
 
@@ -306,9 +313,9 @@ def history(
 @click.pass_context
 def lineage(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Draw the tree of a run's ancestors and descendants with fork and rewind steps."""
-    root = _root(ctx)
-    chain = runlake.lineage(run_id, root=root)
-    below = runlake.descendants(run_id, root=root)
+    lake = _lake(ctx)
+    chain = lake.lineage(run_id)
+    below = lake.descendants(run_id)
     if as_json:
         click.echo(json.dumps({"ancestors": chain.to_dicts(), "descendants": below.to_dicts()}, default=str))
         return
@@ -358,7 +365,7 @@ def _node_label(node: dict[str, Any], selected: str) -> str:
 def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None, timeout: float | None) -> None:
     """Run read-only SQL over the views runs, lineage, history and raw_history."""
     with _busy("querying"):
-        df = runlake.sql(query, root=_root(ctx), timeout=timeout)
+        df = _lake(ctx).sql(query, timeout=timeout)
     _print_frame(df, fmt, output)
 
 
@@ -375,7 +382,7 @@ def sql(ctx: click.Context, query: str, fmt: str | None, output: str | None, tim
 @click.pass_context
 def compact(ctx: click.Context, as_json: bool, grace: float | None) -> None:
     """Pack the parts of finished segments into large shared (key, run, step)-sorted files."""
-    lake = runlake.lake.default(_root(ctx))
+    lake = _lake(ctx)
     if not lake.exists():
         _nothing_in(ctx, "nothing to compact")
         result = pl.DataFrame()
@@ -464,7 +471,7 @@ def catalog() -> None:
 @click.pass_context
 def catalog_export(ctx: click.Context, as_json: bool) -> None:
     """Write runs, segments, the lineage closure and the file list into <root>/_catalog/."""
-    lake = runlake.lake.default(_root(ctx))
+    lake = _lake(ctx)
     if not lake.exists():
         _nothing_in(ctx, "nothing to export")
         ctx.exit(1)
@@ -485,7 +492,7 @@ def catalog_export(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def catalog_status(ctx: click.Context) -> None:
     """Say whether the exported catalog is current (exit 1 when it is stale or missing)."""
-    lake = runlake.lake.default(_root(ctx))
+    lake = _lake(ctx)
     info = lake.catalog_status()
     if not info["exists"]:
         click.echo("no exported catalog: run `runlake catalog export`")
@@ -520,7 +527,7 @@ def import_(
     options: dict[str, Any] = {"experiment": experiment} if experiment is not None else {}
     if experiment is not None and source != "mlflow":
         raise click.UsageError("--experiment is an MLflow option")
-    lake = runlake.lake.default(_root(ctx))
+    lake = _lake(ctx)
     report = lake.import_runs(source, path, project=project, **options)
     if as_json:
         for row in report.runs.iter_rows(named=True):
@@ -556,7 +563,7 @@ def import_(
 def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
     """Check every history part; report unreadable ones and, with --fix, quarantine them."""
     with _busy("checking parts"):
-        result = runlake.doctor(_root(ctx), fix=fix)
+        result = _lake(ctx).doctor(fix=fix)
     if as_json:
         click.echo(json.dumps(result.to_dicts()))
     elif result.height == 0:
@@ -577,7 +584,7 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
 @click.pass_context
 def sync(ctx: click.Context, local_dir: str | None) -> None:
     """Upload the parts and state that runs spilled to local disk while storage was down."""
-    result = runlake.sync(_root(ctx), dir=local_dir).row(0, named=True)
+    result = _lake(ctx).sync(dir=local_dir).row(0, named=True)
     click.echo(
         f"uploaded {result['uploaded']} of {result['spilled']} spilled files; {result['waiting']} still waiting"
     )
@@ -614,10 +621,9 @@ def plot(
 ) -> None:
     """Chart runs as a fork tree: shared prefix once, fork points marked, one colour per branch."""
     with _busy("drawing"):
-        result = runlake.plot(
+        result = _lake(ctx).plot(
             list(run_ids),
             key,
-            root=_root(ctx),
             output=output,
             log_scale=log_scale,
             smoothing=smoothing,

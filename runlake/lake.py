@@ -27,6 +27,7 @@ from .ops import sync as sync_op
 from .read.catalog import Catalog
 from .read.persist import cache_path
 from .read.reader import Reader
+from .read.record import RunRecord
 from .read.sandbox import Limits, Result
 from .store import settings
 from .store.storage import Storage
@@ -112,6 +113,11 @@ class Lake:
         step range (step_lo, step_hi] that node contributes to the run's effective history.
         """
         return self.reader.lineage(run_id)
+
+    def run(self, run_id: str) -> RunRecord:
+        """One run as a read-only record: its `runs()` row, config, summary, metadata,
+        define_metric rules, lineage, segments and descendants (what `runlake show` prints)."""
+        return self.reader.record(run_id)
 
     def sql(
         self,

@@ -92,7 +92,9 @@ def s3_root(s3_endpoint, monkeypatch) -> str:
     return f"s3://{BUCKET}/{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+@pytest.fixture(
+    params=["local", pytest.param("memory", marks=pytest.mark.memory), pytest.param("s3", marks=pytest.mark.s3)]
+)
 def root(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh, empty root on each backend: one contract suite for all of them."""
     if request.param == "local":
@@ -100,6 +102,14 @@ def root(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "s3":
         return request.getfixturevalue("s3_root")
     return f"memory://runlake-tests/{uuid.uuid4().hex}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Select tests by what they are (`-m "not s3"`), not by substrings of their names: every
+    test that needs the S3 server is marked `s3`, whatever it is called."""
+    for item in items:
+        if "s3_endpoint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.s3)
 
 
 @pytest.fixture

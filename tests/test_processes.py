@@ -84,7 +84,7 @@ def test_log_in_one_process_fork_in_a_second_read_in_a_third(local_root):
     assert out.split() == ["510", "509", "499.0", "-1.0"]
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def shared_root(request, tmp_path) -> str:
     """A root that several processes share: a local path, or the S3 server (options via env)."""
     return str(tmp_path / "lake") if request.param == "local" else request.getfixturevalue("s3_root")

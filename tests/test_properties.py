@@ -157,6 +157,7 @@ def check_against_model(root: str, model: ModelLake) -> None:
         assert last[run_id] == model.last_step(run_id), run_id
 
 
+@pytest.mark.memory
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=ops)
 def test_random_programs_match_the_model_on_memory(program):

@@ -825,6 +825,7 @@ def test_heartbeats_do_not_rewrite_a_big_state(local_root):
 
 
 # ---- memory:// listings race the writers of the same process (found under CPU load)
+@pytest.mark.memory
 def test_a_listing_that_races_a_closing_file_is_listed_again(monkeypatch):
     from runlake.store.storage import Storage
 

@@ -24,6 +24,8 @@ from . import sql as sqlmod
 from .assemble import SYSTEM_KEYS, Series, last_values, series, wide
 from .catalog import Catalog
 from .lineage import ClosureRow, Index, Link, Node, clip, own_parts, select_files, walk
+from .record import RunRecord
+from .record import make as make_record
 from .sandbox import Limits, Result, Sandbox
 from .scan import downsampled, scan, unreadable
 
@@ -344,15 +346,21 @@ class Reader:
             segment = self.catalog.index().current.get(run_id)
             if segment is None:
                 raise self._missing(run_id)
-            return sqlmod.frame(
-                cur,
-                """
-                SELECT depth, run_id, segment, project, kind, parent_run_id, parent_segment, cutoff,
-                       step_lo, CASE WHEN step_hi = $max THEN NULL ELSE step_hi END AS step_hi
-                FROM closure_of($rid, $seg) ORDER BY depth
-                """,
-                {"rid": run_id, "seg": segment, "max": MAX_STEP},
-            )
+            return _lineage(cur, run_id, segment)
+
+    def record(self, run_id: str) -> RunRecord:
+        """One run as a read-only record (see `record.py`), read in one refresh."""
+        check_name(run_id, "run id")
+        with self.reading() as cur:
+            self._check_readable(run_id)
+            found = sqlmod.frame(cur, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+            if found.height == 0:
+                raise self._missing(run_id)
+            row = found.row(0, named=True)
+            chain = _lineage(cur, run_id, int(row["segment"]))
+            segments = sqlmod.frame(cur, "SELECT * FROM segments WHERE run_id = ? ORDER BY segment", [run_id])
+            below = sqlmod.frame(cur, _DESCENDANTS, [run_id])
+        return make_record(row, chain, segments, below)
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         """Run a read-only query over the views runs, lineage, history and raw_history."""
@@ -422,6 +430,18 @@ class Reader:
             check_name(project, "project name")
         with self.reading() as cur:
             return sqlmod.frame(cur, _TREE, {"project": project})
+
+
+def _lineage(cur: duckdb.DuckDBPyConnection, run_id: str, segment: int) -> pl.DataFrame:
+    return sqlmod.frame(
+        cur,
+        """
+        SELECT depth, run_id, segment, project, kind, parent_run_id, parent_segment, cutoff,
+               step_lo, CASE WHEN step_hi = $max THEN NULL ELSE step_hi END AS step_hi
+        FROM closure_of($rid, $seg) ORDER BY depth
+        """,
+        {"rid": run_id, "seg": segment, "max": MAX_STEP},
+    )
 
 
 def _reads_files(query: str) -> bool:
