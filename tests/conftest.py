@@ -93,7 +93,11 @@ def s3_root(s3_endpoint, monkeypatch) -> str:
 
 
 @pytest.fixture(
-    params=["local", pytest.param("memory", marks=pytest.mark.memory), pytest.param("s3", marks=pytest.mark.s3)]
+    params=[
+        "local",
+        pytest.param("memory", marks=pytest.mark.memory),
+        pytest.param("s3", marks=pytest.mark.s3),
+    ]
 )
 def root(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh, empty root on each backend: one contract suite for all of them."""

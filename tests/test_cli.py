@@ -105,6 +105,7 @@ def test_sql_command(lake):
     assert out.output.splitlines() == ["run_id,last", "base0001,15", "child001,15", "grand001,12"]
 
 
+@pytest.mark.slow  # a process per case
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -133,6 +134,7 @@ def test_root_option_after_the_command(lake, tmp_path):
     assert empty.exit_code == 0 and not (tmp_path / "missing").exists()  # reading creates nothing
 
 
+@pytest.mark.slow  # starts the console script
 def test_console_script_and_env_root(lake):
     import os
     import shutil
@@ -145,6 +147,7 @@ def test_console_script_and_env_root(lake):
     assert len(json.loads(proc.stdout)) == 3
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_runlake_leaves_pandas_to_the_first_run(tmp_path):
     # pandas costs ~0.15 s of every `import runlake` (the CLI, a training script's imports);
     # pyarrow wants it once a run builds arrays, and a run's start pays it on its own thread

@@ -395,7 +395,7 @@ def test_a_fork_of_a_live_source_waits_for_its_flush_in_flight(tmp_path, monkeyp
 
     forking = threading.Thread(target=fork)
     forking.start()
-    forking.join(2.0)  # with the fix it waits on the held flush; without, it fails at once
+    forking.join(0.5)  # with the fix it waits on the held flush; without, it fails at once
     gate.set()
     forking.join(600)
     flushing.join(600)

@@ -97,6 +97,7 @@ def test_plot_errors(tree_lake, tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow  # starts Chromium
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
 def test_html_is_self_contained_and_renders_in_headless_chromium(tree_lake, tmp_path):
     out = tmp_path / "loss.html"

@@ -164,6 +164,7 @@ def test_random_programs_match_the_model_on_memory(program):
     run_program(f"memory://runlake-prop/{uuid.uuid4().hex}", program)
 
 
+@pytest.mark.slow  # 40 programs of whole runs on disk: the memory:// twin runs 120 in `make test`
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=ops)
 def test_random_programs_match_the_model_on_disk(tmp_path_factory, program):

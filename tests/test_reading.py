@@ -242,7 +242,11 @@ def test_a_process_that_reads_leaves_no_temporary_directory(tmp_path):
     tmp.mkdir()
     code = f"import runlake; print(runlake.history('a', root={root!r})['x'].to_list(), runlake.runs(root={root!r}).height)"
     out = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[1.0]", "1"]

@@ -20,9 +20,9 @@ import runlake
 from runlake.errors import QueryError
 
 
-@pytest.fixture
-def lake(tmp_path):
-    lake = runlake.Lake(str(tmp_path / "root"))
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    lake = runlake.Lake(str(tmp_path_factory.mktemp("security") / "root"))
     run = lake.init("p", id="a")
     for step in range(20):
         run.log({"x": float(step)})

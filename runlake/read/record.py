@@ -53,7 +53,9 @@ class RunRecord:
 JSON_COLUMNS = ("config", "summary", "metadata", "metrics")
 
 
-def make(row: dict[str, Any], lineage: pl.DataFrame, segments: pl.DataFrame, descendants: pl.DataFrame) -> RunRecord:
+def make(
+    row: dict[str, Any], lineage: pl.DataFrame, segments: pl.DataFrame, descendants: pl.DataFrame
+) -> RunRecord:
     """A record from a `runs` row (its JSON text columns decoded) and its tables."""
     row = dict(row)
     decoded = {name: json.loads(row.pop(name, None) or "null") for name in JSON_COLUMNS}

@@ -125,7 +125,9 @@ class Run:
         self._pending_stamp: float | None = None
         self._finished = False
         self._spill_warned = False
-        self._finished_at: float | None = None  # said once: the spill directory refused rows (they wait in memory)
+        self._finished_at: float | None = (
+            None  # said once: the spill directory refused rows (they wait in memory)
+        )
         self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
@@ -417,7 +419,11 @@ class Run:
             self._try_inherited_summary()
             self.flush(final=True)
         except BaseException:
-            self._state, self._exit_code, self._finished_at = "running", None, None  # still open: nothing lost
+            self._state, self._exit_code, self._finished_at = (
+                "running",
+                None,
+                None,
+            )  # still open: nothing lost
             raise
         self._finished = True
         flusher.unregister(self)
