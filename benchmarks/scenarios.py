@@ -860,8 +860,7 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     lake.reader.refresh_every = 1.0  # as the server reads (see runlake/ui/server.py)
 
     def fresh() -> None:
-        api._CACHE.clear()
-        api._DRAWN.clear()
+        lake.charts.clear()
 
     fresh()
     started = time.perf_counter()

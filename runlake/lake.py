@@ -25,6 +25,7 @@ from .ops import doctor as doctor_op
 from .ops import export as export_op
 from .ops import sync as sync_op
 from .read.catalog import Catalog
+from .read.charts import Charts, Plot, build
 from .read.persist import cache_path
 from .read.reader import Reader
 from .read.record import RunRecord
@@ -45,6 +46,7 @@ class Lake:
     ) -> None:
         self.storage = Storage(settings.root(root), settings.storage_options(storage_options))
         self._reader: Reader | None = None
+        self._charts: Charts | None = None
         self._lock = threading.Lock()
 
     @property
@@ -171,6 +173,20 @@ class Lake:
     def tree(self, project: str | None = None) -> pl.DataFrame:
         """The fork forest of a project (or the whole root): one row per run with its root and depth."""
         return self.reader.tree(project)
+
+    @property
+    def charts(self) -> Charts:
+        """Chart reads with their bounded caches (what the web app draws from)."""
+        reader = self.reader  # (takes the lock itself)
+        with self._lock:
+            if self._charts is None or self._charts.reader is not reader:
+                self._charts = Charts(reader)
+            return self._charts
+
+    def fork_tree(self, run_ids: Sequence[str] | str, key: str, *, x: str | None = None) -> Plot:
+        """A metric of several runs as a fork tree: each lineage node's own points once, joined
+        to its parent's point, with fork and rewind markers (what `plot` draws, as data)."""
+        return build(self.reader, [run_ids] if isinstance(run_ids, str) else list(run_ids), key, x=x)
 
     def plot(self, run_ids: Sequence[str] | str, key: str, **kwargs: Any) -> Any:
         """Chart one metric of several runs as a fork tree (see `runlake.plot`)."""

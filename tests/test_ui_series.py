@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 import runlake
+from runlake.read.charts import downsample
 from runlake.ui import api
 
 STEPS = 30_000
 
 
-def _fresh() -> None:
-    api._CACHE.clear()
-    api._DRAWN.clear()
+def _fresh(lake) -> None:
+    lake.charts.clear()
 
 
 def _walk(seed: int, n: int) -> np.ndarray:
@@ -59,7 +59,7 @@ def spiky(root):
 
 def test_a_big_key_keeps_its_spikes_its_ends_and_every_buckets_extremes(spiky):
     lake, values = spiky
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "spiky", "loss", buckets=300)
     assert out["points"] == STEPS and out["own_from"] is None and out["inherited"]["x"] == []
     own = _points(out["own"])
@@ -83,7 +83,7 @@ def test_a_big_key_keeps_its_spikes_its_ends_and_every_buckets_extremes(spiky):
 
 def test_a_zoom_is_read_at_full_resolution(spiky):
     lake, values = spiky
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "spiky", "loss", buckets=300, lo=10_000.5, hi=10_999.2)
     assert out["points"] == STEPS  # the key's total, not the window's
     assert _points(out["own"]) == [(float(s), values[s]) for s in range(10_001, 11_000)]
@@ -91,7 +91,7 @@ def test_a_zoom_is_read_at_full_resolution(spiky):
     xs = wide["own"]["x"]
     assert xs[0] == 5_000 and xs[-1] == 15_000 and len(xs) <= 400 and (12_345.0, 1e6) in _points(wide["own"])
     # after the whole chart (its total known), a zoom reads only the files of its window: same answer
-    _fresh()
+    _fresh(lake)
     api.series(lake, "spiky", "loss", buckets=300)
     assert api.series(lake, "spiky", "loss", buckets=100, lo=5_000, hi=15_000) == wide
     assert _points(
@@ -101,10 +101,10 @@ def test_a_zoom_is_read_at_full_resolution(spiky):
 
 def test_compaction_changes_nothing_drawn(spiky):
     lake, _ = spiky
-    _fresh()
+    _fresh(lake)
     before = api.series(lake, "spiky", "loss", buckets=250)
     lake.compact()
-    _fresh()
+    _fresh(lake)
     after = api.series(lake, "spiky", "loss", buckets=250)
     assert after == before
 
@@ -126,7 +126,7 @@ def _parent_and_fork(tmp_path, parent, child, steps, cut, until):
 
 def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
     lake = _parent_and_fork(tmp_path, "parent", "child", 5_000, 2_999, 6_000)
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "child", "m", buckets=200)
     assert out["points"] == 6_000 and out["own_from"] == 2_999
     inherited, own = _points(out["inherited"]), _points(out["own"])
@@ -138,8 +138,8 @@ def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
     ]
     # the page's prefetch (one scan for every key, finer step buckets) draws the same ends,
     # markers and counts, and exactly what M4 over every point draws
-    _fresh()
-    api.prefetch(lake, "child", ["m"])
+    _fresh(lake)
+    lake.charts.prefetch("child", ["m"])
     pre = api.series(lake, "child", "m", buckets=200)
     for part in ("inherited", "own"):
         assert (
@@ -147,7 +147,7 @@ def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
             and _points(pre[part])[-1] == _points(out[part])[-1]
         )
         steps = np.arange(3_000, dtype=float) + (3_000 if part == "own" else 0)
-        x, y = api.downsample(steps, steps * (1 if part == "inherited" else -1), 200)
+        x, y = downsample(steps, steps * (1 if part == "inherited" else -1), 200)
         assert _points(pre[part]) == list(zip(x.tolist(), y.tolist(), strict=True))
     assert (pre["points"], pre["markers"], pre["own_from"]) == (
         out["points"],
@@ -167,7 +167,7 @@ def test_text_and_nan_points_are_never_a_min_or_a_max(tmp_path):
             value = float("nan")
         run.log({"m": value}, step=step)
     run.finish()
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "mixed", "m", buckets=20)
     assert out["points"] == 2_000
     ys = [y for _, y in _points(out["own"])]
@@ -181,7 +181,7 @@ def test_text_and_nan_points_are_never_a_min_or_a_max(tmp_path):
 
 def test_wall_time_and_a_missing_key(spiky):
     lake, _ = spiky
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "spiky", "loss", x="wall", buckets=100)
     assert out["points"] == STEPS and out["x_label"] == "wall"
     # buckets of wall time: as many as the logging's pace filled (a busy machine logs in bursts)
@@ -207,7 +207,7 @@ def test_a_key_logged_over_a_small_part_of_the_run_keeps_its_resolution(tmp_path
             row["b"] = float(np.sin(step / 10))
         run.log(row, step=step)
     run.finish()
-    _fresh()
+    _fresh(lake)
     out = api.series(lake, "late", "b", buckets=100)
     assert out["points"] == 1_000
     xs = out["own"]["x"]

@@ -19,6 +19,7 @@ import polars as pl
 
 from ..errors import RunlakeError
 from ..lake import Lake
+from ..read.charts import downsample
 from ..store import settings
 from ..store.layout import MAX_STEP
 from ..store.parquet import UnreadablePart, verify_local
@@ -134,200 +135,11 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     the first charts' data starts being read at once."""
     record = lake.run(run_id).to_dict()
     keys = _chart_keys(record["summary"])
-    prefetch(lake, run_id, keys[:50])
+    lake.charts.prefetch(run_id, keys[:50])
     groups: dict[str, list[str]] = {}
     for key in keys:
         groups.setdefault(key.split("/", 1)[0] if "/" in key else "", []).append(key)
     return {**record, "keys": keys, "groups": groups}
-
-
-def downsample(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """M4: per x bucket, the first, min, max and last point (in x order), so a spike is never
-    lost and the line through them looks like the line through every point. Vectorised: a few
-    passes of numpy over the points, no loop over buckets. NaN (text points) is never a min or
-    a max."""
-    n = len(x)
-    if n <= 4 * buckets or n == 0:
-        return x, y
-    lo, hi = float(x[0]), float(x[-1])
-    width = (hi - lo) / buckets or 1.0
-    if hi >= lo and bool(np.all(x[1:] >= x[:-1])):
-        # x ascending (steps, usually wall time): bucket edges by binary search, not per point
-        edges = np.searchsorted(x, lo + width * np.arange(1, buckets), side="left")
-        starts = np.unique(np.concatenate(([0], edges)))
-        starts = starts[starts < n]
-    else:  # a step metric need not grow: a bucket is a run of points in the same x bucket
-        bucket = np.clip(((x - lo) / width).astype(np.int64), 0, buckets - 1)
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], n] - 1
-    counts = np.diff(np.r_[starts, n])
-    nan = np.isnan(y)
-    if bool(nan.any()):
-        low, high = np.where(nan, np.inf, y), np.where(nan, -np.inf, y)
-    else:
-        low = high = y
-    mins = np.minimum.reduceat(low, starts)
-    maxs = np.maximum.reduceat(high, starts)
-    at_min = np.flatnonzero(low == np.repeat(mins, counts))
-    at_max = np.flatnonzero(high == np.repeat(maxs, counts))
-    # the first point of each bucket that holds its min (max): unique by bucket
-    first_min = at_min[np.unique(np.searchsorted(starts, at_min, side="right"), return_index=True)[1]]
-    first_max = at_max[np.unique(np.searchsorted(starts, at_max, side="right"), return_index=True)[1]]
-    index = np.unique(np.concatenate([starts, ends, first_min, first_max]))
-    return x[index], y[index]
-
-
-Points = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, x, y of one key
-_CACHE: dict[tuple[Any, ...], Points] = {}  # every point of a key: only for wall-time and step-metric x
-_CACHE_SIZE = 64
-_LOCK = threading.Lock()
-_PREFETCH: dict[tuple[Any, ...], threading.Event] = {}
-
-
-def _plan(
-    lake: Lake, run_id: str, segment: int | None = None
-) -> tuple[tuple[Any, ...], list[dict[str, Any]], int | None]:
-    """What a run's points depend on (its node, its closure and the files it reads: a cache
-    key that changes when the run grows, is rewound or compacted), its fork and rewind
-    points, and the first step of its own rows (None: the run has no ancestors)."""
-    closure, links, files = lake.reader.plan(run_id, segment)
-    version = (tuple(closure), hash(files), len(files))
-    markers = []
-    for _, node_run, node_segment, _, _ in closure:
-        parent_run, _, cutoff = links[(node_run, node_segment)]
-        if cutoff is not None and parent_run is not None:
-            markers.append(
-                {
-                    "kind": "rewind" if parent_run == node_run else "fork",
-                    "step": int(cutoff),
-                    "from": parent_run,
-                    "run": node_run,
-                    "segment": node_segment,
-                }
-            )
-    own_from = closure[0][3] if closure and closure[0][3] >= 0 and segment is None else None
-    return version, markers, own_from
-
-
-# What DuckDB reduces a chart key to before Python draws it: first/last/min/max of this many
-# equal step buckets (a few hundred kB of points, whatever the run's size), and again to the
-# chart's pixel buckets here. Independent of the chart's width, so one prefetch serves all.
-FINE = 8192
-Drawn = tuple[int, list[tuple[np.ndarray, np.ndarray, int]]]  # points, (steps, values, in window) per part
-_DRAWN: dict[tuple[Any, ...], Drawn] = {}
-_TOTALS: dict[tuple[Any, ...], int] = {}  # a key's point count, once a whole view has read it
-
-
-def prefetch(lake: Lake, run_id: str, keys: list[str]) -> None:
-    """Reduce every chart key of a run in one scan, in the background: the run page asks for
-    its charts right after its metadata, and one scan of ten keys costs far less than ten."""
-    version = _plan(lake, run_id)[0]
-    todo = [k for k in keys if (run_id, k, None, None, None, FINE, version) not in _DRAWN]
-    if not todo:
-        return
-    done = threading.Event()
-    with _LOCK:
-        for key in todo:
-            _PREFETCH.setdefault((run_id, key, version), done)
-
-    def work() -> None:
-        try:
-            found = lake.reader.drawn(run_id, todo, fine=FINE)
-            for key in todo:
-                drawn = found.get(key, _NOTHING)
-                _keep(_DRAWN, (run_id, key, None, None, None, FINE, version), drawn)
-                _keep(_TOTALS, (run_id, key, None, version), drawn[0])
-        except Exception:  # noqa: BLE001 - the chart requests read for themselves then
-            pass
-        finally:
-            done.set()
-            with _LOCK:
-                for key in todo:
-                    if _PREFETCH.get((run_id, key, version)) is done:
-                        del _PREFETCH[(run_id, key, version)]
-
-    # not a daemon: a process that ends while DuckDB reads in a daemon thread aborts
-    threading.Thread(target=work, name=f"runlake-ui-prefetch-{run_id}").start()
-
-
-_NOTHING: Drawn = (0, [(np.empty(0, np.int64), np.empty(0), 0)] * 2)
-
-
-def _drawn(
-    lake: Lake,
-    run_id: str,
-    key: str,
-    lo: int | None,
-    hi: int | None,
-    segment: int | None,
-    buckets: int,
-    version: tuple[Any, ...],
-) -> Drawn:
-    """A key reduced by DuckDB: the page's prefetch (FINE buckets) when there is one for this
-    view, else four step buckets per chart bucket (cheaper to aggregate than FINE). A window
-    (a zoom) of a key whose total is known reads only the files that hold its steps."""
-    whole = (lo, hi) == (None, None)
-    pending = _PREFETCH.get((run_id, key, version)) if whole and segment is None else None
-    if pending is not None:
-        pending.wait(timeout=60)
-    if whole and segment is None and (found := _DRAWN.get((run_id, key, None, None, None, FINE, version))):
-        if FINE >= 2 * buckets:
-            return found
-    cached = (run_id, key, lo, hi, segment, 4 * buckets, version)
-    if cached in _DRAWN:
-        return _DRAWN[cached]
-    total = _TOTALS.get((run_id, key, segment, version))
-    read = lake.reader.drawn(
-        run_id, [key], fine=4 * buckets, lo=lo, hi=hi, segment=segment, window_only=total is not None
-    )
-    out = read.get(key, _NOTHING)
-    if total is not None:
-        out = (total, out[1])
-    _keep(_DRAWN, cached, out)
-    if whole:
-        _keep(_TOTALS, (run_id, key, segment, version), out[0])
-    return out
-
-
-def _keep(cache: dict[tuple[Any, ...], Any], version: tuple[Any, ...], value: Any) -> None:
-    with _LOCK:
-        if len(cache) >= _CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-        cache[version] = value
-
-
-def _arrays(found: dict[str, Any], key: str, x: str) -> Points:
-    if key not in found:
-        return np.empty(0, np.int64), np.empty(0), np.empty(0)
-    steps, values, texts = found[key]
-    values = np.asarray(values, dtype=np.float64)
-    if texts is not None:  # text points have no y
-        values = np.where(np.asarray(texts.is_null()), values, np.nan)
-    if x == "step":
-        return steps, steps.astype(np.float64), values
-    other = found.get("_timestamp" if x == "wall" else x)
-    if other is None:
-        xs = np.full(len(steps), np.nan)
-    else:
-        o_steps, o_values, _ = other
-        at = np.searchsorted(o_steps, steps, side="right") - 1  # the last value at or before
-        xs = np.where(at >= 0, np.asarray(o_values, dtype=np.float64)[np.maximum(at, 0)], np.nan)
-    ok = ~np.isnan(xs)
-    return steps[ok], xs[ok], values[ok]
-
-
-def _points(
-    lake: Lake, run_id: str, key: str, x: str, segment: int | None, version: tuple[Any, ...]
-) -> Points:
-    """(steps, xs, values) of one key at full resolution; kept while the run has not moved (a
-    zoom, a redraw or another chart's live update reads no history again)."""
-    cached = (run_id, key, x, segment, version)
-    if cached in _CACHE:
-        return _CACHE[cached]
-    keys = [key] + (["_timestamp"] if x == "wall" else []) + ([x] if x not in ("step", "wall") else [])
-    out = _arrays(lake.reader.points(run_id, keys, segment=segment), key, x)
-    _keep(_CACHE, cached, out)
-    return out
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
@@ -353,7 +165,7 @@ def series(
     inherited part is drawn apart), with fork and rewind points as markers. `x` is "step",
     "wall" (the row's _timestamp) or a step metric (its value at or before each step)."""
     buckets = max(10, min(int(buckets), MAX_BUCKETS))
-    version, markers, own_from = _plan(lake, run_id, segment)
+    version, markers, own_from = lake.charts.plan(run_id, segment)
     if segment is not None:
         markers = []
     out: dict[str, Any] = {"key": key, "x_label": x, "own_from": own_from, "markers": markers}
@@ -362,14 +174,14 @@ def series(
         # reduced by DuckDB to FINE step buckets, then to the chart's buckets here; a window of
         # few enough points is read whole (a zoom shows every point)
         window = (None if lo is None else math.ceil(lo), None if hi is None else math.floor(hi))
-        total, pieces = _drawn(lake, run_id, key, *window, segment, buckets, version)
+        total, pieces = lake.charts.drawn(run_id, key, *window, segment, buckets, version)
         out["points"] = total
         for marker in markers:
             marker["x"] = float(marker["step"])
         if all(len(st) == n or n > 4 * buckets for st, _, n in pieces):
             parts = [(st.astype(np.float64), ys) for st, ys, _ in pieces]
     if not parts:  # another x-axis, or a window to show whole: every point, then M4 here
-        steps, xs, values = _points(lake, run_id, key, x, segment, version)
+        steps, xs, values = lake.charts.points(run_id, key, x, segment, version)
         out["points"] = len(xs)
         for marker in markers:
             idx = int(np.searchsorted(steps, marker["step"], side="right")) - 1
@@ -404,10 +216,8 @@ def compare(
     prefixes once, as runlake.plot draws them), downsampled over [lo, hi] (a zoom: shown point
     by point once few enough). `x`: "step", "wall" or a step metric (None: the key's
     define_metric step metric, else the step)."""
-    from ..plotting import build
-
     buckets = max(10, min(int(buckets), MAX_BUCKETS))
-    plot = build(lake.reader, run_ids, key, x=x or None)
+    plot = lake.fork_tree(run_ids, key, x=x or None)
     lines = []
     for line in plot.lines:
         xs, ys = np.asarray(line.steps, dtype=np.float64), np.asarray(line.values, dtype=np.float64)

@@ -3,43 +3,13 @@ best, none), with W&B's glob names ("val/*"). Aggregates are kept as values are 
 
 from __future__ import annotations
 
-import fnmatch
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from ..store.metric_rules import Metric, matching
 
 SUMMARY_OPS = ("min", "max", "mean", "first", "last", "best", "copy", "none")
 GOALS = ("minimize", "maximize")
-
-
-@dataclass
-class Metric:
-    """What `define_metric` returns and stores with the run (state.json `metrics`)."""
-
-    name: str
-    step_metric: str | None = None
-    step_sync: bool | None = None
-    hidden: bool | None = None
-    summary: list[str] | None = None
-    goal: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Metric:
-        return cls(
-            name=str(doc.get("name")),
-            step_metric=doc.get("step_metric"),
-            step_sync=doc.get("step_sync"),
-            hidden=doc.get("hidden"),
-            summary=doc.get("summary"),
-            goal=doc.get("goal"),
-        )
-
-    @property
-    def is_glob(self) -> bool:
-        return "*" in self.name or "?" in self.name
 
 
 def define(
@@ -103,10 +73,7 @@ class Metrics:
             return self._rule_of[key]
         except KeyError:
             pass
-        found = self.defined.get(key)
-        if found is None:
-            globs = [m for m in self.defined.values() if m.is_glob and fnmatch.fnmatchcase(key, m.name)]
-            found = max(globs, key=lambda m: len(m.name), default=None)
+        found = self.defined.get(key) or matching(self.defined.values(), key)
         if len(self._rule_of) < 100_000:
             self._rule_of[key] = found
         return found
