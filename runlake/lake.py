@@ -42,9 +42,19 @@ class Lake:
     """A root of run histories: write runs into it, read and query them, maintain it."""
 
     def __init__(
-        self, root: PathLike | None = None, *, storage_options: dict[str, Any] | None = None
+        self,
+        root: PathLike | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        refresh_every: float = 0.0,
+        sql_memory: str | None = None,
     ) -> None:
+        """`refresh_every`: a read may use a catalog up to this many seconds old (0: every read
+        sees the root as it is; a server answering many requests a second sets 1).
+        `sql_memory`: the engine memory one SQL query may use (a DuckDB size such as "2GB")."""
         self.storage = Storage(settings.root(root), settings.storage_options(storage_options))
+        self._refresh_every = float(refresh_every)
+        self._sql_memory = sql_memory
         self._reader: Reader | None = None
         self._charts: Charts | None = None
         self._lock = threading.Lock()
@@ -68,7 +78,27 @@ class Lake:
                 catalog = Catalog(self.storage, cache_path(self.storage))
                 key = self.storage.key
                 self._reader = Reader(self.storage, catalog, prepare=lambda: registry.flush_open(key))
+                self._reader.refresh_every = self._refresh_every
+                self._reader.sql_memory = self._sql_memory
             return self._reader
+
+    @property
+    def refresh_every(self) -> float:
+        return self._refresh_every
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Bring the catalog up to the root now (`force`), or as `refresh_every` allows."""
+        self.reader.refresh(force=force)
+
+    @property
+    def listed_at(self) -> float:
+        """When the listing behind the catalog was taken (time.time(); 0: never): a change
+        stamped before it is in what reads see."""
+        return self.reader.catalog.listed_at
+
+    def files(self) -> list[tuple[str, int | None]]:
+        """Every history file (part or pack) the catalog indexes, with its size in bytes."""
+        return self.reader.files()
 
     def close(self) -> None:
         """Release the catalog (saving its copy) and its temporary files. Runs are not affected."""

@@ -400,6 +400,13 @@ class Reader:
                 self._box = (generation, box, files)  # the one before is closed when its last query ends
             return self._box[1], self._box[2]
 
+    def files(self) -> list[tuple[str, int | None]]:
+        """Every history file the catalog indexes (parts and packs once each), with its size."""
+        with self.reading() as cur:
+            return [
+                (p, b) for p, b in cur.execute("SELECT path, max(bytes) FROM parts GROUP BY path").fetchall()
+            ]
+
     def _verify(self, files: list[tuple[str, int | None]]) -> None:
         """DuckDB does not check page checksums: a garbled byte that still decodes would be a
         different number. Every file is checked once per process (and again when it changes)."""

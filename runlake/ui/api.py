@@ -296,8 +296,7 @@ def verify_root(lake: Lake, stop: threading.Event) -> None:
     if not lake.storage.is_local or not settings.verify_reads():
         return
     try:
-        with lake.reader.reading() as cur:
-            paths = [path for (path,) in cur.execute("SELECT DISTINCT path FROM parts").fetchall()]
+        paths = [path for path, _ in lake.files()]
     except RunlakeError:
         return
     with contextlib.suppress(OSError, AttributeError):  # this thread only (Linux): reads come first
@@ -318,7 +317,7 @@ def changes(lake: Lake, since: float) -> dict[str, Any]:
     `now`, the next poll's `since`, is when the catalog read here was listed, not the clock: a
     catalog kept up to a second old (or slow to refresh under load) would otherwise let a change
     fall between two polls, never shown."""
-    now = min(time.time(), lake.reader.catalog.listed_at or time.time())  # before the read: it may refresh
+    now = min(time.time(), lake.listed_at or time.time())  # before the read: it may refresh
     frame = lake.sql(
         "SELECT run_id, project, state, last_step, epoch(heartbeat_at) AS heartbeat, epoch(created_at) AS created, "
         "epoch(finished_at) AS finished FROM runs WHERE greatest(coalesce(epoch(heartbeat_at), 0), "

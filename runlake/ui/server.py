@@ -212,9 +212,8 @@ def create_app(
 ) -> Starlette:
     """The app over one root. `allowed_hosts`: the Host names it answers (None: any, for a
     server behind a token on every interface); the sql_* limits bound one console query."""
-    lake = Lake(root, storage_options=storage_options)
-    lake.reader.refresh_every = 1.0  # many requests a second: a catalog at most 1 s old
-    lake.reader.sql_memory = sql_memory
+    # many requests a second: a catalog at most 1 s old
+    lake = Lake(root, storage_options=storage_options, refresh_every=1.0, sql_memory=sql_memory)
     secret = secrets.token_urlsafe(32)  # per start: the page carries it, other origins cannot read it
     slots = threading.BoundedSemaphore(sql_workers)
     recent: collections.deque[float] = collections.deque()  # when the last minute's queries came
@@ -225,11 +224,11 @@ def create_app(
                 try:
                     result = await run_in_threadpool(fn, request)
                 except RunNotFoundError:
-                    if not lake.reader.refresh_every:
+                    if not lake.refresh_every:
                         raise
                     # the catalog may be up to a second old: a run started since is not yet
                     # in it (a page opened on a run that just began); look again, refreshed
-                    await run_in_threadpool(lake.reader.refresh, force=True)
+                    await run_in_threadpool(lake.refresh, force=True)
                     result = await run_in_threadpool(fn, request)
             except RunNotFoundError as exc:
                 return _error(str(exc), 404)
