@@ -18,6 +18,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -97,6 +98,38 @@ def _liveness(state: StateDoc) -> dict[str, Any]:
 NodeKey = tuple[str, str, int]  # project, run_id, segment
 
 
+@dataclass
+class CatalogState:
+    """What a catalog derives from the manifests besides its tables. A refresh that fails
+    restores all of it from a copy (`copy()`), so no field can be forgotten in a rollback."""
+
+    seen: dict[str, str] = field(default_factory=dict)  # manifest path -> change token
+    links: dict[Node, Link] = field(default_factory=dict)
+    closed: set[Node] = field(default_factory=set)  # nodes whose closure rows are complete
+    crash_listed: set[tuple[str, int]] = field(default_factory=set)
+    pack_manifests: set[str] = field(default_factory=set)
+    broken: dict[str, tuple[str, str]] = field(default_factory=dict)  # manifest -> (run id, why)
+    # packs whose manifest is unreadable or missing: path -> (a member run id, what is wrong)
+    pack_problems: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    # every change to the tables bumps it: the Python index of the small tables and the list of
+    # running runs are rebuilt when it moved
+    generation: int = 0
+    running: tuple[int, list[tuple[Any, ...]]] | None = None
+
+    def copy(self) -> CatalogState:
+        return CatalogState(
+            dict(self.seen),
+            dict(self.links),
+            set(self.closed),
+            set(self.crash_listed),
+            set(self.pack_manifests),
+            dict(self.broken),
+            dict(self.pack_problems),
+            self.generation,
+            self.running,
+        )
+
+
 class Catalog:
     """The index of one root, for this process. `close()` releases it."""
 
@@ -115,37 +148,27 @@ class Catalog:
         self.con.execute("SET VARIABLE runlake_packs = ?", [sql.literal([self._empty[True]])])
         sql.install(self.con)
         self._lock = threading.RLock()
-        self._seen: dict[str, str] = {}  # manifest path -> change token
+        # everything derived from the manifests besides the tables: copied and restored whole
+        # when a refresh fails (see _atomically)
+        self.state = CatalogState()
         self._dir_cache: dict[str, tuple[int, dict[str, str]]] = {}
-        self._crash_listed: set[tuple[str, int]] = set()
         self._last_persist = 0.0
         self._dirty_since_persist = False
-        # Every change to the tables bumps the generation; the Python index of the small
-        # tables (for the read path: no SQL round trip to walk a lineage or pick its files)
-        # and the list of running runs are rebuilt when it moved.
-        self._generation = 0
         # when the listing behind the tables was taken (time.time()): a change stamped before it
         # is in them (what a "what changed since" poll may promise, whatever the refresh cadence)
         self.listed_at = 0.0
         self._index: Index | None = None
-        self._running: tuple[int, list[tuple[Any, ...]]] | None = None
-        self._links: dict[Node, Link] = {}
-        self._closed: set[Node] = set()  # nodes whose closure rows are complete
-        self._pack_manifests: set[str] = set()
         self._pack_listing: dict[str, str] = {}  # the pack manifests the current refresh listed
         self._warned_packs: set[str] = set()
-        self._broken: dict[str, tuple[str, str]] = {}  # manifest -> (run id, why it cannot be read)
         self._problems: list[str] = []  # what the current refresh skipped (warned once, after it)
         self._warned: set[str] = set()
-        # packs whose manifest is unreadable or missing: path -> (a member run id, what is wrong)
-        self._pack_problems: dict[str, tuple[str | None, str]] = {}
         if persist_path:
-            self._seen = persist.load(self.con, persist_path)
+            self.state.seen = persist.load(self.con, persist_path)
         for r, s, pr, ps, c in self.con.execute(
             "SELECT run_id, segment, parent_run_id, parent_segment, cutoff FROM segments"
         ).fetchall():
-            self._links[(r, int(s))] = (pr, ps, c)
-        self._closed = {
+            self.state.links[(r, int(s))] = (pr, ps, c)
+        self.state.closed = {
             (r, int(s))
             for r, s in self.con.execute(
                 "SELECT DISTINCT c.node_run_id, c.node_segment FROM closure AS c JOIN segments AS s "
@@ -153,7 +176,7 @@ class Catalog:
             ).fetchall()
         }
         self._sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
-        self._pack_manifests = {p for p in self._seen if is_pack_manifest(p)}
+        self.state.pack_manifests = {p for p in self.state.seen if is_pack_manifest(p)}
 
     def _empty_file(self, pack: bool) -> str:
         """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
@@ -179,7 +202,7 @@ class Catalog:
         with self._lock:
             cur = self.con.cursor()
             try:
-                persist.save(cur, self.persist_path, self._seen)
+                persist.save(cur, self.persist_path, self.state.seen)
             finally:
                 cur.close()
             self._last_persist = time.monotonic()
@@ -192,24 +215,24 @@ class Catalog:
         with self._lock:
             listed_at = time.time()
             listing, dir_cache = self.storage.list_manifests(self._dir_cache)
-            changed = [p for p, token in listing.items() if self._seen.get(p) != token]
-            removed = [p for p in self._seen if p not in listing and not is_pack_manifest(p)]
+            changed = [p for p, token in listing.items() if self.state.seen.get(p) != token]
+            removed = [p for p in self.state.seen if p not in listing and not is_pack_manifest(p)]
             dirty: set[NodeKey] = set()
             pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
-            generation = self._generation
+            generation = self.state.generation
 
             def fold(cur: duckdb.DuckDBPyConnection) -> None:
                 if changed or removed:
                     self._apply(cur, changed, removed, listing, dirty, pointed)
-                    self._generation += 1  # before _update_states: its list of running runs is cached
+                    self.state.generation += 1  # before _update_states: its list of running runs is cached
                 if self._fold_packs(cur, dirty, pointed):
-                    self._generation += 1
+                    self.state.generation += 1
                 if pointed and self._fold_pointers(cur, pointed):
-                    self._generation += 1
+                    self.state.generation += 1
                 self._update_states(cur, dirty)
                 if dirty:
                     self._relist(cur, dirty)
-                    self._generation += 1
+                    self.state.generation += 1
 
             self._problems = []
             packs = self.storage.list_pack_manifests()
@@ -217,8 +240,8 @@ class Catalog:
             quiet = (
                 not changed
                 and not removed
-                and all(self._seen.get(p) == t for p, t in packs.items())
-                and not any(p not in packs for p in self._pack_manifests)
+                and all(self.state.seen.get(p) == t for p, t in packs.items())
+                and not any(p not in packs for p in self.state.pack_manifests)
             )
             if quiet and not self._has_running():
                 self._dir_cache = dir_cache
@@ -231,7 +254,7 @@ class Catalog:
                 if problem not in self._warned:
                     self._warned.add(problem)
                     warnings.warn(problem, RuntimeWarning, stacklevel=4)
-            if self._generation != generation:
+            if self.state.generation != generation:
                 self._dirty_since_persist = True
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
@@ -239,16 +262,7 @@ class Catalog:
     def _atomically(self, fold: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         """Run `fold` in one transaction; if it raises, the tables and every Python-side index
         (seen tokens, links, closed nodes, ...) are as they were, so the next refresh retries."""
-        saved = (
-            dict(self._seen),
-            dict(self._links),
-            set(self._closed),
-            set(self._crash_listed),
-            set(self._pack_manifests),
-            dict(self._broken),
-            self._generation,
-            self._running,
-        )
+        saved = self.state.copy()
         cur = self.con.cursor()
         try:
             cur.begin()
@@ -257,17 +271,8 @@ class Catalog:
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 cur.rollback()
-            (
-                self._seen,
-                self._links,
-                self._closed,
-                self._crash_listed,
-                self._pack_manifests,
-                self._broken,
-                generation,
-                self._running,
-            ) = saved
-            self._generation = generation + 1  # whatever was derived from the failed fold is stale
+            saved.generation += 1  # whatever was derived from the failed fold is stale
+            self.state = saved
             self._index = None
             raise
         finally:
@@ -283,17 +288,17 @@ class Catalog:
         pointed: set[NodeKey],
     ) -> None:
         for path in removed:
-            self._broken.pop(path, None)
+            self.state.broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
                 for table in ("run_meta", "segments", "parts", "archived_parts"):
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-                self._forget_links(cur, [n for n in self._links if n[0] == run_id])
+                self._forget_links(cur, [n for n in self.state.links if n[0] == run_id])
             elif (m := SEGMENT_RE.fullmatch(name)) is not None:
                 cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
                 cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
                 self._forget_links(cur, [(run_id, int(m[1]))])
-            self._seen.pop(path, None)
+            self.state.seen.pop(path, None)
 
         identities: list[RunIdentity] = []
         segments: list[SegmentDoc] = []
@@ -315,11 +320,11 @@ class Catalog:
                         repair = None
                     if repair is not None and repair.parts is not None:
                         accepted.append((run_id, int(m[1]), int(repair.parts)))
-                self._seen[path] = listing[path]
+                self.state.seen[path] = listing[path]
                 continue
             if (m := PACKED_RE.fullmatch(name)) is not None:  # checked against the pack manifests
                 pointed.add((project, run_id, int(m[1])))
-                self._seen[path] = listing[path]
+                self.state.seen[path] = listing[path]
                 continue
             kind: type[Any] | None = {
                 "run.json": RunIdentity,
@@ -329,18 +334,18 @@ class Catalog:
             if kind is None and SEGMENT_RE.fullmatch(name):
                 kind = SegmentDoc
             if kind is None:
-                self._seen[path] = listing[path]
+                self.state.seen[path] = listing[path]
                 continue
             try:
                 doc = self.storage.read_json(path)
                 typed = None if doc is None else kind.from_json(doc, self.storage.engine_path(path))
             except RunlakeError as exc:  # this run's reads fail naming the file; the others go on
-                self._broken[path] = (run_id, str(exc))
+                self.state.broken[path] = (run_id, str(exc))
                 self._problems.append(f"skipping unreadable manifest: {exc}")
                 continue
             if typed is None:  # vanished between listing and reading
                 continue
-            self._broken.pop(path, None)
+            self.state.broken.pop(path, None)
             if isinstance(typed, RunIdentity):
                 identities.append(typed)
             elif isinstance(typed, StateDoc):
@@ -350,7 +355,7 @@ class Catalog:
             else:
                 segments.append(typed)
                 dirty.add((project, run_id, int(typed.segment)))
-            self._seen[path] = listing[path]
+            self.state.seen[path] = listing[path]
 
         if identities:
             tables.upsert_identities(cur, identities)
@@ -396,7 +401,7 @@ class Catalog:
         now = time.time()
         for run_id, state, path in states:
             if run_id not in known:  # a state without identity: a run still being created; read it again
-                self._seen.pop(path, None)
+                self.state.seen.pop(path, None)
                 continue
             project, old = known[run_id]
             segment = int(state.segment)
@@ -407,7 +412,7 @@ class Catalog:
                 # wrote after the state we saw (its final flush) must be listed too
                 for earlier in range(min(old, segment), max(old, segment)):
                     dirty.add((project, run_id, earlier))
-            self._crash_listed.discard((run_id, segment))
+            self.state.crash_listed.discard((run_id, segment))
         if rows:
             tables.update_states(
                 cur,
@@ -442,41 +447,41 @@ class Catalog:
         for d in segments:
             node = (d.run_id, int(d.segment))
             link = (d.parent_run_id, d.parent_segment, d.cutoff)
-            if self._links.get(node, link) != link:  # a segment rewritten: its descendants too
+            if self.state.links.get(node, link) != link:  # a segment rewritten: its descendants too
                 self._forget_links(cur, [node])
-            self._links[node] = link
+            self.state.links[node] = link
 
     def _forget_links(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[Node]) -> None:
         """Nodes gone (or changed): every closure is walked again (rare: only a failed create
         or a hand edit takes a lineage row away)."""
         for node in nodes:
-            self._links.pop(node, None)
+            self.state.links.pop(node, None)
         cur.execute("DELETE FROM closure")
-        self._closed.clear()
+        self.state.closed.clear()
 
     def _sync_closure(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Materialise walk() for every node not yet closed (new, or with an ancestor unknown
         when it was last walked) into the `closure` table that the SQL objects read."""
-        todo = [n for n in self._links if n not in self._closed]
+        todo = [n for n in self.state.links if n not in self.state.closed]
         if not todo:
             return
         cols: list[list[Any]] = [[], [], [], [], [], [], []]
         for node in todo:
-            rows, complete = walk(self._links, node)
+            rows, complete = walk(self.state.links, node)
             for depth, run_id, segment, lo, hi in rows:
                 for col, value in zip(cols, (node[0], node[1], depth, run_id, segment, lo, hi), strict=True):
                     col.append(value)
             if complete:
-                self._closed.add(node)
+                self.state.closed.add(node)
         tables.replace_closure(cur, todo, cols)
 
     def _fold_packs(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
         """Index new pack manifests (their members' own parts drop out) and forget removed ones
         (their members are checked against their pack pointers again)."""
         listing = self._pack_listing
-        changed = sorted(p for p, token in listing.items() if self._seen.get(p) != token)
-        removed = [p for p in self._pack_manifests if p not in listing and p in self._seen]
-        self._pack_manifests = set(listing)
+        changed = sorted(p for p, token in listing.items() if self.state.seen.get(p) != token)
+        removed = [p for p in self.state.pack_manifests if p not in listing and p in self.state.seen]
+        self.state.pack_manifests = set(listing)
         if not changed and not removed:
             return False
         for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
@@ -489,7 +494,7 @@ class Catalog:
             cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
             dirty.update((p, r, int(s)) for p, r, s in members)
             pointed.update((p, r, int(s)) for p, r, s in members)
-            self._seen.pop(path, None)
+            self.state.seen.pop(path, None)
         for path in changed:
             try:
                 doc = self.storage.read_json(path)
@@ -498,9 +503,9 @@ class Catalog:
                 )
             except RunlakeError as exc:  # its members are read through their pointers meanwhile
                 self._problems.append(f"skipping unreadable pack manifest: {exc}")
-                self._pack_problems[self.storage.engine_path(path)] = (None, str(exc))
+                self.state.pack_problems[self.storage.engine_path(path)] = (None, str(exc))
                 continue
-            self._pack_problems.pop(self.storage.engine_path(path), None)
+            self.state.pack_problems.pop(self.storage.engine_path(path), None)
             if manifest is None:
                 continue
             pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
@@ -509,7 +514,7 @@ class Catalog:
                 pack,
                 [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes, m.parts) for m in manifest.members],
             )
-            self._seen[path] = listing[path]
+            self.state.seen[path] = listing[path]
         return True
 
     def _fold_pointers(self, cur: duckdb.DuckDBPyConnection, nodes: set[NodeKey]) -> bool:
@@ -521,10 +526,10 @@ class Catalog:
             pointer = read_packed(self.storage, project, run_id, segment)
             for entry in pointer.packs if pointer else []:
                 base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
-                if f"{base}.json" in self._pack_manifests or not self.storage.exists(f"{base}.parquet"):
+                if f"{base}.json" in self.state.pack_manifests or not self.storage.exists(f"{base}.parquet"):
                     continue
                 pack = self.storage.engine_path(f"{base}.parquet")
-                self._pack_problems[pack] = (
+                self.state.pack_problems[pack] = (
                     run_id,
                     f"pack has no manifest ({base}.json): its rows are read through its members' "
                     "pointers (meta/packed-<k>.json); `runlake compact` writes packs with manifests again",
@@ -547,15 +552,15 @@ class Catalog:
 
     def _running_rows(self, cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         """The runs whose writer last said `running` (cached per generation)."""
-        if self._running is None or self._running[0] != self._generation:
-            self._running = (
-                self._generation,
+        if self.state.running is None or self.state.running[0] != self.state.generation:
+            self.state.running = (
+                self.state.generation,
                 cur.execute(
                     "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at, preempting "
                     "FROM run_meta WHERE raw_state = 'running'"
                 ).fetchall(),
             )
-        return self._running[1]
+        return self.state.running[1]
 
     def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
         """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
@@ -583,10 +588,10 @@ class Catalog:
             derived = derive_state(doc, now, seen_at)
             if derived != state:
                 cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
-                self._generation += 1
-            if derived in ("crashed", "preempted") and (run_id, segment) not in self._crash_listed:
+                self.state.generation += 1
+            if derived in ("crashed", "preempted") and (run_id, segment) not in self.state.crash_listed:
                 # parts written after the last state update of a killed writer
-                self._crash_listed.add((run_id, segment))
+                self.state.crash_listed.add((run_id, segment))
                 dirty.add((project, run_id, segment))
 
     def _relist(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[NodeKey]) -> None:
@@ -617,14 +622,14 @@ class Catalog:
         import hashlib
 
         with self._lock:
-            items = sorted((p, t) for p, t in self._seen.items() if not p.endswith("/beat.json"))
+            items = sorted((p, t) for p, t in self.state.seen.items() if not p.endswith("/beat.json"))
         digest = hashlib.sha256("\n".join(f"{p}\t{t}" for p, t in items).encode()).hexdigest()
         return digest, len(items)
 
     @property
     def generation(self) -> int:
         """Moves on every change to the tables."""
-        return self._generation
+        return self.state.generation
 
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
@@ -635,7 +640,7 @@ class Catalog:
                 self._fold_packs(cur, set(), set())
                 nodes = cur.execute("SELECT project, run_id, segment FROM segments").fetchall()
                 self._relist(cur, [(p, r, s) for p, r, s in nodes])
-                self._generation += 1
+                self.state.generation += 1
 
             self._atomically(fold)
 
@@ -646,19 +651,19 @@ class Catalog:
         manifest (read through their members' pointers): what `doctor` reports besides parts."""
         with self._lock:
             out: list[tuple[str, str | None, str]] = [
-                (self.storage.engine_path(p), rid, why) for p, (rid, why) in self._broken.items()
+                (self.storage.engine_path(p), rid, why) for p, (rid, why) in self.state.broken.items()
             ]
-            out += [(p, rid, why) for p, (rid, why) in self._pack_problems.items()]
+            out += [(p, rid, why) for p, (rid, why) in self.state.pack_problems.items()]
         return sorted(out)
 
     def broken(self, run_id: str) -> str | None:
         """Why a manifest of `run_id` cannot be read (its reads must fail saying so), or None."""
-        return next((why for rid, why in self._broken.values() if rid == run_id), None)
+        return next((why for rid, why in self.state.broken.values() if rid == run_id), None)
 
     def index(self) -> Index:
         """The lineage links and file index as Python dicts, as of the last refresh."""
         with self._lock:
-            if self._index is None or self._index.generation != self._generation:
+            if self._index is None or self._index.generation != self.state.generation:
                 cur = self.con.cursor()
                 try:
                     files: dict[Node, list[tuple[str, int, int, bool]]] = {}
@@ -677,7 +682,7 @@ class Catalog:
                     }
                 finally:
                     cur.close()
-                self._index = Index(self._generation, current, dict(self._links), files, holes)
+                self._index = Index(self.state.generation, current, dict(self.state.links), files, holes)
             return self._index
 
     def snapshot(self) -> duckdb.DuckDBPyConnection:
@@ -723,7 +728,7 @@ class Catalog:
             fs = None if self.storage.is_local else self.storage.fs
             empty = (sql.literal([self._empty[False]])[0], sql.literal([self._empty[True]])[0])
             box = Sandbox(tables, parts, packs, allowed, empty, fs=fs, memory=memory)
-            return self._generation, box, files
+            return self.state.generation, box, files
 
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
