@@ -79,12 +79,12 @@ def test_a_fork_whose_inherited_summary_cannot_be_read_still_writes_its_rows(loc
     fork = runlake.init("p", root=local_root, id="fork", fork_from="parent?_step=0")  # below the watermark
     for i in range(10):
         fork.log({"b": float(i)})
-    from runlake.read import reader
+    from runlake.read import inherit
 
     def broken(*args, **kwargs):
         raise OSError("storage hiccup")
 
-    monkeypatch.setattr(reader, "inherited_summary", broken)
+    monkeypatch.setattr(inherit, "inherited_summary", broken)
     monkeypatch.setattr("runlake.write.start.inherited_summary", broken)
     with pytest.warns(RuntimeWarning, match="inherited summary"):
         fork.finish()

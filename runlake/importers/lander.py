@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import RunlakeError
-from ..read.reader import inherited_summary
+from ..read.inherit import inherited_summary
 from ..store.liveness import writer_identity
 from ..store.manifests import (
     RunIdentity,

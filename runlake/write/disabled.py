@@ -73,7 +73,7 @@ class DisabledRun(Run):
     def flush(self, final: bool = False, rows: bool = True) -> None:
         """Drop what was logged, keeping its last values for the summary."""
         buffer: Buffer = self._buffer
-        with self._flush_lock:
+        with self._syncer.lock:
             packed, batch, _ = buffer.take(rows)
             for _, last_step, _, last in packed:
                 self._stored(last_step, last)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import operator
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,20 +19,20 @@ from ..errors import RunlakeError, StepOrderWarning
 from ..store import settings
 from ..store.layout import MAX_STEP
 from ..store.liveness import writer_identity
-from ..store.manifests import BeatDoc, StateDoc
+from ..store.manifests import StateDoc
 from . import flusher, registry
 from .buffer import Buffer
 from .config import Config, Summary, jsonable
 from .media import Media, file_name
 from .metrics import Metric, Metrics, define
 from .options import check_tags
+from .syncer import Syncer
 from .values import Extra, Row, flatten
 from .writer import Writer, notify
 
 __all__ = ["Run", "RunMeta", "jsonable"]
 
 _now = time.time
-_MAX_QUEUED = 4  # packed batches waiting for the flusher before the oldest are spilled
 
 
 def _exit_code(code: Any) -> int:
@@ -118,16 +117,13 @@ class Run:
         self._runtime_offset = runtime_offset
         self._identity = writer_identity()
         self._buffer = Buffer(self._started - runtime_offset)
-        self._flush_lock = threading.Lock()  # one flush at a time
+        self._syncer = Syncer(self)  # the flush protocol: makes rows and state durable
         self._known_keys: set[str] = set()
         self._pending: Row | None = None
         self._pending_text = False
         self._pending_stamp: float | None = None
         self._finished = False
-        self._spill_warned = False
-        self._finished_at: float | None = (
-            None  # said once: the spill directory refused rows (they wait in memory)
-        )
+        self._finished_at: float | None = None
         self._fenced: str | None = None  # why another writer owns this run now
         self._state = "running"
         self._exit_code: int | None = None
@@ -245,8 +241,7 @@ class Run:
             return
         # nothing buffered, but a flush (the background flusher's) may have taken the rows and
         # be storing them now: a fork of this run at those steps waits for it to land
-        with self._flush_lock:
-            pass
+        self._syncer.wait()
 
     # ---- W&B's logging semantics -------------------------------------------------------
     @property
@@ -365,37 +360,8 @@ class Run:
             self._pack()
 
     def _pack(self) -> None:
-        """Hand a full buffer to the flusher as an Arrow table (runs on the training thread).
-
-        Backpressure: if more than a few batches wait (the flusher is stuck on slow or hanging
-        storage), the oldest go to the spill directory from here, so memory stays bounded.
-        """
-        if not self._buffer.pack():
-            return
-        flusher.wake()
-        extra = self._buffer.take_overflow(_MAX_QUEUED)
-        if not extra:
-            return
-        try:
-            for first, last_step, data, last in self._writer.encode(extra):
-                self._writer.spill_part(first, last_step, data)
-                self._stored(last_step, last)
-        except OSError as exc:
-            # the spill disk is full or gone too: log() never raises for storage trouble (an
-            # unguarded training loop would die); the rows wait in memory and flush()/finish()
-            # say whether they could be stored
-            self._buffer.spilled(extra, stored=False)
-            if not self._spill_warned:
-                self._spill_warned = True
-                notify(
-                    f"run {self.id!r}: storage is too slow or down and the spill directory cannot take rows "
-                    f"either ({exc}); logging goes on with the rows in memory until either recovers"
-                )
-            return
-        except BaseException:
-            self._buffer.spilled(extra, stored=False)  # nothing is dropped: they wait in memory
-            raise
-        self._buffer.spilled(extra, stored=True)
+        """Hand a full buffer to the flusher (see `Syncer.pack`: backpressure included)."""
+        self._syncer.pack()
 
     # ---- finishing -----------------------------------------------------------------------
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -419,11 +385,8 @@ class Run:
             self._try_inherited_summary()
             self.flush(final=True)
         except BaseException:
-            self._state, self._exit_code, self._finished_at = (
-                "running",
-                None,
-                None,
-            )  # still open: nothing lost
+            # still open: nothing was lost
+            self._state, self._exit_code, self._finished_at = "running", None, None
             raise
         self._finished = True
         flusher.unregister(self)
@@ -517,102 +480,10 @@ class Run:
         to the local spill directory (memory stays bounded) and are uploaded by a later flush,
         `finish()` or `runlake sync`.
         """
-        buffer = self._buffer
-        with self._flush_lock:
-            if self._fenced is not None:
-                raise RunlakeError(self._fenced)
-            packed, batch, text = buffer.take(rows)
-            # fencing after the take: a row logged after another process claimed the run is
-            # taken after the claim, so this check sees it (checked before the take, a flusher
-            # thread paused between the two would write rows logged after the takeover)
-            try:
-                why = self._writer.taken_over()
-            except BaseException:
-                buffer.give_back(packed, batch, text)  # storage unreadable: nothing taken is lost
-                raise
-            if why is not None:
-                buffer.give_back(packed, batch, text)
-                self._fence(why)
-                raise RunlakeError(why)
-            wrote = bool(packed or batch[2])
-            if wrote:
-                try:
-                    pieces = list(packed)
-                    if batch[2]:
-                        pieces.append(buffer.to_table(batch, text))
-                    encoded = self._writer.encode(pieces)
-                except BaseException:
-                    buffer.give_back(packed, batch, text)  # nothing logged is dropped
-                    raise
-                for index, (first, last_step, data, last) in enumerate(encoded):
-                    try:
-                        self._writer.store_part(first, last_step, data)
-                    except BaseException:
-                        buffer.give_back_packed(pieces[index:])  # not durable anywhere: keep them
-                        raise
-                    self._stored(last_step, last)
-                buffer.landed()
-            if wrote or self._meta_dirty or final:
-                self._writer.store_state(self._state_doc())
-                self._meta_dirty = False
-            else:  # only the heartbeat moved: a few bytes, not the whole state and summary
-                self._writer.store_beat(
-                    BeatDoc(
-                        run_id=self.id,
-                        heartbeat=time.time(),
-                        segment=self._writer.segment,
-                        writer_seq=self._writer.seq,
-                        **self._identity,
-                    )
-                )
-            if final:
-                self._writer.report_unsynced()
+        self._syncer.flush(final, rows)
 
     def _stored(self, last_step: int, last: dict[str, float | str]) -> None:
-        """A batch is durable (stored, or spilled): its last values join the summary."""
-        last = dict(last)
-        runtime = float(last.pop("_runtime", 0.0))
-        last.pop("_timestamp", None)
-        with self._buffer.lock:
-            self._parts_written += 1
-            self._summary_auto.update(last)
-            if self._watermark is None or last_step > self._watermark:
-                self._watermark = last_step
-                self._runtime_last = runtime
+        self._syncer.stored(last_step, last)
 
     def _state_doc(self) -> StateDoc:
-        with self._buffer.lock:
-            auto = {k: v for k, v in self._summary_auto.items() if k not in self._summary_deleted}
-            summary = self._summary_of(dict(self._summary_auto))
-            metric_state = {k: dict(v) for k, v in self._metrics.aggregates.items()}
-            metrics = self._metrics.to_json()
-            json_keys = sorted(self._json_keys)
-            parts = self._parts_written
-        meta = self._meta
-        return StateDoc(
-            run_id=self.id,
-            segment=self._writer.segment,
-            state=self._state,
-            heartbeat=time.time(),
-            **self._identity,
-            writer_seq=self._writer.seq,
-            watermark=self._watermark,
-            parts=parts,
-            runtime=self._runtime_last,
-            finished_at=self._finished_at,
-            exit_code=self._exit_code,
-            config=jsonable(dict(self.config)),
-            summary=jsonable(summary),
-            summary_auto=jsonable(auto),
-            summary_user=jsonable(self._summary_user),
-            inherited_pending=self._inherit is not None,
-            name=meta.name,
-            tags=list(meta.tags),
-            notes=meta.notes,
-            group=meta.group,
-            job_type=meta.job_type,
-            metrics=metrics,
-            metric_state=metric_state,
-            json_keys=json_keys,
-            preempting=self._preempting,
-        )
+        return self._syncer.state_doc()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
-from ..read.reader import inherited_summary
+from ..read.inherit import inherited_summary
 from ..store import settings as app_settings
 from ..store.liveness import holder_alive, writer_identity
 from ..store.manifests import (
