@@ -99,7 +99,7 @@ def ui(
     open_browser: bool,
 ) -> None:
     """Start the web app over the root: runs, a run's lineage and charts, compare, population, SQL; live."""
-    from .ui.server import serve
+    from ..ui.server import serve
 
     serve(
         root_of(ctx),
