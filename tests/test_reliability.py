@@ -85,7 +85,7 @@ def test_a_fork_whose_inherited_summary_cannot_be_read_still_writes_its_rows(loc
         raise OSError("storage hiccup")
 
     monkeypatch.setattr(inherit, "inherited_summary", broken)
-    monkeypatch.setattr("runlake.write.start.inherited_summary", broken)
+    monkeypatch.setattr("runlake.write.nodes.inherited_summary", broken)
     with pytest.warns(RuntimeWarning, match="inherited summary"):
         fork.finish()
     monkeypatch.undo()

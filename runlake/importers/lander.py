@@ -33,7 +33,7 @@ from ..store.manifests import (
 from ..store.names import check_name
 from ..store.parquet import WRITE_SCHEMA, encode
 from ..store.storage import Storage
-from ..write.start import claim_id
+from ..write.nodes import claim_id
 from .model import Points, SourceRun
 
 PART_POINTS = 2_000_000  # points per part file at most (a segment's steps are split in ranges)

@@ -1,39 +1,24 @@
-"""Starting a run: create, fork, rewind or resume (what `init()` does). Validates everything before writing."""
+"""`init()`: its arguments (W&B's names and defaults) checked before anything is written, then
+one of `nodes.py`'s ways to make the run's node: create, fork, rewind, re-fork or resume."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ForkPointError, InvalidSpecError, RunlakeError, RunNotFoundError
-from ..read.inherit import inherited_summary
+from ..errors import InvalidSpecError, RunlakeError, RunNotFoundError
 from ..store import settings as app_settings
-from ..store.liveness import holder_alive, writer_identity
 from ..store.manifests import (
-    RunIdentity,
-    SegmentDoc,
-    StateDoc,
-    WriterClaim,
-    claim_writer,
     find_project,
-    is_running,
-    node_last_step,
-    read_identity,
-    read_segment,
-    read_state,
-    require_project,
-    segment_numbers,
-    write,
 )
-from ..store.names import StepSpec, check_name, new_run_id
+from ..store.names import check_name, new_run_id
 from ..store.storage import Storage
-from . import flusher, registry
+from . import flusher, nodes, registry
 from .config import filter_keys
 from .disabled import DisabledRun
+from .nodes import StartOptions
 from .options import (
     ResumeFile,
     check_config,
@@ -45,7 +30,6 @@ from .options import (
     settings_dict,
 )
 from .run import Run, RunMeta
-from .writer import Writer
 
 _RESUME_MODES = ("allow", "must", "never", "auto")
 
@@ -155,12 +139,12 @@ def init(
             return previous
         if reinit_how == "finish_previous":
             registry.finish_all()
-    extras: dict[str, Any] = {
-        "metadata": metadata(given_settings, run_mode, locals()),
-        "entity": entity,
-        "allow_val_change": bool(allow_val_change),
-        "local_dir": local_dir,
-    }
+    extras = StartOptions(
+        metadata=metadata(given_settings, run_mode, locals()),
+        entity=entity,
+        allow_val_change=bool(allow_val_change),
+        local_dir=local_dir,
+    )
     if run_mode == "disabled":
         run: Run = DisabledRun(
             project, id or new_run_id(), meta, config_dict, bool(allow_val_change), local_dir, entity
@@ -176,13 +160,13 @@ def init(
         resume = "allow" if id is not None else None
     if refork and id is not None and (owner := find_project(storage, id)) is not None:
         assert fork is not None
-        run = _refork(storage, owner, id, fork, config_dict, meta, extras)
+        run = nodes.refork(storage, owner, id, fork, config_dict, meta, extras)
     elif refork and resume == "must":
         raise RunNotFoundError(f"resume='must' but run {id!r} does not exist in root {storage.url!r}")
     elif fork is not None:
-        run = _fork(storage, project, id, meta, config_dict, fork, extras)
+        run = nodes.fork(storage, project, id, meta, config_dict, fork, extras)
     elif rewind is not None:
-        run = _rewind(storage, rewind, config_dict, meta, extras)
+        run = nodes.rewind(storage, rewind, config_dict, meta, extras)
     elif resume is not None:
         assert id is not None
         existing = find_project(storage, id)
@@ -191,16 +175,16 @@ def init(
         if existing is not None and resume == "never":
             raise RunlakeError(f"resume='never' but run {id!r} already exists (in project {existing!r})")
         if existing is not None:
-            run = _resume(storage, existing, id, config_dict, meta, extras)
+            run = nodes.resume(storage, existing, id, config_dict, meta, extras)
         else:
-            run = _create(storage, project, id, meta, config_dict, None, 0, extras=extras)
+            run = nodes.create(storage, project, id, meta, config_dict, None, 0, extras=extras)
     else:
         if id is not None and (existing := find_project(storage, id)) is not None:
             raise RunlakeError(
                 f"run {id!r} already exists (in project {existing!r}): pass resume='allow' to "
                 f'continue it, resume_from="{id}?_step=N" to rewind it, or another id'
             )
-        run = _create(storage, project, id or new_run_id(), meta, config_dict, None, 0, extras=extras)
+        run = nodes.create(storage, project, id or new_run_id(), meta, config_dict, None, 0, extras=extras)
     if resume_file is not None:
         resume_file.write(run.id)
         run._resume_file = resume_file
@@ -216,401 +200,3 @@ def signature(*extra: inspect.Parameter, leading: inspect.Parameter | None = Non
     sig = inspect.signature(init)
     own = [p for n, p in sig.parameters.items() if n != "storage"]
     return sig.replace(parameters=[*([leading] if leading else []), *own, *extra])
-
-
-def _source_last_step(storage: Storage, project: str, run_id: str, state: StateDoc) -> tuple[int, int | None]:
-    segment = int(state.segment)
-    doc = read_segment(storage, project, run_id, segment)
-    return segment, node_last_step(storage, project, run_id, segment, doc.cutoff)
-
-
-def _check_point(run_id: str, step: int, last: int | None, verb: str) -> None:
-    if last is None:
-        raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: it has no durable steps yet")
-    if step > last:
-        raise ForkPointError(f"cannot {verb} run {run_id!r} at step {step}: its last step is {last}")
-
-
-def _inherit(storage: Storage, parent: SegmentDoc | None) -> Callable[[], dict[str, Any]] | None:
-    """How a new node reads its inherited summary when first needed (None: it has none)."""
-    if (
-        parent is None
-        or parent.parent_run_id is None
-        or parent.parent_segment is None
-        or parent.cutoff is None
-    ):
-        return None
-    project, run_id, segment, cutoff = (
-        parent.parent_project or "",
-        parent.parent_run_id,
-        int(parent.parent_segment),
-        int(parent.cutoff),
-    )
-    return lambda: inherited_summary(storage, project, run_id, segment, cutoff)
-
-
-def _fork(
-    storage: Storage,
-    project: str,
-    run_id: str | None,
-    meta: RunMeta,
-    config: dict[str, Any],
-    spec: StepSpec,
-    extras: dict[str, Any],
-) -> Run:
-    source_project = require_project(storage, spec.run_id)
-    live = registry.get(storage.key, spec.run_id)
-    if live is not None:
-        live.flush_if_dirty()  # so any step it has logged can be a fork point
-    state = read_state(storage, source_project, spec.run_id)
-    if state.watermark is not None and spec.step <= int(state.watermark):
-        # at or below the durable watermark: a valid fork point without listing the parts,
-        # so forking costs the same whatever the source's size
-        segment = int(state.segment)
-    else:  # beyond it: parts a killed writer left after its last state update may hold it
-        segment, last = _source_last_step(storage, source_project, spec.run_id, state)
-        _check_point(spec.run_id, spec.step, last, "fork")
-    if run_id is not None and (existing := find_project(storage, run_id)) is not None:
-        raise RunlakeError(
-            f"run {run_id!r} already exists (in project {existing!r}): pick another id for the fork"
-        )
-    parent = SegmentDoc(
-        run_id="",
-        segment=0,
-        project=project,
-        kind="fork",
-        parent_project=source_project,
-        parent_run_id=spec.run_id,
-        parent_segment=segment,
-        cutoff=spec.step,
-    )
-    # Forking at the source's watermark (PBT forks the latest step): the summary the source
-    # wrote with that watermark is exactly the inherited one, so no history needs reading.
-    inherited = None
-    if state.watermark == spec.step and not state.inherited_pending and state.segment == segment:
-        inherited = dict(state.summary_auto or {})
-    extras = {**extras, "json_keys": list(state.json_keys or [])}
-    return _create(
-        storage, project, run_id or new_run_id(), meta, config, parent, spec.step + 1, inherited, extras
-    )
-
-
-def _create(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    meta: RunMeta,
-    config: dict[str, Any],
-    parent: SegmentDoc | None,
-    start_step: int,
-    inherited: dict[str, Any] | None = None,
-    extras: dict[str, Any] | None = None,
-) -> Run:
-    extras = extras or {}
-    root_existed = storage.exists(storage.root)
-    now = time.time()
-    claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
-    claim_id(storage, project, run_id, claim)
-    if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
-        storage.remove(storage.paths.id_claim(run_id))
-        raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
-    meta = RunMeta(meta.name or run_id, list(meta.tags or []), meta.notes, meta.group, meta.job_type)
-    try:
-        identity = RunIdentity(
-            run_id=run_id,
-            project=project,
-            name=meta.name,
-            notes=meta.notes,
-            tags=list(meta.tags),
-            created_at=now,
-            group=meta.group,
-            job_type=meta.job_type,
-            entity=extras.get("entity"),
-            source=extras.get("source"),
-            source_id=extras.get("source_id"),
-            metadata=extras.get("metadata") or {},
-        )
-        write(storage, storage.paths.meta(project, run_id, "run.json"), identity)
-        segment = SegmentDoc(run_id=run_id, segment=0, project=project, created_at=now, kind="root")
-        if parent is not None:
-            segment.kind = parent.kind
-            segment.parent_project = parent.parent_project
-            segment.parent_run_id = parent.parent_run_id
-            segment.parent_segment = parent.parent_segment
-            segment.cutoff = parent.cutoff
-        write(storage, storage.paths.meta(project, run_id, "segment-0.json"), segment)
-        run = Run(
-            writer=Writer(storage, project, run_id, 0, local_dir=extras.get("local_dir")),
-            name=meta.name,
-            start_step=start_step,
-            config=config,
-            summary_auto=inherited or {},
-            summary_user={},
-            runtime_offset=0.0,
-            inherit=_inherit(storage, segment) if inherited is None else None,
-            **_run_options(meta, extras),
-        )
-        run.flush()
-    except BaseException:
-        run_dir = storage.paths.run_dir(project, run_id)
-        storage.remove_tree(run_dir)
-        claim_path = storage.paths.id_claim(run_id)
-        storage.remove(claim_path)
-        stop = os.path.dirname(storage.root) if not root_existed else storage.root
-        storage.remove_empty_dirs(os.path.dirname(claim_path), stop)
-        storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
-        raise
-    return run
-
-
-def _run_options(meta: RunMeta, extras: dict[str, Any], state: StateDoc | None = None) -> dict[str, Any]:
-    """Run() keyword arguments beyond history: attributes, metric definitions, options."""
-    return {
-        "meta": meta,
-        "metrics": list(state.metrics or []) if state is not None else None,
-        "metric_state": extras.get("metric_state"),
-        "json_keys": extras.get("json_keys") or (list(state.json_keys or []) if state is not None else None),
-        "allow_val_change": bool(extras.get("allow_val_change")),
-        "local_dir": extras.get("local_dir"),
-        "resumed": state is not None,
-        "entity": extras.get("entity"),
-    }
-
-
-def _existing_meta(identity: RunIdentity, state: StateDoc, given: RunMeta) -> RunMeta:
-    """A resumed or rewound run's attributes: as last written, with what init() was given on top."""
-    return RunMeta(
-        name=given.name or state.name or identity.name,
-        tags=list(given.tags)
-        if given.tags
-        else list(state.tags if state.tags is not None else identity.tags),
-        notes=given.notes
-        if given.notes is not None
-        else (state.notes if state.notes is not None else identity.notes),
-        group=given.group or state.group or identity.group,
-        job_type=given.job_type or state.job_type or identity.job_type,
-    )
-
-
-def claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> None:
-    """Take the run id for `project` in the whole root, atomically: of two processes creating
-    the same id (in any projects) at the same moment, exactly one wins. A claim whose creator
-    died before writing the run (no run.json, holder gone) is taken over."""
-    path = storage.paths.id_claim(run_id)
-    doc = json.dumps({**claim.to_json(), "project": project}).encode()
-    for _ in range(2):
-        if storage.create_exclusive(path, doc):
-            return
-        other = storage.read_json(path) or {}
-        owner = other.get("project")
-        created = isinstance(owner, str) and storage.exists(storage.paths.meta(owner, run_id, "run.json"))
-        if created or holder_alive(other, other.get("at"), _CLAIM_STALE_SECONDS):
-            raise RunlakeError(
-                f"run {run_id!r} already exists (in project {owner!r}): run ids are unique in a root; "
-                "pick another id"
-            )
-        storage.remove(path)  # its creator died before the run existed
-    raise RunlakeError(f"run {run_id!r} is being created by another process at the same time; that one won")
-
-
-_CLAIM_STALE_SECONDS = 60.0
-
-
-def _refuse_live(storage: Storage, project: str, run_id: str, state: StateDoc, verb: str) -> None:
-    if registry.get(storage.key, run_id) is not None:
-        raise RunlakeError(
-            f"run {run_id!r} is still running in this process: finish() it before you {verb} it"
-        )
-    if is_running(storage, project, state):
-        raise RunlakeError(
-            f"run {run_id!r} is still running (pid {state.pid} on {state.host}): "
-            f"it must finish before you {verb} it"
-        )
-
-
-def _rewind(
-    storage: Storage, spec: StepSpec, config: dict[str, Any], given: RunMeta, extras: dict[str, Any]
-) -> Run:
-    project = require_project(storage, spec.run_id)
-    state = read_state(storage, project, spec.run_id)
-    _refuse_live(storage, project, spec.run_id, state, "rewind")
-    segment, last = _source_last_step(storage, project, spec.run_id, state)
-    _check_point(spec.run_id, spec.step, last, "rewind")
-    seq, new_segment, seg_path = _new_segment(
-        storage, project, spec.run_id, state, "rewind", (project, spec.run_id, segment), spec.step
-    )
-    try:
-        summary = inherited_summary(storage, project, spec.run_id, segment, spec.step)
-        run = _continue_in(
-            storage,
-            project,
-            spec.run_id,
-            (new_segment, seq),
-            spec.step,
-            summary,
-            state,
-            config,
-            given,
-            extras,
-        )
-    except BaseException:
-        storage.remove(seg_path)
-        raise
-    return run
-
-
-def _new_segment(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    state: StateDoc,
-    kind: str,
-    parent: tuple[str, str, int],
-    cutoff: int,
-) -> tuple[int, int, str]:
-    """Take the next writer slot and create the run's next segment (exclusive: of two racing
-    rewinds or re-forks, one wins): (writer seq, segment number, its manifest's path)."""
-    seq = claim_writer(storage, project, run_id, state, "rewind" if kind == "rewind" else "refork")
-    number = max(segment_numbers(storage, project, run_id), default=int(state.segment)) + 1
-    path = storage.paths.meta(project, run_id, f"segment-{number}.json")
-    doc = SegmentDoc(
-        run_id=run_id,
-        segment=number,
-        project=project,
-        created_at=time.time(),
-        kind=kind,
-        parent_project=parent[0],
-        parent_run_id=parent[1],
-        parent_segment=parent[2],
-        cutoff=cutoff,
-        previous_segment=int(state.segment),
-        previous_parts=state.parts,
-    )
-    if not storage.create_exclusive(path, doc.encode()):
-        raise RunlakeError(
-            f"run {run_id!r} was rewound or re-forked by another process at the same time; that one won"
-        )
-    return seq, number, path
-
-
-def _continue_in(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    node: tuple[int, int],
-    cutoff: int,
-    summary: dict[str, Any],
-    state: StateDoc,
-    config: dict[str, Any],
-    given: RunMeta,
-    extras: dict[str, Any],
-) -> Run:
-    """The open Run of an existing run in its new segment (`node`: segment, writer seq) after
-    a rewind or re-fork at `cutoff`: its attributes and config carried on, its summary the
-    inherited one; define_metric aggregates start again (the archived steps no longer count)."""
-    identity = read_identity(storage, project, run_id)
-    meta = _existing_meta(identity, state, given)
-    segment, seq = node
-    run = Run(
-        writer=Writer(storage, project, run_id, segment, seq, local_dir=extras.get("local_dir")),
-        name=meta.name,
-        start_step=cutoff + 1,
-        config={**(state.config or {}), **config},
-        summary_auto=summary,
-        summary_user={},
-        runtime_offset=0.0,
-        inherit=None,
-        **_run_options(meta, {**extras, "entity": extras.get("entity") or identity.entity}, state),
-    )
-    run.flush()
-    return run
-
-
-def _refork(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    spec: StepSpec,
-    config: dict[str, Any],
-    given: RunMeta,
-    extras: dict[str, Any],
-) -> Run:
-    """Run `run_id` continues from step N of another run (of itself: use resume_from): a new
-    segment whose parent is that run's current segment at N. Its own later steps are archived;
-    `lineage()` shows every such switch."""
-    state = read_state(storage, project, run_id)
-    _refuse_live(storage, project, run_id, state, "re-fork")
-    source_project = require_project(storage, spec.run_id)
-    live = registry.get(storage.key, spec.run_id)
-    if live is not None:
-        live.flush_if_dirty()
-    source_state = read_state(storage, source_project, spec.run_id)
-    source_segment, last = _source_last_step(storage, source_project, spec.run_id, source_state)
-    _check_point(spec.run_id, spec.step, last, "fork")
-    seq, new_segment, seg_path = _new_segment(
-        storage, project, run_id, state, "fork", (source_project, spec.run_id, source_segment), spec.step
-    )
-    try:
-        summary = inherited_summary(storage, source_project, spec.run_id, source_segment, spec.step)
-        json_keys = sorted(set(state.json_keys or []) | set(source_state.json_keys or []))
-        run = _continue_in(
-            storage,
-            project,
-            run_id,
-            (new_segment, seq),
-            spec.step,
-            summary,
-            state,
-            config,
-            given,
-            {**extras, "json_keys": json_keys},
-        )
-    except BaseException:
-        storage.remove(seg_path)
-        raise
-    return run
-
-
-def _resume(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    config: dict[str, Any],
-    given: RunMeta,
-    extras: dict[str, Any],
-) -> Run:
-    state = read_state(storage, project, run_id)
-    _refuse_live(storage, project, run_id, state, "resume")
-    seq = claim_writer(storage, project, run_id, state, "resume")
-    local_dir = extras.get("local_dir")
-    writer = Writer(storage, project, run_id, int(state.segment), seq, local_dir=local_dir)
-    waiting = writer.catch_up()  # a dead writer's spilled parts: uploaded now, or counted
-    segment, last = _source_last_step(storage, project, run_id, state)
-    if waiting is not None and segment == writer.segment:
-        last = waiting if last is None else max(last, waiting)
-    identity = read_identity(storage, project, run_id)
-    doc = read_segment(storage, project, run_id, segment)
-    meta = _existing_meta(identity, state, given)
-    options = {
-        **extras,
-        "metric_state": state.metric_state,
-        "entity": extras.get("entity") or identity.entity,
-    }
-    run = Run(
-        writer=writer
-        if segment == writer.segment
-        else Writer(storage, project, run_id, segment, seq, local_dir=local_dir),
-        name=meta.name,
-        start_step=0 if last is None else last + 1,
-        config={**(state.config or {}), **config},
-        summary_auto=dict(state.summary_auto or {}),
-        summary_user=dict(state.summary_user or {}),
-        runtime_offset=float(state.runtime or 0.0),
-        inherit=_inherit(storage, doc) if state.inherited_pending else None,
-        # the segment's part files so far (a dead writer's spilled ones it did not count are
-        # found by readers too: only fewer than counted is a loss)
-        parts_written=int(state.parts or 0) if int(state.segment) == segment else 0,
-        **_run_options(meta, options, state),
-    )
-    run.flush()
-    return run
