@@ -251,3 +251,27 @@ def test_a_process_that_reads_leaves_no_temporary_directory(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[1.0]", "1"]
     assert [p.name for p in tmp.iterdir() if p.name.startswith("runlake-")] == []
+
+
+def test_a_run_as_one_record(tmp_path):
+    """#24: "show one run" exists once: Lake.run, which runlake show and the web app render."""
+    lake = runlake.Lake(str(tmp_path / "root"))
+    base = lake.init("p", id="base", config={"lr": 0.1}, tags=["t"])
+    base.define_metric("loss", summary="min")
+    for i in range(5):
+        base.log({"loss": 1.0 / (i + 1)})
+    base.finish()
+    kid = lake.init("p", id="kid", fork_from="base?_step=2")
+    kid.log({"loss": 0.01})
+    kid.finish()
+    record = lake.run("base")
+    assert (record.id, record.project, record.state, record.tags) == ("base", "p", "finished", ["t"])
+    assert record.config == {"lr": 0.1} and record.summary["loss"] == {"min": 0.2}
+    assert [m["name"] for m in record.metrics] == ["loss"]
+    assert record.descendants["run_id"].to_list() == ["kid"]
+    child = lake.run("kid")
+    assert child.lineage["run_id"].to_list() == ["kid", "base"] and child.parent_run_id == "base"
+    assert child.to_dict()["run"]["fork_step"] == 2
+    with pytest.raises(runlake.RunNotFoundError):
+        lake.run("nope")
+    lake.close()
