@@ -9,7 +9,6 @@ process only reads what changed. Training processes never open it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -17,28 +16,18 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
-from ..errors import RunlakeError
-from ..store.layout import PACKED_RE, RELIST_RE, SEGMENT_RE, is_pack_manifest, split_meta_path
-from ..store.liveness import derive_state
-from ..store.manifests import (
-    BeatDoc,
-    PackManifest,
-    RepairDoc,
-    RunIdentity,
-    SegmentDoc,
-    StateDoc,
-    read_packed,
-)
+from ..store.layout import is_pack_manifest
 from ..store.parquet import write_empty
-from ..store.storage import Storage, written_at
-from . import persist, sql, tables
-from .lineage import Index, Link, Node, own_parts, walk
+from ..store.storage import Storage
+from . import persist, sql
+from .folding import Folding, NodeKey
+from .lineage import Index, Link, Node
 from .sandbox import TABLES as SANDBOX_TABLES
 from .sandbox import Sandbox
 
@@ -74,28 +63,6 @@ def missing_parts(run_id: str, segment: int, written: int, found: int, where: st
         "the steps it held cannot be read; `runlake doctor` reports it, `runlake doctor --fix` "
         "accepts the loss"
     )
-
-
-def _written(token: str, now: float) -> float:
-    """When a manifest was written by a clock the reader trusts: the storage's, from the
-    listing, or else now (when this reader first saw it); never later than now."""
-    at = written_at(token)
-    return now if at is None else min(at, now)
-
-
-def _liveness(state: StateDoc) -> dict[str, Any]:
-    """The fields of a state that say whether its writer is alive."""
-    return {
-        "state": state.state,
-        "heartbeat": state.heartbeat,
-        "host": state.host,
-        "pid": state.pid,
-        "pid_start": state.pid_start,
-        "preempting": state.preempting,
-    }
-
-
-NodeKey = tuple[str, str, int]  # project, run_id, segment
 
 
 @dataclass
@@ -151,6 +118,7 @@ class Catalog:
         # everything derived from the manifests besides the tables: copied and restored whole
         # when a refresh fails (see _atomically)
         self.state = CatalogState()
+        self.fold = Folding(self)  # how manifests become rows (folding.py)
         self._dir_cache: dict[str, tuple[int, dict[str, str]]] = {}
         self._last_persist = 0.0
         self._dirty_since_persist = False
@@ -158,9 +126,6 @@ class Catalog:
         # is in them (what a "what changed since" poll may promise, whatever the refresh cadence)
         self.listed_at = 0.0
         self._index: Index | None = None
-        self._pack_listing: dict[str, str] = {}  # the pack manifests the current refresh listed
-        self._warned_packs: set[str] = set()
-        self._problems: list[str] = []  # what the current refresh skipped (warned once, after it)
         self._warned: set[str] = set()
         if persist_path:
             self.state.seen = persist.load(self.con, persist_path)
@@ -175,7 +140,7 @@ class Catalog:
                 "ON s.run_id = c.run_id AND s.segment = c.segment WHERE s.parent_run_id IS NULL"
             ).fetchall()
         }
-        self._sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
+        self.fold.sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
         self.state.pack_manifests = {p for p in self.state.seen if is_pack_manifest(p)}
 
     def _empty_file(self, pack: bool) -> str:
@@ -223,20 +188,20 @@ class Catalog:
 
             def fold(cur: duckdb.DuckDBPyConnection) -> None:
                 if changed or removed:
-                    self._apply(cur, changed, removed, listing, dirty, pointed)
+                    self.fold.apply(cur, changed, removed, listing, dirty, pointed)
                     self.state.generation += 1  # before _update_states: its list of running runs is cached
-                if self._fold_packs(cur, dirty, pointed):
+                if self.fold.packs(cur, dirty, pointed):
                     self.state.generation += 1
-                if pointed and self._fold_pointers(cur, pointed):
+                if pointed and self.fold.pointers(cur, pointed):
                     self.state.generation += 1
-                self._update_states(cur, dirty)
+                self.fold.update_states(cur, dirty)
                 if dirty:
-                    self._relist(cur, dirty)
+                    self.fold.relist(cur, dirty)
                     self.state.generation += 1
 
-            self._problems = []
+            self.fold.problems = []
             packs = self.storage.list_pack_manifests()
-            self._pack_listing = packs
+            self.fold.pack_listing = packs
             quiet = (
                 not changed
                 and not removed
@@ -250,7 +215,7 @@ class Catalog:
             self._atomically(fold)
             self._dir_cache = dir_cache
             self.listed_at = listed_at
-            for problem in dict.fromkeys(self._problems):
+            for problem in dict.fromkeys(self.fold.problems):
                 if problem not in self._warned:
                     self._warned.add(problem)
                     warnings.warn(problem, RuntimeWarning, stacklevel=4)
@@ -278,343 +243,8 @@ class Catalog:
         finally:
             cur.close()
 
-    def _apply(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        changed: list[str],
-        removed: list[str],
-        listing: dict[str, str],
-        dirty: set[NodeKey],
-        pointed: set[NodeKey],
-    ) -> None:
-        for path in removed:
-            self.state.broken.pop(path, None)
-            project, run_id, name = split_meta_path(path)
-            if name == "run.json":
-                for table in ("run_meta", "segments", "parts", "archived_parts"):
-                    cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-                self._forget_links(cur, [n for n in self.state.links if n[0] == run_id])
-            elif (m := SEGMENT_RE.fullmatch(name)) is not None:
-                cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
-                cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
-                self._forget_links(cur, [(run_id, int(m[1]))])
-            self.state.seen.pop(path, None)
-
-        identities: list[RunIdentity] = []
-        segments: list[SegmentDoc] = []
-        states: list[tuple[str, StateDoc, str]] = []
-        beats: list[tuple[BeatDoc, str]] = []
-        accepted: list[tuple[str, int, int]] = []  # (run, archived segment, part files expected)
-        for path in sorted(changed):
-            project, run_id, name = split_meta_path(path)
-            if (m := RELIST_RE.fullmatch(name)) is not None:  # parts were swapped: list again
-                dirty.add((project, run_id, int(m[1])))
-                if name.startswith("repaired-"):  # doctor accepted a loss: what is expected now
-                    try:
-                        doc = self.storage.read_json(path)
-                        repair = (
-                            None if doc is None else RepairDoc.from_json(doc, self.storage.engine_path(path))
-                        )
-                    except RunlakeError as exc:
-                        self._problems.append(f"skipping unreadable manifest: {exc}")
-                        repair = None
-                    if repair is not None and repair.parts is not None:
-                        accepted.append((run_id, int(m[1]), int(repair.parts)))
-                self.state.seen[path] = listing[path]
-                continue
-            if (m := PACKED_RE.fullmatch(name)) is not None:  # checked against the pack manifests
-                pointed.add((project, run_id, int(m[1])))
-                self.state.seen[path] = listing[path]
-                continue
-            kind: type[Any] | None = {
-                "run.json": RunIdentity,
-                "state.json": StateDoc,
-                "beat.json": BeatDoc,
-            }.get(name)
-            if kind is None and SEGMENT_RE.fullmatch(name):
-                kind = SegmentDoc
-            if kind is None:
-                self.state.seen[path] = listing[path]
-                continue
-            try:
-                doc = self.storage.read_json(path)
-                typed = None if doc is None else kind.from_json(doc, self.storage.engine_path(path))
-            except RunlakeError as exc:  # this run's reads fail naming the file; the others go on
-                self.state.broken[path] = (run_id, str(exc))
-                self._problems.append(f"skipping unreadable manifest: {exc}")
-                continue
-            if typed is None:  # vanished between listing and reading
-                continue
-            self.state.broken.pop(path, None)
-            if isinstance(typed, RunIdentity):
-                identities.append(typed)
-            elif isinstance(typed, StateDoc):
-                states.append((run_id, typed, path))
-            elif isinstance(typed, BeatDoc):
-                beats.append((typed, path))
-            else:
-                segments.append(typed)
-                dirty.add((project, run_id, int(typed.segment)))
-            self.state.seen[path] = listing[path]
-
-        if identities:
-            tables.upsert_identities(cur, identities)
-        if segments:
-            self._insert_segments(cur, segments)
-        for run_id, segment, parts in accepted:  # after the segments: a repair lowers their count
-            cur.execute(
-                "UPDATE archived_parts SET parts = least(parts, ?) WHERE run_id = ? AND segment = ?",
-                [parts, run_id, segment],
-            )
-        if states:
-            self._apply_states(cur, states, dirty, listing)
-        if beats:  # after the states: a beat only ever moves a running run's heartbeat forward
-            now = time.time()
-            tables.apply_beats(
-                cur,
-                {
-                    "run_id": [b.run_id for b, _ in beats],
-                    "segment": [b.segment for b, _ in beats],
-                    "heartbeat": [b.heartbeat for b, _ in beats],
-                    "seen_at": [_written(listing[path], now) for _, path in beats],
-                },
-            )
-        self._sync_closure(cur)
-
-    def _apply_states(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        states: list[tuple[str, StateDoc, str]],
-        dirty: set[NodeKey],
-        listing: dict[str, str],
-    ) -> None:
-        """Fold state manifests into run_meta in one statement (one per run cost ~1 ms each:
-        40 s for 20,000 runs)."""
-        ids = [run_id for run_id, _, _ in states]
-        known = {
-            r: (p, int(seg))
-            for r, p, seg in cur.execute(
-                "SELECT run_id, project, segment FROM run_meta WHERE run_id IN (SELECT unnest(?))", [ids]
-            ).fetchall()
-        }
-        rows = []
-        now = time.time()
-        for run_id, state, path in states:
-            if run_id not in known:  # a state without identity: a run still being created; read it again
-                self.state.seen.pop(path, None)
-                continue
-            project, old = known[run_id]
-            segment = int(state.segment)
-            rows.append((run_id, state, segment, _written(listing[path], now)))
-            dirty.add((project, run_id, segment))
-            if old != segment:
-                # a rewind moved the run on: the parts its last writer of the old segment
-                # wrote after the state we saw (its final flush) must be listed too
-                for earlier in range(min(old, segment), max(old, segment)):
-                    dirty.add((project, run_id, earlier))
-            self.state.crash_listed.discard((run_id, segment))
-        if rows:
-            tables.update_states(
-                cur,
-                {
-                    "run_id": [r for r, _, _, _ in rows],
-                    "segment": [seg for _, _, seg, _ in rows],
-                    "raw_state": [st.state for _, st, _, _ in rows],
-                    "state": [derive_state(_liveness(st), now, at) for _, st, _, at in rows],
-                    "heartbeat": [st.heartbeat for _, st, _, _ in rows],
-                    "host": [st.host for _, st, _, _ in rows],
-                    "pid": [st.pid for _, st, _, _ in rows],
-                    "pid_start": [st.pid_start for _, st, _, _ in rows],
-                    "finished_at": [st.finished_at for _, st, _, _ in rows],
-                    "exit_code": [st.exit_code for _, st, _, _ in rows],
-                    "config": [json.dumps(st.config or {}) for _, st, _, _ in rows],
-                    "summary": [json.dumps(st.summary or {}) for _, st, _, _ in rows],
-                    "seen_at": [at for _, _, _, at in rows],
-                    # a writer's attributes (null from older writers: run.json's stay)
-                    "name": [st.name for _, st, _, _ in rows],
-                    "tags": [st.tags for _, st, _, _ in rows],
-                    "notes": [st.notes for _, st, _, _ in rows],
-                    "group": [st.group for _, st, _, _ in rows],
-                    "job_type": [st.job_type for _, st, _, _ in rows],
-                    "metrics": [json.dumps(st.metrics) if st.metrics else None for _, st, _, _ in rows],
-                    "preempting": [bool(st.preempting) for _, st, _, _ in rows],
-                    "parts_written": [st.parts for _, st, _, _ in rows],
-                },
-            )
-
-    def _insert_segments(self, cur: duckdb.DuckDBPyConnection, segments: list[SegmentDoc]) -> None:
-        tables.insert_segments(cur, segments)
-        for d in segments:
-            node = (d.run_id, int(d.segment))
-            link = (d.parent_run_id, d.parent_segment, d.cutoff)
-            if self.state.links.get(node, link) != link:  # a segment rewritten: its descendants too
-                self._forget_links(cur, [node])
-            self.state.links[node] = link
-
-    def _forget_links(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[Node]) -> None:
-        """Nodes gone (or changed): every closure is walked again (rare: only a failed create
-        or a hand edit takes a lineage row away)."""
-        for node in nodes:
-            self.state.links.pop(node, None)
-        cur.execute("DELETE FROM closure")
-        self.state.closed.clear()
-
-    def _sync_closure(self, cur: duckdb.DuckDBPyConnection) -> None:
-        """Materialise walk() for every node not yet closed (new, or with an ancestor unknown
-        when it was last walked) into the `closure` table that the SQL objects read."""
-        todo = [n for n in self.state.links if n not in self.state.closed]
-        if not todo:
-            return
-        cols: list[list[Any]] = [[], [], [], [], [], [], []]
-        for node in todo:
-            rows, complete = walk(self.state.links, node)
-            for depth, run_id, segment, lo, hi in rows:
-                for col, value in zip(cols, (node[0], node[1], depth, run_id, segment, lo, hi), strict=True):
-                    col.append(value)
-            if complete:
-                self.state.closed.add(node)
-        tables.replace_closure(cur, todo, cols)
-
-    def _fold_packs(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
-        """Index new pack manifests (their members' own parts drop out) and forget removed ones
-        (their members are checked against their pack pointers again)."""
-        listing = self._pack_listing
-        changed = sorted(p for p, token in listing.items() if self.state.seen.get(p) != token)
-        removed = [p for p in self.state.pack_manifests if p not in listing and p in self.state.seen]
-        self.state.pack_manifests = set(listing)
-        if not changed and not removed:
-            return False
-        for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
-            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
-            members = cur.execute(
-                "SELECT s.project, p.run_id, p.segment FROM parts AS p JOIN segments AS s USING (run_id, segment) "
-                "WHERE p.path = ? AND p.pack",
-                [pack],
-            ).fetchall()
-            cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
-            dirty.update((p, r, int(s)) for p, r, s in members)
-            pointed.update((p, r, int(s)) for p, r, s in members)
-            self.state.seen.pop(path, None)
-        for path in changed:
-            try:
-                doc = self.storage.read_json(path)
-                manifest = (
-                    None if doc is None else PackManifest.from_json(doc, self.storage.engine_path(path))
-                )
-            except RunlakeError as exc:  # its members are read through their pointers meanwhile
-                self._problems.append(f"skipping unreadable pack manifest: {exc}")
-                self.state.pack_problems[self.storage.engine_path(path)] = (None, str(exc))
-                continue
-            self.state.pack_problems.pop(self.storage.engine_path(path), None)
-            if manifest is None:
-                continue
-            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
-            tables.index_pack(
-                cur,
-                pack,
-                [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes, m.parts) for m in manifest.members],
-            )
-            self.state.seen[path] = listing[path]
-        return True
-
-    def _fold_pointers(self, cur: duckdb.DuckDBPyConnection, nodes: set[NodeKey]) -> bool:
-        """A pack a member's pointer names but whose manifest is missing (lost, or a crash
-        between quarantining a pack and its manifest) is indexed from the pointers, so its rows
-        neither vanish from reads nor look orphaned to `compact`."""
-        changed = False
-        for project, run_id, segment in sorted(nodes):
-            pointer = read_packed(self.storage, project, run_id, segment)
-            for entry in pointer.packs if pointer else []:
-                base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
-                if f"{base}.json" in self.state.pack_manifests or not self.storage.exists(f"{base}.parquet"):
-                    continue
-                pack = self.storage.engine_path(f"{base}.parquet")
-                self.state.pack_problems[pack] = (
-                    run_id,
-                    f"pack has no manifest ({base}.json): its rows are read through its members' "
-                    "pointers (meta/packed-<k>.json); `runlake compact` writes packs with manifests again",
-                )
-                if pack not in self._warned_packs:
-                    self._warned_packs.add(pack)
-                    warnings.warn(
-                        f"pack {pack} has no manifest ({base}.json); its rows are read through its "
-                        "members' pointers (meta/packed-<k>.json); `runlake doctor` reports it",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0, None)
-                tables.index_pack(cur, pack, [row])
-                changed = True
-        return changed
-
     def _has_running(self) -> bool:
-        return bool(self._running_rows(self.con))
-
-    def _running_rows(self, cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-        """The runs whose writer last said `running` (cached per generation)."""
-        if self.state.running is None or self.state.running[0] != self.state.generation:
-            self.state.running = (
-                self.state.generation,
-                cur.execute(
-                    "SELECT run_id, project, segment, state, heartbeat, host, pid, pid_start, seen_at, preempting "
-                    "FROM run_meta WHERE raw_state = 'running'"
-                ).fetchall(),
-            )
-        return self.state.running[1]
-
-    def _update_states(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey]) -> None:
-        """Re-derive `crashed` for running runs; a run seen crashing is listed once more."""
-        now = time.time()
-        for (
-            run_id,
-            project,
-            segment,
-            state,
-            heartbeat,
-            host,
-            pid,
-            pid_start,
-            seen_at,
-            preempting,
-        ) in self._running_rows(cur):
-            doc = {
-                "state": "running",
-                "heartbeat": heartbeat,
-                "host": host,
-                "pid": pid,
-                "pid_start": pid_start,
-                "preempting": preempting,
-            }
-            derived = derive_state(doc, now, seen_at)
-            if derived != state:
-                cur.execute("UPDATE run_meta SET state = ? WHERE run_id = ?", [derived, run_id])
-                self.state.generation += 1
-            if derived in ("crashed", "preempted") and (run_id, segment) not in self.state.crash_listed:
-                # parts written after the last state update of a killed writer
-                self.state.crash_listed.add((run_id, segment))
-                dirty.add((project, run_id, segment))
-
-    def _relist(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[NodeKey]) -> None:
-        """List these nodes' segment directories again: their own parts replace the indexed ones
-        (a node's parts that a pack holds stay out). Batched: one statement per step, not per node."""
-        nodes = list(nodes)
-        if not nodes:
-            return
-        keys: dict[str, list[Any]] = {
-            "run_id": [r for _, r, _ in nodes],
-            "segment": [seg for _, _, seg in nodes],
-        }
-        packed: dict[Node, list[tuple[int, int]]] = {}
-        for r, seg, lo, hi in tables.packed_ranges(cur, keys):
-            packed.setdefault((r, int(seg)), []).append((int(lo), int(hi)))
-        tables.delete_own_parts(cur, keys)
-        rows: list[tuple[str, str, int, int, int, int]] = []
-        for project, run_id, segment in nodes:
-            listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
-            for part in own_parts(listed, packed.get((run_id, segment), [])):
-                path = self.storage.engine_path(part.path)
-                rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
-        tables.insert_parts(cur, rows)
+        return bool(self.fold.running_rows(self.con))
 
     def fingerprint(self) -> tuple[str, int]:
         """A digest of the manifests the catalog has folded (heartbeat-only files left out) and
@@ -634,12 +264,12 @@ class Catalog:
     def relist_all(self) -> None:
         """List every segment again (after a read found a part that a compaction removed)."""
         with self._lock:
-            self._pack_listing = self.storage.list_pack_manifests()
+            self.fold.pack_listing = self.storage.list_pack_manifests()
 
             def fold(cur: duckdb.DuckDBPyConnection) -> None:
-                self._fold_packs(cur, set(), set())
+                self.fold.packs(cur, set(), set())
                 nodes = cur.execute("SELECT project, run_id, segment FROM segments").fetchall()
-                self._relist(cur, [(p, r, s) for p, r, s in nodes])
+                self.fold.relist(cur, [(p, r, s) for p, r, s in nodes])
                 self.state.generation += 1
 
             self._atomically(fold)
