@@ -6,7 +6,6 @@ adds only what is new: same run ids, a grown run gets its new steps as one more 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ..store.manifests import (
 from ..store.names import check_name
 from ..store.parquet import WRITE_SCHEMA, encode
 from ..store.storage import Storage
+from ..write.config import jsonable
 from ..write.nodes import claim_id
 from .model import Points, SourceRun
 
@@ -91,7 +91,7 @@ def _create(
     claim_id(storage, project, run_id, claim)
     # a killed import of this run may have left parts or manifests (never run.json): start clean
     storage.remove_tree(storage.paths.run_dir(project, run_id))
-    storage.remove_tree(f"{storage.root}/history/project={project}/run_id={run_id}")
+    storage.remove_tree(storage.paths.run_history_dir(project, run_id))
     note = ""
     try:
         docs: list[SegmentDoc] = []
@@ -135,7 +135,7 @@ def _create(
         write(storage, storage.paths.meta(project, run_id, "run.json"), identity)  # the switch
     except BaseException:
         storage.remove_tree(storage.paths.run_dir(project, run_id))
-        storage.remove_tree(f"{storage.root}/history/project={project}/run_id={run_id}")
+        storage.remove_tree(storage.paths.run_history_dir(project, run_id))
         storage.remove(storage.paths.id_claim(run_id))
         raise
     return Landed(run_id, "imported", run.points, note)
@@ -348,9 +348,9 @@ def _state(storage: Storage, run: SourceRun, docs: list[SegmentDoc], seq: int) -
         runtime=max(0.0, (run.finished_at or run.created_at) - run.created_at) if run.created_at else 0.0,
         finished_at=run.finished_at if finished else None,
         exit_code=run.exit_code if finished else None,
-        config=_jsonable(run.config),
-        summary=_jsonable(summary),
-        summary_auto=_jsonable({k: v for k, v in auto.items() if not k.startswith("_")}),
+        config=jsonable(run.config),
+        summary=jsonable(summary),
+        summary_auto=jsonable({k: v for k, v in auto.items() if not k.startswith("_")}),
         json_keys=sorted(json_keys),
         name=run.name,
         tags=list(run.tags),
@@ -372,18 +372,6 @@ def _decoded(auto: dict[str, Any], json_keys: set[str]) -> dict[str, Any]:
                 pass
         out[key] = value
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return value
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def segments_of(storage: Storage, project: str, run_id: str) -> list[tuple[int, float]]:

@@ -93,8 +93,12 @@ class Layout:
     def media(self, project: str, run_id: str, kind: str, name: str) -> str:
         return f"{self.root}/media/{project}/{run_id}/{kind}s/{name}"
 
+    def run_history_dir(self, project: str, run_id: str) -> str:
+        """Every segment directory of a run's history is under it."""
+        return f"{self.root}/history/project={project}/run_id={run_id}"
+
     def segment_dir(self, project: str, run_id: str, segment: int) -> str:
-        return f"{self.root}/history/project={project}/run_id={run_id}/segment={segment}"
+        return f"{self.run_history_dir(project, run_id)}/segment={segment}"
 
     def part(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
         if not 0 <= lo <= hi:

@@ -42,7 +42,7 @@ RUN_COLUMNS = (
 MAX_BUCKETS = 4000
 
 
-def _jsonable(frame: pl.DataFrame) -> list[dict[str, Any]]:
+def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for row in frame.iter_rows(named=True):
         out = {}
@@ -61,7 +61,7 @@ def projects(lake: Lake) -> list[dict[str, Any]]:
         "SELECT project, count(*) AS runs, count(*) FILTER (WHERE state = 'running') AS running "
         "FROM runs GROUP BY project ORDER BY project"
     )
-    return _jsonable(frame)
+    return json_rows(frame)
 
 
 def runs(
@@ -111,7 +111,7 @@ def runs(
     )
     frame = lake.sql(query, [*extra_params, *params])
     total = int(frame["_total"][0]) if frame.height else 0
-    rows = _jsonable(frame.drop("_total"))
+    rows = json_rows(frame.drop("_total"))
     for row in rows:
         for prefix, keys in (("summary", summary_keys), ("config", config_keys)):
             for i, key in enumerate(keys or []):
@@ -324,7 +324,7 @@ def changes(lake: Lake, since: float) -> dict[str, Any]:
         "coalesce(epoch(created_at), 0), coalesce(epoch(finished_at), 0)) > ?",
         [since - 1.0],
     )
-    return {"now": now, "runs": _jsonable(frame)}
+    return {"now": now, "runs": json_rows(frame)}
 
 
 def bound(value: str | None, *, steps: bool = True) -> float | None:

@@ -408,7 +408,7 @@ def _answer(lake: Lake, query: str, fmt: str, cancel: threading.Event, limits: d
     return Json(
         {
             "columns": shown.columns,
-            "rows": [list(r.values()) for r in api._jsonable(shown)],
+            "rows": [list(r.values()) for r in api.json_rows(shown)],
             "total": frame.height,
             "truncated": result.truncated,
         }

@@ -41,7 +41,7 @@ class Writer:
         self.run_id = run_id
         self.segment = segment
         self.seq = seq  # this writer's slot: writer-<seq>.json
-        self._history_prefix = f"history/project={project}/run_id={run_id}"
+        self._history_prefix = storage.paths.relative(storage.paths.run_history_dir(project, run_id))
         self._runs_prefix = f"runs/{project}/{run_id}"
         self._media_prefix = f"media/{project}/{run_id}"
         self.spilled = bool(spill.pending(storage, self._history_prefix, local_dir))
