@@ -15,6 +15,7 @@ import urllib.request
 
 import duckdb
 import pytest
+from servers import answers, free_port, wait_for
 
 import runlake
 from runlake.errors import QueryError
@@ -158,39 +159,15 @@ def test_garbled_files_never_reach_sql_as_numbers(tmp_path):
 # ---- the web app -------------------------------------------------------------------------------
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(condition, what: str, deadline: float = 180.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _up(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
 def _start(root: str, *extra: str) -> tuple[subprocess.Popen, int]:
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait(lambda: _up(port) or proc.poll() is not None, "the server")
+    wait_for(lambda: answers(port) or proc.poll() is not None, "the server")
     assert proc.poll() is None, proc.stderr.read()
     return proc, port
 
@@ -368,13 +345,13 @@ def test_a_query_whose_client_went_away_is_stopped(served):
             sock.sendall(request)
             time.sleep(0.5)  # not a timing assumption: the slots are waited on below either way
     # the server stops both (the time limit is 600 s here): a new query gets a slot again
-    _wait(lambda: _sql(port, secret, "SELECT 2 AS b")[0] == 200, "a free query slot", deadline=300)
+    wait_for(lambda: _sql(port, secret, "SELECT 2 AS b")[0] == 200, "a free query slot", deadline=300)
 
 
 @pytest.mark.slow
 def test_a_token_server_refuses_bad_tokens_without_a_fault(served):
     root, _, _ = served
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -395,7 +372,7 @@ def test_a_token_server_refuses_bad_tokens_without_a_fault(served):
         text=True,
     )
     try:
-        _wait(lambda: _up(port), "the server")
+        wait_for(lambda: answers(port), "the server")
         for token in ("é", "x" * 10000, "", "sesame2"):
             status, _, body = _call(port, "/api/projects", headers={"Authorization": "Bearer " + token})
             assert status == 401, token

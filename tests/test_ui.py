@@ -8,44 +8,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from servers import answers, free_port, wait_for
 
 import runlake
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui]
 HOSTILE = "<img src=x onerror=alert(1)>"
 SHOTS = os.environ.get("RUNLAKE_SCREENSHOTS")  # a directory: keep the screenshots there (README)
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(condition, what: str, deadline: float = 180.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _up(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +66,14 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(root):
-    port = _port()
+    port = free_port()
     log = open(os.path.join(os.path.dirname(root), "server.log"), "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
         stdout=log,
         stderr=log,
     )
-    _wait(lambda: _up(port) or proc.poll() is not None, "the server")
+    wait_for(lambda: answers(port) or proc.poll() is not None, "the server")
     assert proc.poll() is None, open(log.name).read()
     yield f"http://127.0.0.1:{port}/"
     proc.kill()
@@ -290,7 +265,7 @@ time.sleep(600)
 """
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RUNLAKE_FLUSH_INTERVAL": "0.2"})
     try:
-        _wait(first.exists, "the first steps")
+        wait_for(first.exists, "the first steps")
         _open(page, server + "#/run/live")
         page.wait_for_function(
             "document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.total === '10'"
@@ -356,7 +331,7 @@ def test_a_page_opened_before_its_run_starts_shows_the_run_when_it_does(server, 
 
 
 def test_a_non_loopback_server_needs_its_token(root):
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--host", "0.0.0.0", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -366,7 +341,7 @@ def test_a_non_loopback_server_needs_its_token(root):
     try:
         line = proc.stdout.readline()
         token = line.strip().rsplit("?token=", 1)[1]
-        _wait(lambda: _up(port), "the server")
+        wait_for(lambda: answers(port), "the server")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/projects", timeout=120)
         assert refused.value.code == 401
@@ -389,7 +364,7 @@ def test_a_slow_page_left_for_another_never_draws_over_it(server, page):
     held = []
     page.route("**/api/runs/base", lambda route: held.append(route))
     page.evaluate("location.hash = '#/compare?runs=base,hot&key=loss'")
-    _wait(lambda: held or page.wait_for_timeout(50), "the held request")  # (lets Playwright dispatch)
+    wait_for(lambda: held or page.wait_for_timeout(50), "the held request")  # (lets Playwright dispatch)
     _open(page, server + "#/run/hot")
     page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.points")
     held[0].continue_()
@@ -433,7 +408,7 @@ def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
         run.log({f"k{i:05d}": float(step + i) for i in range(20_000)})
     run.finish()
     lake.close()
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -445,7 +420,7 @@ def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
     series = []
     page.on("request", lambda r: series.append(r.url) if "/series?" in r.url else None)
     try:
-        _wait(lambda: _up(port), "the server")
+        wait_for(lambda: answers(port), "the server")
         _open(page, f"http://127.0.0.1:{port}/#/run/wide")
         page.wait_for_selector("#charts-info")
         assert page.locator(".chart").count() == 60
