@@ -404,3 +404,38 @@ def test_a_fork_of_a_live_source_waits_for_its_flush_in_flight(tmp_path, monkeyp
     child.finish()
     source.finish()
     assert runlake.history("child", root=root)["x"].to_list() == [float(i) for i in range(200)]
+
+
+@pytest.mark.slow
+def test_forking_live_sources_while_their_flushers_run_never_fails(tmp_path, monkeypatch):
+    """#23.18, as PBT does it: members log and their background flushers write while the
+    process forks each at the step it just logged, with both cores kept busy by other
+    processes. Each fork must succeed (the race once failed one PBT benchmark run in four)."""
+    import subprocess
+    import sys
+
+    # a batch every 40 rows: the 40th log wakes the flusher, which takes the batch while this
+    # thread goes on to fork at that very step (the rows are then neither buffered nor stored)
+    monkeypatch.setenv("RUNLAKE_FLUSH_ROWS", "40")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        lake = runlake.Lake(str(tmp_path / "root"))
+        members = [lake.init("pbt", id=f"m{i}") for i in range(4)]
+        forks = 0
+        for round_ in range(25):
+            for member in members:
+                for _ in range(40):
+                    member.log({"score": float(round_)})
+                last = member.step - 1
+                child = lake.init("pbt", fork_from=f"{member.id}?_step={last}")  # never a ForkPointError
+                child.log({"score": -1.0})
+                child.finish()
+                forks += 1
+        for member in members:
+            member.finish()
+        assert forks == 100
+        assert lake.runs().height == 104
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
