@@ -26,6 +26,7 @@ from .errors import (
 )
 from .lake import Lake, default
 from .plotting import Plot
+from .read.sandbox import Params
 from .write import registry, start
 from .write.media import Histogram, Image, Table
 from .write.metrics import Metric
@@ -179,7 +180,7 @@ def sql(
     query: str,
     *,
     root: PathLike | None = None,
-    params: Sequence[Any] | dict[str, Any] | None = None,
+    params: Params = None,
     storage_options: Options = None,
     timeout: float | None = None,
     max_rows: int | None = None,

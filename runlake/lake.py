@@ -29,7 +29,7 @@ from .read.charts import Charts, Plot, build
 from .read.persist import cache_path
 from .read.reader import Reader
 from .read.record import RunRecord
-from .read.sandbox import Limits, Result
+from .read.sandbox import Limits, Params, Result
 from .store import settings
 from .store.storage import Storage
 from .write import registry, start
@@ -154,7 +154,7 @@ class Lake:
     def sql(
         self,
         query: str,
-        params: Sequence[Any] | dict[str, Any] | None = None,
+        params: Params = None,
         *,
         timeout: float | None = None,
         max_rows: int | None = None,
@@ -168,7 +168,7 @@ class Lake:
     def query(
         self,
         query: str,
-        params: Sequence[Any] | dict[str, Any] | None = None,
+        params: Params = None,
         *,
         timeout: float | None = None,
         max_rows: int | None = None,

@@ -25,7 +25,7 @@ from .catalog import Catalog
 from .lineage import ClosureRow, Index, Link, Node, clip, select_files
 from .record import RunRecord
 from .record import make as make_record
-from .sandbox import Limits, Result, Sandbox
+from .sandbox import Limits, Params, Result, Sandbox
 from .scan import downsampled, scan, unreadable
 
 # Runs created as forks (segment 0): a run that later continues as a fork of another (a PBT
@@ -361,14 +361,14 @@ class Reader:
             below = sqlmod.frame(cur, _DESCENDANTS, [run_id])
         return make_record(row, chain, segments, below)
 
-    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+    def sql(self, query: str, params: Params = None) -> pl.DataFrame:
         """Run a read-only query over the views runs, lineage, history and raw_history."""
         return self.query(query, params).frame
 
     def query(
         self,
         query: str,
-        params: Sequence[Any] | dict[str, Any] | None = None,
+        params: Params = None,
         limits: Limits | None = None,
         cancel: threading.Event | None = None,
     ) -> Result:

@@ -36,6 +36,8 @@ _EXPLAIN = re.compile(r"\s*EXPLAIN\s+(?:(?:ANALYZE|ANALYSE)\s+|\([^()]*\)\s*)?(?
 _COMMENT = re.compile(r"\A\s*(?:--[^\n]*\n|/\*.*?\*/)", re.S)
 
 TABLES = ("run_meta", "segments", "parts", "closure", "archived_parts")
+# a query's values: positional (`?`) or named (`$name`); never formatted into its text
+Params = Sequence[Any] | dict[str, Any] | None
 VIEWS = tuple(name for name in sqlmod.ORDER if name not in TABLES)
 
 
@@ -149,7 +151,7 @@ class Sandbox:
     def run(
         self,
         query: str,
-        params: Sequence[Any] | dict[str, Any] | None = None,
+        params: Params = None,
         limits: Limits | None = None,
         cancel: threading.Event | None = None,
     ) -> Result:
