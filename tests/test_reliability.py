@@ -871,3 +871,36 @@ def test_compressible_data_is_budgeted_by_rows_not_bytes_on_disk(local_root, mon
     assert len(packs) >= 4
     assert max(pq.read_metadata(p).num_rows for p in packs) <= 4 * per_part
     assert runlake.history("flat", root=local_root).equals(before)
+
+
+# ---- a creator SIGKILLed after it took the id and writer slot 0, before run.json
+KILLED_WHILE_CREATING = """
+import os, signal, sys
+import runlake
+from runlake.write import nodes
+real = nodes.write
+def write(storage, path, doc):
+    if path.endswith("run.json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(storage, path, doc)
+nodes.write = write
+runlake.init("p", root=sys.argv[1], id="half")
+"""
+
+
+def test_an_id_whose_creator_was_killed_before_run_json_can_be_created_again(local_root):
+    """init() and importers share one create protocol (write.nodes.new_run): whoever takes a
+    dead creator's claim over clears what it left (its writer-0 slot) instead of refusing the id."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_CREATING, local_root], capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr
+    storage = runlake.lake.default(local_root).storage
+    assert storage.exists(storage.paths.meta("p", "half", "writer-0.json"))
+    run = runlake.init("p", root=local_root, id="half")
+    run.log({"x": 1.0})
+    run.finish()
+    assert runlake.history("half", ["x"], root=local_root)["x"].to_list() == [1.0]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from ..errors import RunlakeError
 from ..read.inherit import inherited_summary
@@ -30,10 +29,11 @@ from ..store.manifests import (
     write,
 )
 from ..store.names import check_name
-from ..store.parquet import WRITE_SCHEMA, encode
+from ..store.parquet import encode
 from ..store.storage import Storage
 from ..write.config import jsonable
-from ..write.nodes import claim_id
+from ..write.nodes import new_run
+from ..write.packing import last_by_key, points_to_table
 from .model import Points, SourceRun
 
 PART_POINTS = 2_000_000  # points per part file at most (a segment's steps are split in ranges)
@@ -87,13 +87,8 @@ def _create(
 ) -> Landed:
     run_id, project = run.run_id, run.project
     now = time.time()
-    claim = WriterClaim(seq=0, what="import", at=now, **writer_identity())
-    claim_id(storage, project, run_id, claim)
-    # a killed import of this run may have left parts or manifests (never run.json): start clean
-    storage.remove_tree(storage.paths.run_dir(project, run_id))
-    storage.remove_tree(storage.paths.run_history_dir(project, run_id))
     note = ""
-    try:
+    with new_run(storage, project, run_id, WriterClaim(seq=0, what="import", at=now, **writer_identity())):
         docs: list[SegmentDoc] = []
         for index, seg in enumerate(run.segments):
             doc = SegmentDoc(
@@ -116,7 +111,6 @@ def _create(
             _write_points(storage, project, run_id, doc.segment, seg.points, doc.created_at)
         for doc in docs:
             write(storage, storage.paths.meta(project, run_id, f"segment-{doc.segment}.json"), doc)
-        storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode())
         write(storage, storage.paths.meta(project, run_id, "state.json"), _state(storage, run, docs, 0))
         identity = RunIdentity(
             run_id=run_id,
@@ -133,11 +127,6 @@ def _create(
             metadata={**run.metadata, **({"import_note": note} if note else {})},
         )
         write(storage, storage.paths.meta(project, run_id, "run.json"), identity)  # the switch
-    except BaseException:
-        storage.remove_tree(storage.paths.run_dir(project, run_id))
-        storage.remove_tree(storage.paths.run_history_dir(project, run_id))
-        storage.remove(storage.paths.id_claim(run_id))
-        raise
     return Landed(run_id, "imported", run.points, note)
 
 
@@ -222,61 +211,6 @@ def _new(points: Points, have_keys: np.ndarray, have_steps: np.ndarray) -> Point
     return out
 
 
-def _table(
-    steps: np.ndarray, keys: np.ndarray, values: np.ndarray, texts: list[str | None] | None
-) -> pa.Table:
-    """A part's long table in runlake's layout: sorted by (key, step), one point per (key, step)
-    (the source's last one wins), a text point with a null value."""
-    names, codes = _codes(keys)
-    order = np.lexsort((steps, codes))
-    steps, codes, values = steps[order], codes[order], values[order]
-    # keep the last point of each (key, step): lexsort is stable, so the last in source order
-    last = np.ones(len(steps), dtype=bool)
-    if len(steps) > 1:
-        last[:-1] = (steps[1:] != steps[:-1]) | (codes[1:] != codes[:-1])
-    steps, codes, values = steps[last], codes[last], values[last]
-    key_col = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names, pa.string()))
-    if texts is not None:
-        ordered = [texts[i] for i in order[last]]
-        text_col = pa.array(ordered, pa.string())
-        value_col = pa.array(values, pa.float64(), mask=~np.asarray(text_col.is_null()))
-    else:
-        text_col = pa.nulls(len(steps), pa.string())
-        value_col = pa.array(values, pa.float64())
-    return pa.Table.from_arrays(
-        [pa.array(steps, pa.int64()), key_col, value_col, text_col], schema=WRITE_SCHEMA
-    )
-
-
-def _codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct keys, each point's index into them): hashing, not a string sort of
-    every point (np.unique on 1M strings took most of a landing)."""
-    encoded = pa.array(keys, pa.string()).dictionary_encode()
-    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    rank = np.argsort(names.astype(str))
-    position = np.empty(len(rank), dtype=np.int64)
-    position[rank] = np.arange(len(rank))
-    codes = position[encoded.indices.to_numpy(zero_copy_only=False)]
-    return names[rank], codes
-
-
-def _last_values(points: Points) -> dict[str, Any]:
-    """The last value (by step; the source's last at a step) of every key of a segment."""
-    steps, keys, values, texts = points.columns()
-    if not len(steps):
-        return {}
-    names, codes = _codes(keys)
-    order = np.lexsort((steps, codes))
-    ends = np.flatnonzero(np.append(codes[order][1:] != codes[order][:-1], True))
-    out: dict[str, Any] = {}
-    for end in ends:
-        i = order[end]
-        out[str(names[codes[i]])] = (
-            texts[i] if texts is not None and texts[i] is not None else float(values[i])
-        )
-    return out
-
-
 def _write_points(
     storage: Storage, project: str, run_id: str, segment: int, points: Points, origin: float
 ) -> None:
@@ -306,7 +240,7 @@ def _write_points(
         lo, hi = int(unique_steps[start]), int(unique_steps[min(start + chunk, len(unique_steps)) - 1])
         keep = (steps >= lo) & (steps <= hi)
         part_texts = None if texts is None else [t for t, k in zip(texts, keep, strict=True) if k]
-        table = _table(steps[keep], keys[keep], values[keep], part_texts)
+        table = points_to_table(steps[keep], keys[keep], values[keep], part_texts)
         storage.write_with_retry(storage.paths.part(project, run_id, segment, lo, hi), encode(table))
 
 
@@ -332,7 +266,7 @@ def _state(storage: Storage, run: SourceRun, docs: list[SegmentDoc], seq: int) -
     watermark: int | None = (
         int(steps.max()) if len(steps) else (int(doc.cutoff) if doc.cutoff is not None else None)
     )
-    auto.update(_last_values(own))
+    auto.update(last_by_key(*own.columns()))
     stamp_steps, _ = own.stamps()
     if len(stamp_steps):
         watermark = max(watermark if watermark is not None else -1, int(stamp_steps.max()))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -142,15 +143,9 @@ def create(
     extras: StartOptions | None = None,
 ) -> Run:
     extras = extras or StartOptions()
-    root_existed = storage.exists(storage.root)
     now = time.time()
-    claim = WriterClaim(seq=0, what="create", at=now, **writer_identity())
-    claim_id(storage, project, run_id, claim)
-    if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
-        storage.remove(storage.paths.id_claim(run_id))
-        raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
-    meta = RunMeta(meta.name or run_id, list(meta.tags or []), meta.notes, meta.group, meta.job_type)
-    try:
+    with new_run(storage, project, run_id, WriterClaim(seq=0, what="create", at=now, **writer_identity())):
+        meta = RunMeta(meta.name or run_id, list(meta.tags or []), meta.notes, meta.group, meta.job_type)
         identity = RunIdentity(
             run_id=run_id,
             project=project,
@@ -186,16 +181,35 @@ def create(
             **_run_options(meta, extras),
         )
         run.flush()
+    return run
+
+
+@contextmanager
+def new_run(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> Iterator[None]:
+    """The create protocol every new run goes through (init() and importers): claim the id in
+    the whole root, take writer slot 0, and if what follows fails, leave nothing behind (the
+    run's manifests and history, the claim, directories this made). A killed creator leaves no
+    run.json, so whoever takes its stale claim over clears what it left first."""
+    root_existed = storage.exists(storage.root)
+    claim_id(storage, project, run_id, claim)
+    run_dir = storage.paths.run_dir(project, run_id)
+    if not storage.exists(storage.paths.meta(project, run_id, "run.json")):
+        storage.remove_tree(run_dir)  # a killed creator's leftovers (no run without run.json)
+        storage.remove_tree(storage.paths.run_history_dir(project, run_id))
+    if not storage.create_exclusive(storage.paths.meta(project, run_id, "writer-0.json"), claim.encode()):
+        storage.remove(storage.paths.id_claim(run_id))
+        raise RunlakeError(f"run {run_id!r} already exists in project {project!r}: pick another id")
+    try:
+        yield
     except BaseException:
-        run_dir = storage.paths.run_dir(project, run_id)
         storage.remove_tree(run_dir)
+        storage.remove_tree(storage.paths.run_history_dir(project, run_id))
         claim_path = storage.paths.id_claim(run_id)
         storage.remove(claim_path)
         stop = os.path.dirname(storage.root) if not root_existed else storage.root
         storage.remove_empty_dirs(os.path.dirname(claim_path), stop)
         storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
         raise
-    return run
 
 
 def _run_options(meta: RunMeta, extras: StartOptions, state: StateDoc | None = None) -> dict[str, Any]:

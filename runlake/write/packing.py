@@ -1,4 +1,5 @@
-"""Committed rows -> per-key numpy blocks -> one long Arrow table sorted by (key, step).
+"""Committed rows -> per-key numpy blocks -> one long Arrow table sorted by (key, step); and
+the same table from long columns (an importer's points): the one home of a part's encoding.
 
 Pure and I/O-free: the training thread packs a full buffer here (see write/writer.py for why).
 """
@@ -165,6 +166,62 @@ def blocks_to_table(blocks: Blocks) -> tuple[pa.Table, dict[str, float | str]]:
         schema=WRITE_SCHEMA,
     )
     return table, last
+
+
+def points_to_table(
+    steps: np.ndarray, keys: np.ndarray, values: np.ndarray, texts: list[str | None] | None
+) -> pa.Table:
+    """Long columns (a point per row, in any order) -> a part's long table in runlake's layout: sorted by (key, step), one point per (key, step)
+    (the source's last one wins), a text point with a null value."""
+    names, codes = key_codes(keys)
+    order = np.lexsort((steps, codes))
+    steps, codes, values = steps[order], codes[order], values[order]
+    # keep the last point of each (key, step): lexsort is stable, so the last in source order
+    last = np.ones(len(steps), dtype=bool)
+    if len(steps) > 1:
+        last[:-1] = (steps[1:] != steps[:-1]) | (codes[1:] != codes[:-1])
+    steps, codes, values = steps[last], codes[last], values[last]
+    key_col = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names, pa.string()))
+    if texts is not None:
+        ordered = [texts[i] for i in order[last]]
+        text_col = pa.array(ordered, pa.string())
+        value_col = pa.array(values, pa.float64(), mask=~np.asarray(text_col.is_null()))
+    else:
+        text_col = pa.nulls(len(steps), pa.string())
+        value_col = pa.array(values, pa.float64())
+    return pa.Table.from_arrays(
+        [pa.array(steps, pa.int64()), key_col, value_col, text_col], schema=WRITE_SCHEMA
+    )
+
+
+def key_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, each point's index into them): hashing, not a string sort of
+    every point (np.unique on 1M strings took most of a landing)."""
+    encoded = pa.array(keys, pa.string()).dictionary_encode()
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    rank = np.argsort(names.astype(str))
+    position = np.empty(len(rank), dtype=np.int64)
+    position[rank] = np.arange(len(rank))
+    codes = position[encoded.indices.to_numpy(zero_copy_only=False)]
+    return names[rank], codes
+
+
+def last_by_key(
+    steps: np.ndarray, keys: np.ndarray, values: np.ndarray, texts: list[str | None] | None
+) -> dict[str, Any]:
+    """The last value (by step; the source's last at a step) of every key of long columns."""
+    if not len(steps):
+        return {}
+    names, codes = key_codes(keys)
+    order = np.lexsort((steps, codes))
+    ends = np.flatnonzero(np.append(codes[order][1:] != codes[order][:-1], True))
+    out: dict[str, Any] = {}
+    for end in ends:
+        i = order[end]
+        out[str(names[codes[i]])] = (
+            texts[i] if texts is not None and texts[i] is not None else float(values[i])
+        )
+    return out
 
 
 def _rows_slow(blocks: dict[str, _Block], block: Any, steps: np.ndarray, rows: Sequence[dict]) -> None:
