@@ -11,6 +11,7 @@ import sys
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from trees import Branch, grow
 
 import runlake
 from runlake.cli import main
@@ -18,17 +19,16 @@ from runlake.cli import main
 
 @pytest.fixture
 def lake(local_root):
-    base = runlake.init("p", root=local_root, id="base0001", config={"lr": 0.1})
-    for i in range(20):
-        base.log({"loss": 1.0 / (i + 1), "acc": i / 20})
-    base.finish()
-    child = runlake.init("p", root=local_root, id="child001", fork_from="base0001?_step=10")
-    for _ in range(5):
-        child.log({"loss": 0.01})
-    child.finish()
-    grand = runlake.init("p", root=local_root, id="grand001", fork_from="child001?_step=12")
-    grand.finish()
-    runlake.init(root=local_root, resume_from="base0001?_step=15").finish()
+    grow(
+        runlake.Lake(local_root),
+        "p",
+        Branch(
+            "base0001", 20, lambda i: {"loss": 1.0 / (i + 1), "acc": i / 20}, init={"config": {"lr": 0.1}}
+        ),
+        Branch("child001", 5, lambda i: {"loss": 0.01}, fork_from="base0001?_step=10"),
+        Branch("grand001", fork_from="child001?_step=12"),
+        Branch(None, resume_from="base0001?_step=15"),
+    )
     return local_root
 
 

@@ -7,24 +7,20 @@ import subprocess
 
 import numpy as np
 import pytest
+from trees import Branch, grow
 
 import runlake
 
 
 @pytest.fixture
 def tree_lake(local_root):
-    base = runlake.init("p", root=local_root, id="base0001")
-    for i in range(100):
-        base.log({"loss": 2.0 / (i + 1)})
-    base.finish()
-    a = runlake.init("p", root=local_root, id="forka001", fork_from="base0001?_step=40")
-    for i in range(60):
-        a.log({"loss": 0.05 + i / 1000})
-    a.finish()
-    b = runlake.init("p", root=local_root, id="forkb001", fork_from="forka001?_step=70")
-    for _ in range(30):
-        b.log({"loss": 0.2})
-    b.finish()
+    grow(
+        runlake.Lake(local_root),
+        "p",
+        Branch("base0001", 100, lambda i: {"loss": 2.0 / (i + 1)}),
+        Branch("forka001", 60, lambda i: {"loss": 0.05 + i / 1000}, fork_from="base0001?_step=40"),
+        Branch("forkb001", 30, lambda i: {"loss": 0.2}, fork_from="forka001?_step=70"),
+    )
     return local_root
 
 

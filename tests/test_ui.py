@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 from servers import answers, free_port, wait_for
+from trees import Branch, grow
 
 import runlake
 
@@ -27,39 +28,40 @@ SHOTS = os.environ.get("RUNLAKE_SCREENSHOTS")  # a directory: keep the screensho
 def root(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("ui") / "root")
     lake = runlake.Lake(path)
-    base = lake.init(
-        "demo", id="base", name=HOSTILE, group="g1", tags=["baseline", "<b>tag</b>"], config={"lr": 0.1}
+    attrs = {"name": HOSTILE, "group": "g1", "tags": ["baseline", "<b>tag</b>"], "config": {"lr": 0.1}}
+    grow(
+        lake,
+        "demo",
+        Branch(
+            "base",
+            60,
+            lambda step: {"loss": 1.0 / (step + 1), "train/acc": step / 60, "<b>key</b>": float(step)},
+            init=attrs,
+        ),
+        Branch(
+            "hot",
+            30,
+            lambda i: {"loss": 0.01, "train/acc": 0.9},
+            "base?_step=20",
+            init={"config": {"lr": 0.5}},
+        ),
+        Branch(
+            None,
+            10,
+            lambda i: {"loss": 0.5, "train/acc": 0.5, "<b>key</b>": 1.0},
+            resume_from="base?_step=40",
+        ),
     )
-    for step in range(60):
-        base.log({"loss": 1.0 / (step + 1), "train/acc": step / 60, "<b>key</b>": float(step)})
-    base.finish()
-    hot = lake.init("demo", id="hot", fork_from="base?_step=20", config={"lr": 0.5})
-    for _ in range(30):
-        hot.log({"loss": 0.01, "train/acc": 0.9})
-    hot.finish()
-    again = lake.init("demo", resume_from="base?_step=40")
-    for _ in range(10):
-        again.log({"loss": 0.5, "train/acc": 0.5, "<b>key</b>": 1.0})
-    again.finish()
-    # a small population: 4 members, 2 generations of forks
-    members = []
-    for i in range(4):
-        m = lake.init("pbt", id=f"m{i}")
-        for _ in range(10):
-            m.log({"score": float(i)})
-        m.finish()
-        members.append(m.id)
-    for gen in (1, 2):
-        parent = members[-1]
-        child = lake.init("pbt", id=f"g{gen}", fork_from=f"{parent}?_step=9")
-        for _ in range(5):
-            child.log({"score": 10.0 + gen})
-        child.finish()
-        members.append(child.id)
-    # Ray's PBT: a trial continues from a better member's checkpoint as a new segment of itself
-    exploit = lake.init("pbt", id="m0", fork_from="m3?_step=7", resume="allow")
-    exploit.log({"score": 3.5})
-    exploit.finish()
+    # a small population: 4 members, 2 generations of forks (g1 from m3, g2 from g1); then, as
+    # Ray's PBT does, a trial continues from a better member's checkpoint as a new segment of itself
+    grow(
+        lake,
+        "pbt",
+        *(Branch(f"m{i}", 10, lambda _, i=i: {"score": float(i)}) for i in range(4)),
+        Branch("g1", 5, lambda _: {"score": 11.0}, fork_from="m3?_step=9"),
+        Branch("g2", 5, lambda _: {"score": 12.0}, fork_from="g1?_step=9"),
+        Branch("m0", 1, lambda _: {"score": 3.5}, fork_from="m3?_step=7", init={"resume": "allow"}),
+    )
     lake.close()
     return path
 

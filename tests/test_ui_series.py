@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from trees import Branch, grow
 
 import runlake
 from runlake.read.charts import downsample
@@ -113,14 +114,14 @@ def _parent_and_fork(tmp_path, parent, child, steps, cut, until):
     """A parent logging m = step for `steps` steps, and a child forked at `cut` logging
     m = -step from cut + 1 until `until`."""
     lake = runlake.Lake(str(tmp_path / "root"))
-    run = lake.init("charts", id=parent)
-    for step in range(steps):
-        run.log({"m": float(step)}, step=step)
-    run.finish()
-    fork = lake.init("charts", id=child, fork_from=f"{parent}?_step={cut}")
-    for step in range(cut + 1, until):
-        fork.log({"m": -float(step)}, step=step)
-    fork.finish()
+    grow(
+        lake,
+        "charts",
+        Branch(parent, range(steps), lambda step: {"m": float(step)}),
+        Branch(
+            child, range(cut + 1, until), lambda step: {"m": -float(step)}, fork_from=f"{parent}?_step={cut}"
+        ),
+    )
     return lake
 
 
