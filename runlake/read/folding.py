@@ -32,9 +32,17 @@ from .lineage import Node, own_parts, walk
 
 NodeKey = tuple[str, str, int]  # project, run_id, segment
 
-# The registry: a manifest's file name -> its document type (segment-<k>.json: SegmentDoc).
-# A new kind of document folded into the tables is one entry here and a case in `apply`.
+# The registry: a manifest's file name -> its document type (segment-<k>.json: SegmentDoc)
+# -> the Folding method that folds a batch of them into the tables. FOLDS is in fold order: a
+# segment needs its run's identity, a state its segments, a beat its state. A new kind of
+# document is one entry in each (and its fold method).
 DOCUMENTS: dict[str, type[Any]] = {"run.json": RunIdentity, "state.json": StateDoc, "beat.json": BeatDoc}
+FOLDS: dict[type[Any], str] = {
+    RunIdentity: "fold_identities",
+    SegmentDoc: "fold_segments",
+    StateDoc: "fold_states",
+    BeatDoc: "fold_beats",
+}
 
 
 def document_type(name: str) -> type[Any] | None:
@@ -99,10 +107,7 @@ class Folding:
                 self.forget_links(cur, [(run_id, int(m[1]))])
             self.state.seen.pop(path, None)
 
-        identities: list[RunIdentity] = []
-        segments: list[SegmentDoc] = []
-        states: list[tuple[str, StateDoc, str]] = []
-        beats: list[tuple[BeatDoc, str]] = []
+        batches: dict[type[Any], list[tuple[Any, str]]] = {kind: [] for kind in FOLDS}  # (doc, path)
         accepted: list[tuple[str, int, int]] = []  # (run, archived segment, part files expected)
         for path in sorted(changed):
             project, run_id, name = split_meta_path(path)
@@ -139,40 +144,56 @@ class Folding:
             if typed is None:  # vanished between listing and reading
                 continue
             self.state.broken.pop(path, None)
-            if isinstance(typed, RunIdentity):
-                identities.append(typed)
-            elif isinstance(typed, StateDoc):
-                states.append((run_id, typed, path))
-            elif isinstance(typed, BeatDoc):
-                beats.append((typed, path))
-            else:
-                segments.append(typed)
-                dirty.add((project, run_id, int(typed.segment)))
+            batches[kind].append((typed, path))
             self.state.seen[path] = listing[path]
 
-        if identities:
-            tables.upsert_identities(cur, identities)
-        if segments:
-            self.insert_segments(cur, segments)
-        for run_id, segment, parts in accepted:  # after the segments: a repair lowers their count
-            cur.execute(
-                "UPDATE archived_parts SET parts = least(parts, ?) WHERE run_id = ? AND segment = ?",
-                [parts, run_id, segment],
-            )
-        if states:
-            self.apply_states(cur, states, dirty, listing)
-        if beats:  # after the states: a beat only ever moves a running run's heartbeat forward
-            now = time.time()
-            tables.apply_beats(
-                cur,
-                {
-                    "run_id": [b.run_id for b, _ in beats],
-                    "segment": [b.segment for b, _ in beats],
-                    "heartbeat": [b.heartbeat for b, _ in beats],
-                    "seen_at": [_written(listing[path], now) for _, path in beats],
-                },
-            )
+        for kind, method in FOLDS.items():
+            if batches[kind]:
+                getattr(self, method)(cur, batches[kind], dirty, listing)
+            if kind is SegmentDoc:  # after the segments: a repair lowers their count
+                for run_id, segment, parts in accepted:
+                    cur.execute(
+                        "UPDATE archived_parts SET parts = least(parts, ?) WHERE run_id = ? AND segment = ?",
+                        [parts, run_id, segment],
+                    )
         self.sync_closure(cur)
+
+    def fold_identities(
+        self, cur: duckdb.DuckDBPyConnection, docs: list[tuple[RunIdentity, str]], *_: Any
+    ) -> None:
+        tables.upsert_identities(cur, [doc for doc, _ in docs])
+
+    def fold_segments(
+        self, cur: duckdb.DuckDBPyConnection, docs: list[tuple[SegmentDoc, str]], dirty: set[NodeKey], _: Any
+    ) -> None:
+        for doc, path in docs:  # its parts are listed again
+            project, run_id, _ = split_meta_path(path)
+            dirty.add((project, run_id, int(doc.segment)))
+        self.insert_segments(cur, [doc for doc, _ in docs])
+
+    def fold_states(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        docs: list[tuple[StateDoc, str]],
+        dirty: set[NodeKey],
+        listing: dict[str, str],
+    ) -> None:
+        self.apply_states(cur, [(split_meta_path(path)[1], doc, path) for doc, path in docs], dirty, listing)
+
+    def fold_beats(
+        self, cur: duckdb.DuckDBPyConnection, docs: list[tuple[BeatDoc, str]], _: Any, listing: dict[str, str]
+    ) -> None:
+        """After the states: a beat only ever moves a running run's heartbeat forward."""
+        now = time.time()
+        tables.apply_beats(
+            cur,
+            {
+                "run_id": [b.run_id for b, _ in docs],
+                "segment": [b.segment for b, _ in docs],
+                "heartbeat": [b.heartbeat for b, _ in docs],
+                "seen_at": [_written(listing[path], now) for _, path in docs],
+            },
+        )
 
     def apply_states(
         self,
