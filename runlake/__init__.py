@@ -26,6 +26,7 @@ from .errors import (
 )
 from .lake import Lake, default
 from .plotting import Plot
+from .public import Api
 from .read.sandbox import Params
 from .write import registry, start
 from .write.media import Histogram, Image, Table
@@ -277,6 +278,7 @@ def sync(
 
 
 __all__ = [
+    "Api",
     "ConfigError",
     "CorruptPartError",
     "Histogram",

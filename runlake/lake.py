@@ -31,8 +31,11 @@ from .read.reader import Reader
 from .read.record import RunRecord
 from .read.sandbox import Limits, Params, Result
 from .store import settings
+from .store.layout import MAX_STEP
 from .store.storage import Storage
+from .write import edit as edit_op
 from .write import registry, start
+from .write.edit import RunEdit
 from .write.run import Run
 
 PathLike = str | os.PathLike[str]
@@ -124,15 +127,29 @@ class Lake:
 
     # ---- reading -------------------------------------------------------------------------
     def history(
-        self, run_id: str, keys: Sequence[str] | str | None = None, *, segment: int | None = None
+        self,
+        run_id: str,
+        keys: Sequence[str] | str | None = None,
+        *,
+        segment: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> pl.DataFrame:
         """A run's effective history, wide and complete: one row per step where a selected key was logged.
 
         Args:
             keys: metric names to return (None: all). Rows are the steps where any of them was logged.
             segment: read an archived segment (left by a rewind) instead of the current one.
+            min_step, max_step: only steps min_step <= step < max_step (W&B's scan_history bounds);
+                only the files holding those steps are read.
         """
-        return self.reader.history(run_id, keys, segment=segment)
+        steps = None
+        if min_step is not None or max_step is not None:
+            for name, value in (("min_step", min_step), ("max_step", max_step)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            steps = (min_step if min_step is not None else 0, max_step if max_step is not None else MAX_STEP)
+        return self.reader.history(run_id, keys, segment=segment, steps=steps)
 
     def runs(self, project: str | None = None) -> pl.DataFrame:
         """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
@@ -281,6 +298,23 @@ class Lake:
         return import_runs(
             self.storage, source, path, existing=existing, project=project, progress=progress, **options
         )
+
+    # ---- editing a run that is not running (W&B's public API allows these) ---------------
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        """Change a finished (or crashed, failed) run's name, tags, notes, group, job_type,
+        config (the whole new dict) or summary (the whole new dict: keys it lacks are removed).
+        One new state manifest, written atomically; history is untouched. A running run is
+        refused: change it from its own process."""
+        unknown = sorted(set(changes) - set(RunEdit.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"update_run() got unknown field(s) {', '.join(unknown)}")
+        edit_op.update_run(self.storage, run_id, RunEdit(**changes))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run that is not running: it leaves `runs()` and every listing at once. Its
+        rows stay as long as a fork reads them (a fork's history still holds its parent's
+        part), and compaction reclaims them once nothing does."""
+        edit_op.delete_run(self.storage, run_id)
 
     def sync(self, dir: str | None = None) -> pl.DataFrame:  # noqa: A002 - init's name
         """Upload everything spilled for this root while its storage was down (`runlake sync`);

@@ -28,5 +28,6 @@ CREATE TABLE IF NOT EXISTS run_meta (
     metadata    VARCHAR,  -- JSON object: init's other arguments worth keeping (settings, mode, ...)
     metrics     VARCHAR,  -- JSON list: define_metric definitions
     preempting  BOOLEAN,  -- mark_preempting() was called: a death reads `preempted`
-    parts_written BIGINT  -- part files the current segment's writers stored (null: an older writer)
+    parts_written BIGINT, -- part files the current segment's writers stored (null: an older writer)
+    deleted_at  DOUBLE    -- Api run.delete(): hidden from `runs`, its rows kept while a fork reads them
 );

@@ -1,4 +1,5 @@
--- One row per run: identity, state, where it was forked from, and how far it got.
+-- One row per run: identity, state, where it was forked from, and how far it got. A deleted
+-- run (Api run.delete()) is not listed; the lineage and history views still read its rows.
 -- last_step: the highest step of the current segment's effective history that is durable
 -- (a fork or rewind that has logged nothing yet has reached its cutoff).
 CREATE OR REPLACE VIEW runs AS
@@ -34,4 +35,5 @@ LEFT JOIN segments AS s0 ON s0.run_id = r.run_id AND s0.segment = 0
 LEFT JOIN segments AS sc ON sc.run_id = r.run_id AND sc.segment = r.segment
 LEFT JOIN (
     SELECT run_id, segment, max(step_hi) AS own_last FROM parts GROUP BY run_id, segment
-) AS p ON p.run_id = r.run_id AND p.segment = r.segment;
+) AS p ON p.run_id = r.run_id AND p.segment = r.segment
+WHERE r.deleted_at IS NULL;

@@ -253,6 +253,7 @@ class Folding:
                     "metrics": [json.dumps(st.metrics) if st.metrics else None for _, st, _, _ in rows],
                     "preempting": [bool(st.preempting) for _, st, _, _ in rows],
                     "parts_written": [st.parts for _, st, _, _ in rows],
+                    "deleted_at": [st.deleted_at for _, st, _, _ in rows],
                 },
             )
 

@@ -171,7 +171,12 @@ class Reader:
             return read()
 
     def _wide(
-        self, cur: duckdb.DuckDBPyConnection, run_id: str, segment: int | None, keys: list[str] | None
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_id: str,
+        segment: int | None,
+        keys: list[str] | None,
+        steps: tuple[int, int] | None = None,
     ) -> pl.DataFrame:
         user = None if keys is None else [k for k in dict.fromkeys(keys) if k not in ("_step", *SYSTEM_KEYS)]
         scan_keys = None if keys is None else [*(user or []), *SYSTEM_KEYS]
@@ -179,20 +184,29 @@ class Reader:
         def read() -> pl.DataFrame:
             index = self.catalog.index()
             node = self._node(index, run_id, segment)
-            return wide(read_series(cur, self.storage, index, index.closure(*node), scan_keys), user)
+            closure = index.closure(*node)
+            if steps is not None:
+                closure = clip(closure, steps[1] - 1, steps[0] - 1)  # lo <= step < hi
+            return wide(read_series(cur, self.storage, index, closure, scan_keys), user)
 
         return self._with_retry(read)  # type: ignore[no-any-return]
 
     def history(
-        self, run_id: str, keys: Sequence[str] | str | None = None, *, segment: int | None = None
+        self,
+        run_id: str,
+        keys: Sequence[str] | str | None = None,
+        *,
+        segment: int | None = None,
+        steps: tuple[int, int] | None = None,
     ) -> pl.DataFrame:
-        """A run's effective history, wide and complete: one row per step where a selected key was logged."""
+        """A run's effective history, wide and complete: one row per step where a selected key
+        was logged (with `steps` = (lo, hi): only steps lo <= step < hi)."""
         check_name(run_id, "run id")
         key_list = check_keys(keys)
         if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int)):
             raise TypeError(f"segment must be an int, got {type(segment).__name__}")
         with self.reading() as cur:
-            return self._wide(cur, run_id, segment, key_list)
+            return self._wide(cur, run_id, segment, key_list, steps)
 
     def points(self, run_id: str, keys: Sequence[str], *, segment: int | None = None) -> dict[str, Series]:
         """Each key's points of a run's effective history as numpy arrays (steps, values,

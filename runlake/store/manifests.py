@@ -200,6 +200,9 @@ class StateDoc(_Doc):
     metric_state: dict[str, Any] = field(default_factory=dict)  # their summary aggregates
     json_keys: list[str] = field(default_factory=list)  # keys whose text values are JSON
     preempting: bool = False  # mark_preempting(): a death reads `preempted`, not `crashed`
+    # Api's run.delete(): gone from listings; its rows stay while a fork reads them (older
+    # releases ignore the field: the run stays listed there)
+    deleted_at: float | None = None
 
 
 @dataclass
