@@ -8,7 +8,8 @@ concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), i
 `runlake import` source, when the `import` extra is installed), spark (the PBT root on Spark and
 DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra), ui (the web
 app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project), sql (user SQL
-in its sandbox on 10,000 runs: steady, after a catalog change, a history query).
+in its sandbox on 10,000 runs: steady, after a catalog change, a history query), api (runlake.Api:
+scan_history of a 1M-step run next to history(), api.runs with a filter over 10,000 runs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 import runlake
 
-from . import scenarios
+from . import public_api, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
@@ -46,6 +47,7 @@ ORDER = (
     "spark",
     "ui",
     "sql",
+    "api",
 )
 
 
@@ -81,7 +83,8 @@ def main() -> None:
         for name in chosen:
             t0 = time.time()
             print(f"[{name}] ...", file=sys.stderr, flush=True)
-            out, table = getattr(scenarios, name)(os.path.join(base, name), quick=args.quick)
+            module = public_api if name == "api" else scenarios
+            out, table = getattr(module, name)(os.path.join(base, name), quick=args.quick)
             results[name] = out
             rows += table
             print(f"[{name}] {time.time() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -250,7 +250,8 @@ class Lake:
         `progress=None` shows a progress bar on a terminal. The parts packed stay in place
         for `grace` seconds (None: $RUNLAKE_COMPACT_GRACE, default 600) so readers that listed
         them (a `connect()` snapshot) keep reading; the first compaction after that removes
-        them (`grace=0`: at once). Then the catalog is exported into the root
+        them (`grace=0`: at once). Runs deleted (`delete_run`) more than `grace` seconds ago
+        that no other run's lineage reads are removed first. Then the catalog is exported into the root
         (`export_catalog`), so other engines see the packs.
         """
         result = compact_op.compact(self.storage, self.reader.refresh(), progress=progress, grace=grace)

@@ -532,3 +532,38 @@ def test_the_docs_snippets_run_unchanged_on_runs_a_real_wandb_notebook_logged(tm
     out = json.loads((tmp_path / "read_and_compare.json").read_text())
     assert out["keyed_accuracy"] == pytest.approx([s / 12 for s in range(12)])
     assert out["config_differs"] == ["batch_size", "optimizer"] and out["scanned_losses"] == 12
+
+
+def test_compaction_reclaims_a_deleted_run_only_once_nothing_reads_it(small):
+    lake = runlake.Lake(small)
+    fork = lake.init("p", id="child", fork_from="e1?_step=9")
+    fork.log({"loss": 7.0})
+    fork.finish()
+    _log(lake, "p", "leaf", steps=5)
+    storage = lake.storage
+    lake.delete_run("e1")
+    lake.delete_run("leaf")
+    with pytest.raises(RunNotFoundError, match="was deleted: it cannot be forked"):
+        lake.init("p", fork_from="e1?_step=3")
+    with pytest.raises(RunNotFoundError, match="cannot be resumed"):
+        lake.init("p", id="leaf", resume="must")
+    lake.compact(grace=3600)  # within the grace: nothing goes
+    assert storage.exists(storage.paths.meta("p", "leaf", "run.json"))
+    lake.compact(grace=0)
+    # the leaf is gone (its id free again); e1 stays: the child's lineage reads it
+    assert not storage.exists(storage.paths.run_dir("p", "leaf"))
+    assert not storage.exists(storage.paths.run_history_dir("p", "leaf"))
+    assert not storage.exists(storage.paths.id_claim("leaf"))
+    assert storage.exists(storage.paths.meta("p", "e1", "run.json"))
+    assert [r["loss"] for r in runlake.Api(root=small).run("child").scan_history(keys=["loss"])][-2:] == [
+        0.1,
+        7.0,
+    ]
+    lake.delete_run("child")
+    lake.compact(grace=0)  # now nothing reads e1: both go
+    assert not storage.exists(storage.paths.run_dir("p", "e1")) and not storage.exists(
+        storage.paths.run_dir("p", "child")
+    )
+    assert lake.runs().height == 0
+    _log(lake, "p", "leaf", steps=2)  # the id can be taken again
+    assert lake.history("leaf").height == 2

@@ -38,6 +38,7 @@ from ..store.liveness import HOST, holder_alive, writer_identity
 from ..store.manifests import PackedPointer, PackManifest, PackMember
 from ..store.parquet import encode_pack, read_node_rows, row_counts
 from ..store.storage import Storage
+from .reclaim import reclaim_deleted
 
 PACK_BYTES = 48 * 2**20  # source part bytes per pack (~10M points): big files, bounded memory
 # ... and rows: bytes on disk say little about memory for compressible data (a 50M-point run of
@@ -59,7 +60,9 @@ _RESULT_SCHEMA = {
 def compact(
     storage: Storage, catalog: Catalog, *, progress: bool | None = None, grace: float | None = None
 ) -> pl.DataFrame:
-    """Pack the parts of every finished (or archived) segment into shared key-sorted files.
+    """Pack the parts of every finished (or archived) segment into shared key-sorted files,
+    after removing the files of runs deleted more than `grace` seconds ago that nothing reads
+    any more (ops/reclaim.py).
 
     Returns one row per segment packed now: run_id, segment, parts_before, parts_after,
     bytes_before, bytes_after (its share of the pack) and pack (the file's name).
@@ -70,6 +73,8 @@ def compact(
     grace = settings.compact_grace() if grace is None else float(grace)
     if not grace >= 0:
         raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+    with _Lock(storage):
+        reclaim_deleted(storage, catalog, grace)  # deleted runs nothing reads: not packed, gone
     catalog.refresh()
     cur = catalog.cursor(with_parts=False)
     try:

@@ -137,7 +137,7 @@ class HistoryScan:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for frame in self.frames():
-            if self.keys is not None:  # no nulls left: rows as they are
+            if self.keys is not None or not any(frame.null_count().row(0)):  # no nulls: rows as they are
                 yield from frame.iter_rows(named=True)
             else:
                 names = frame.columns

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ForkPointError, RunlakeError
+from ..errors import ForkPointError, RunlakeError, RunNotFoundError
 from ..read.inherit import inherited_summary
 from ..store.liveness import holder_alive, writer_identity
 from ..store.manifests import (
@@ -99,6 +99,7 @@ def fork(
     if live is not None:
         live.flush_if_dirty()  # so any step it has logged can be a fork point
     state = read_state(storage, source_project, spec.run_id)
+    _refuse_deleted(state, spec.run_id, "forked")
     if state.watermark is not None and spec.step <= int(state.watermark):
         # at or below the durable watermark: a valid fork point without listing the parts,
         # so forking costs the same whatever the source's size
@@ -265,6 +266,12 @@ def claim_id(storage: Storage, project: str, run_id: str, claim: WriterClaim) ->
 _CLAIM_STALE_SECONDS = 60.0
 
 
+def _refuse_deleted(state: StateDoc, run_id: str, verb: str) -> None:
+    """A deleted run is gone for writers too: its files are reclaimed once nothing reads them."""
+    if state.deleted_at is not None:
+        raise RunNotFoundError(f"run {run_id!r} was deleted: it cannot be {verb}")
+
+
 def _refuse_live(storage: Storage, project: str, run_id: str, state: StateDoc, verb: str) -> None:
     if registry.get(storage.key, run_id) is not None:
         raise RunlakeError(
@@ -282,6 +289,7 @@ def rewind(
 ) -> Run:
     project = require_project(storage, spec.run_id)
     state = read_state(storage, project, spec.run_id)
+    _refuse_deleted(state, spec.run_id, "rewound")
     _refuse_live(storage, project, spec.run_id, state, "rewind")
     segment, last = _source_last_step(storage, project, spec.run_id, state)
     _check_point(spec.run_id, spec.step, last, "rewind")
@@ -388,12 +396,14 @@ def refork(
     segment whose parent is that run's current segment at N. Its own later steps are archived;
     `lineage()` shows every such switch."""
     state = read_state(storage, project, run_id)
+    _refuse_deleted(state, run_id, "resumed")
     _refuse_live(storage, project, run_id, state, "re-fork")
     source_project = require_project(storage, spec.run_id)
     live = registry.get(storage.key, spec.run_id)
     if live is not None:
         live.flush_if_dirty()
     source_state = read_state(storage, source_project, spec.run_id)
+    _refuse_deleted(source_state, spec.run_id, "forked")
     source_segment, last = _source_last_step(storage, source_project, spec.run_id, source_state)
     _check_point(spec.run_id, spec.step, last, "fork")
     seq, new_segment, seg_path = _new_segment(
@@ -429,6 +439,7 @@ def resume(
     extras: StartOptions,
 ) -> Run:
     state = read_state(storage, project, run_id)
+    _refuse_deleted(state, run_id, "resumed")
     _refuse_live(storage, project, run_id, state, "resume")
     seq = claim_writer(storage, project, run_id, state, "resume")
     local_dir = extras.local_dir
