@@ -29,9 +29,13 @@ from .plotting import Plot
 from .public import Api
 from .read.sandbox import Params
 from .write import registry, start
-from .write.media import Histogram, Image, Table
+from .write.alerts import AlertLevel
+from .write.chart import CustomChart
+from .write.media import Histogram, Image, Molecule, Object3D
 from .write.metrics import Metric
+from .write.rich_media import Audio, Html, Plotly, Video
 from .write.run import Run
+from .write.table import Table
 
 __version__ = "0.1.0"
 
@@ -103,6 +107,12 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     current = registry.current()
     if current is not None:
         current.finish(exit_code=exit_code)
+
+
+def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
+    """`run.alert()` on the current run: stored, printed to stderr, sent to
+    $RUNLAKE_ALERT_WEBHOOK when set; a title alerted again within `wait_duration` is dropped."""
+    _current().alert(title, text, level=level, wait_duration=wait_duration)
 
 
 def define_metric(name: str, *args: Any, **kwargs: Any) -> Metric:
@@ -221,23 +231,6 @@ def tree(
     return default(root, storage_options).tree(project)
 
 
-def plot(
-    run_ids: Sequence[str] | str,
-    key: str,
-    *,
-    root: PathLike | None = None,
-    output: PathLike | None = None,
-    log_scale: bool = False,
-    smoothing: float = 0.0,
-    title: str | None = None,
-    storage_options: Options = None,
-) -> Plot:
-    """Chart one metric of several runs as a fork tree; write PNG or HTML when `output` is given."""
-    return default(root, storage_options).plot(  # type: ignore[no-any-return]
-        run_ids, key, output=output, log_scale=log_scale, smoothing=smoothing, title=title
-    )
-
-
 def compact(
     root: PathLike | None = None,
     *,
@@ -278,7 +271,18 @@ def sync(
 
 
 __all__ = [
+    "AlertLevel",
     "Api",
+    "Audio",
+    "CustomChart",
+    "Html",
+    "Molecule",
+    "Object3D",
+    "Plotly",
+    "Video",
+    "alert",
+    "sklearn",
+    "tensorboard",
     "ConfigError",
     "CorruptPartError",
     "Histogram",
@@ -319,3 +323,5 @@ __all__ = [
     "sync",
     "tree",
 ]
+
+from . import plot, sklearn, tensorboard  # noqa: E402 - namespaces (wandb.plot.*, wandb.sklearn.*, wandb.tensorboard.patch)

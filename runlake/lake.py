@@ -155,6 +155,18 @@ class Lake:
         """One row per run: id, project, name, state, created_at, parent_run_id, fork_step, last_step, config, summary, ..."""
         return self.reader.runs(project)
 
+    def alerts(
+        self, run_id: str | None = None, *, project: str | None = None, level: str | None = None
+    ) -> pl.DataFrame:
+        """The alerts runs raised (`run.alert()`), oldest first: path, run_id, project, segment,
+        step, alerted_at, level, title, text (also the SQL table `alerts`)."""
+        where, params = ["TRUE"], []
+        for column, value in (("run_id", run_id), ("project", project), ("level", level)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return self.sql(f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY alerted_at, path", params)
+
     def lineage(self, run_id: str) -> pl.DataFrame:
         """The chain of (run_id, segment) nodes from the run up to its root, nearest first.
 

@@ -1,4 +1,4 @@
-"""`runlake runs|show|history|lineage|sql|plot`: the commands that read a root."""
+"""`runlake runs|show|history|lineage|sql|plot|alerts`: the commands that read a root."""
 
 from __future__ import annotations
 
@@ -246,3 +246,36 @@ def plot(
             title=title,
         )
     click.echo(f"wrote {result.path}: {len(result.lines)} branches, {len(result.markers)} fork/rewind points")
+
+
+@main.command()
+@root_option
+@click.argument("run_id", required=False)
+@click.option("--project", "-p", default=None, help="Only the alerts of this project's runs.")
+@click.option("--level", type=click.Choice(["INFO", "WARN", "ERROR"]), default=None, help="Only this level.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per alert, for scripts.")
+@click.pass_context
+def alerts(
+    ctx: click.Context, run_id: str | None, project: str | None, level: str | None, as_json: bool
+) -> None:
+    """List the alerts runs raised (run.alert()): time, run, step, level, title, text."""
+    table = lake_of(ctx).alerts(run_id, project=project, level=level)
+    if table.height == 0:
+        nothing_in(
+            ctx,
+            "no alerts"
+            + (f" of run {run_id!r}" if run_id else "")
+            + (f" in project {project!r}" if project else ""),
+        )
+    if as_json:
+        click.echo(json.dumps(table.to_dicts(), default=str))
+        return
+    view = table.select(
+        pl.col("alerted_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("time"),
+        pl.col("run_id").alias("run"),
+        "step",
+        "level",
+        "title",
+        "text",
+    )
+    print_frame(view, "table", None)

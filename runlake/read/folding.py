@@ -15,9 +15,10 @@ from typing import Any
 import duckdb
 
 from ..errors import RunlakeError
-from ..store.layout import PACKED_RE, RELIST_RE, SEGMENT_RE, split_meta_path
+from ..store.layout import ALERT_RE, PACKED_RE, RELIST_RE, SEGMENT_RE, split_meta_path
 from ..store.liveness import derive_state
 from ..store.manifests import (
+    AlertDoc,
     BeatDoc,
     PackManifest,
     RepairDoc,
@@ -42,6 +43,7 @@ FOLDS: dict[type[Any], str] = {
     SegmentDoc: "fold_segments",
     StateDoc: "fold_states",
     BeatDoc: "fold_beats",
+    AlertDoc: "fold_alerts",
 }
 
 
@@ -49,6 +51,8 @@ def document_type(name: str) -> type[Any] | None:
     """The document type of a manifest file name, or None (not one the catalog folds)."""
     if name in DOCUMENTS:
         return DOCUMENTS[name]
+    if ALERT_RE.fullmatch(name):
+        return AlertDoc
     return SegmentDoc if SEGMENT_RE.fullmatch(name) else None
 
 
@@ -98,9 +102,11 @@ class Folding:
             self.state.broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
-                for table in ("run_meta", "segments", "parts", "archived_parts"):
+                for table in ("run_meta", "segments", "parts", "archived_parts", "alerts"):
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 self.forget_links(cur, [n for n in self.state.links if n[0] == run_id])
+            elif ALERT_RE.fullmatch(name):
+                cur.execute("DELETE FROM alerts WHERE path = ?", [self.storage.paths.relative(path)])
             elif (m := SEGMENT_RE.fullmatch(name)) is not None:
                 cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
                 cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
@@ -192,6 +198,23 @@ class Folding:
                 "segment": [b.segment for b, _ in docs],
                 "heartbeat": [b.heartbeat for b, _ in docs],
                 "seen_at": [_written(listing[path], now) for _, path in docs],
+            },
+        )
+
+    def fold_alerts(self, cur: duckdb.DuckDBPyConnection, docs: list[tuple[AlertDoc, str]], *_: Any) -> None:
+        """Alerts are written once: an insert (a file seen again changes nothing)."""
+        tables.insert_alerts(
+            cur,
+            {
+                "path": [self.storage.paths.relative(path) for _, path in docs],
+                "run_id": [split_meta_path(path)[1] for _, path in docs],
+                "project": [split_meta_path(path)[0] for _, path in docs],
+                "segment": [d.segment for d, _ in docs],
+                "step": [d.step for d, _ in docs],
+                "at": [d.at for d, _ in docs],
+                "level": [d.level for d, _ in docs],
+                "title": [d.title for d, _ in docs],
+                "text": [d.text for d, _ in docs],
             },
         )
 

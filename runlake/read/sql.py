@@ -20,6 +20,7 @@ ORDER = (
     "parts",
     "closure",
     "archived_parts",
+    "alerts",
     "part_rows",
     "pack_rows",
     "closure_of",

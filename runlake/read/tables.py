@@ -190,3 +190,13 @@ def apply_beats(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]]) -
         """
     )
     cur.unregister("new_beats")
+
+
+def insert_alerts(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]]) -> None:
+    """New alert rows (`at` in epoch seconds); an alert already there is left as it is."""
+    cur.register("new_alerts", pa.table(columns))
+    cur.execute(
+        'INSERT INTO alerts SELECT path, run_id, project, segment, step, to_timestamp(new_alerts."at"), level, title, text '
+        "FROM new_alerts ON CONFLICT DO NOTHING"
+    )
+    cur.unregister("new_alerts")

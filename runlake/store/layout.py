@@ -25,6 +25,7 @@ SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
 PACKED_RE = re.compile(r"packed-(\d+)\.json")
 # parts of segment k were swapped (old compaction, doctor's quarantine): list the segment again
 RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")
+ALERT_RE = re.compile(r"alert-\d+-[0-9a-f]+\.json")  # meta/alert-<time_ns>-<id>.json: one per alert
 PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
 
 

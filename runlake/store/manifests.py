@@ -206,6 +206,20 @@ class StateDoc(_Doc):
 
 
 @dataclass
+class AlertDoc(_Doc):
+    """meta/alert-<time_ns>-<id>.json: one alert a run raised (written once, never changed)."""
+
+    REQUIRED = ("run_id", "title", "level", "at")
+    run_id: str
+    title: str
+    text: str = ""
+    level: str = "INFO"
+    at: float = 0.0
+    step: int | None = None
+    segment: int = 0
+
+
+@dataclass
 class BeatDoc(_Doc):
     """meta/beat.json: a heartbeat alone, written instead of the state when nothing else changed
     (so a big summary is not rewritten every few seconds). Readers take the later of the two."""

@@ -152,3 +152,13 @@ def _float(name: str, default: float, minimum: float) -> float:
     if not value >= minimum:
         raise ValueError(f"${name} must be at least {minimum}, got {raw!r}")
     return value
+
+
+def alert_webhook() -> str | None:
+    """$RUNLAKE_ALERT_WEBHOOK: an http(s) URL every alert is POSTed to as Slack-style JSON
+    ({"text": ...}; a Slack incoming webhook takes it as is). Unset: alerts are stored and
+    printed only."""
+    url = os.environ.get("RUNLAKE_ALERT_WEBHOOK") or None
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise RunlakeError(f"RUNLAKE_ALERT_WEBHOOK must be an http:// or https:// URL, got {url!r}")
+    return url

@@ -11,13 +11,10 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-
-from ..store.parquet import encode_any
 
 MAX_BINS = 512  # W&B's limit
 
@@ -55,8 +52,13 @@ class Histogram:
         return f"<runlake.Histogram {len(self.histogram)} bins>"
 
 
+# Where a media object's file goes: put(kind, data, suffix, name) writes `data` as a file of
+# that kind (named by `name`, the step and its content) and returns {"path", "sha256", "size"}.
+Put = Callable[[str, bytes, str, str], dict[str, Any]]
+
+
 class Media:
-    """A logged object stored as a file in the root; the row keeps `reference()`."""
+    """A logged object stored as a file (or files) in the root; the row keeps `store()`'s reference."""
 
     kind = ""
     suffix = ""
@@ -67,6 +69,11 @@ class Media:
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def store(self, put: Put, name: str) -> dict[str, Any]:
+        """Write this object's file(s) through `put`; the reference the history row holds."""
+        data = self.encode()
+        return {"_type": f"{self.kind}-file", **put(self.kind, data, self.suffix, name), **self.describe()}
+
     def reference(self, data: bytes, path: str) -> dict[str, Any]:
         return {
             "_type": f"{self.kind}-file",
@@ -75,6 +82,45 @@ class Media:
             "size": len(data),
             **self.describe(),
         }
+
+
+class MediaList(Media):
+    """A list of media logged as one value (W&B's `[wandb.Image(...), ...]`): each stored as
+    its own file; the row holds {"_type": "images/separated" (W&B's name, for images) or
+    "media-list", "count": n, "items": [reference, ...]}."""
+
+    kind = "list"
+
+    def __init__(self, items: Sequence[Media]) -> None:
+        self.items = list(items)
+
+    def store(self, put: Put, name: str) -> dict[str, Any]:
+        images = all(isinstance(item, Image) for item in self.items)
+        return {
+            "_type": "images/separated" if images else "media-list",  # W&B's name for a list of images
+            "count": len(self.items),
+            "items": [item.store(put, f"{name}_{i}") for i, item in enumerate(self.items)],
+        }
+
+
+class Unsupported:
+    """W&B media types runlake does not store: constructing one says so (never silently)."""
+
+    what = ""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise NotImplementedError(
+            f"runlake does not store {self.what} (wandb.{type(self).__name__}); log a rendered "
+            "runlake.Image of it, or its data as a runlake.Table"
+        )
+
+
+class Object3D(Unsupported):
+    what = "3D point clouds and meshes"
+
+
+class Molecule(Unsupported):
+    what = "molecules"
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -88,7 +134,8 @@ def file_name(key: str, step: int, data: bytes, suffix: str) -> str:
 
 class Image(Media):
     """`runlake.Image(data_or_path, mode=None, caption=None)`: a numpy array (H×W, H×W×3 or
-    H×W×4; floats in [0, 1] are scaled to 0-255, as W&B does), a PIL image, or an image file."""
+    H×W×4; floats in [0, 1] are scaled to 0-255, as W&B does), a PIL image, an image file, or a
+    matplotlib figure (or `matplotlib.pyplot` itself: its current figure), drawn to PNG."""
 
     kind = "image"
     suffix = ".png"
@@ -115,6 +162,12 @@ class Image(Media):
                 raise ValueError(f"runlake.Image: {path!r} is not an image pillow can read ({exc})") from None
         elif isinstance(data_or_path, PILImage.Image):
             image = data_or_path
+        elif (figure := matplotlib_figure(data_or_path)) is not None:
+            out = io.BytesIO()
+            figure.savefig(out, format="png")
+            out.seek(0)
+            image = PILImage.open(out)
+            image.load()
         else:
             array = np.asarray(data_or_path)
             if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
@@ -144,67 +197,13 @@ class Image(Media):
         return doc
 
 
-class Table(Media):
-    """`runlake.Table(columns=…, data=…, rows=…, dataframe=…)`: rows of values, a pandas or
-    polars DataFrame, or a 2-d numpy array; stored as Parquet."""
-
-    kind = "table"
-    suffix = ".parquet"
-
-    def __init__(
-        self,
-        columns: Sequence[str] | None = None,
-        data: Any = None,
-        rows: Any = None,
-        dataframe: Any = None,
-        **_: Any,
-    ) -> None:
-        if dataframe is not None:
-            table = _from_frame(dataframe)
-        else:
-            body = rows if data is None else data
-            body = [] if body is None else body
-            if isinstance(body, np.ndarray):
-                body = body.tolist()
-            if not isinstance(body, Sequence) and not hasattr(body, "__iter__"):
-                raise TypeError(f"Table data must be a list of rows, got {type(body).__name__}")
-            body = [list(r) for r in body]
-            width = len(body[0]) if body else len(columns or [])
-            names = list(columns) if columns is not None else [f"Column {i + 1}" for i in range(width)]
-            if any(len(r) != len(names) for r in body):
-                raise ValueError(f"every Table row must have {len(names)} values (one per column: {names})")
-            arrays = {}
-            for i, name in enumerate(names):
-                values = [r[i] for r in body]
-                try:
-                    arrays[str(name)] = pa.array(values)
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                    raise TypeError(
-                        f"Table column {name!r} mixes types that cannot share a column ({exc})"
-                    ) from None
-            table = pa.table(arrays) if arrays else pa.table({})
-        self.table = table
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.table.column_names)
-
-    def encode(self) -> bytes:
-        return encode_any(self.table)
-
-    def describe(self) -> dict[str, Any]:
-        return {"ncols": self.table.num_columns, "nrows": self.table.num_rows, "columns": self.columns}
-
-
-def _from_frame(frame: Any) -> pa.Table:
-    if isinstance(frame, pa.Table):
-        return frame
-    to_arrow = getattr(frame, "to_arrow", None)  # polars
-    if callable(to_arrow):
-        return pa.table(to_arrow())
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except Exception as exc:  # noqa: BLE001
-        raise TypeError(
-            f"Table dataframe must be a pandas or polars DataFrame, got {type(frame).__name__} ({exc})"
-        ) from None
+def matplotlib_figure(value: Any) -> Any:
+    """The matplotlib Figure `value` is, or the current figure when it is `matplotlib.pyplot`
+    (W&B takes both); None for anything else. Never imports matplotlib itself."""
+    module = getattr(value, "__name__", None)
+    if module == "matplotlib.pyplot":
+        return value.gcf()
+    cls = type(value)
+    if cls.__module__.startswith("matplotlib.") and callable(getattr(value, "savefig", None)):
+        return value
+    return None

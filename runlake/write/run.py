@@ -6,6 +6,7 @@ writing in the background flusher (`flusher.py`), so a call costs a few microsec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import os
@@ -21,6 +22,7 @@ from ..store.layout import MAX_STEP
 from ..store.liveness import writer_identity
 from ..store.manifests import StateDoc
 from . import flusher, registry
+from .alerts import run_alert
 from .buffer import Buffer
 from .config import Config, Summary, jsonable
 from .media import Media, file_name
@@ -221,6 +223,8 @@ class Run:
         self._meta_dirty = True
         self.flush_if_dirty()
 
+    alert = run_alert  # W&B's run.alert(title, text, level, wait_duration): write/alerts.py
+
     # ---- what the registry and the flusher see -------------------------------------------
     @property
     def storage_key(self) -> Any:
@@ -327,16 +331,21 @@ class Run:
             row[key] = json.dumps(self._store_media(key, step, media), separators=(",", ":"))
 
     def _store_media(self, key: str, step: int, media: Media) -> dict[str, Any]:
-        try:
-            data = media.encode()
-        except Exception as exc:  # noqa: BLE001 - named, and the call logs nothing
-            raise ValueError(f"value of {key!r}: the {media.kind} cannot be encoded ({exc})") from exc
         storage = self._writer.storage
-        path = storage.paths.media(
-            self.project, self.id, media.kind, file_name(key, step, data, media.suffix)
-        )
-        self._writer.store_media(path, data)
-        return media.reference(data, storage.paths.relative(path))
+
+        def put(kind: str, data: bytes, suffix: str, name: str) -> dict[str, Any]:
+            path = storage.paths.media(self.project, self.id, kind, file_name(name, step, data, suffix))
+            self._writer.store_media(path, data)
+            return {
+                "path": storage.paths.relative(path),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+
+        try:
+            return media.store(put, key)
+        except (TypeError, ValueError) as exc:  # named, and the call logs nothing
+            raise ValueError(f"value of {key!r}: the {media.kind} cannot be stored ({exc})") from exc
 
     def _logged_over_summary(self, row: Row) -> None:
         """Logging a key ends a value set by `summary[key] = ...` (last write wins)."""

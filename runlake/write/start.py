@@ -15,7 +15,7 @@ from ..store.manifests import (
 )
 from ..store.names import check_name, new_run_id
 from ..store.storage import Storage
-from . import flusher, nodes, registry
+from . import flusher, nodes, registry, tensorboard_sync
 from .config import filter_keys
 from .disabled import DisabledRun
 from .nodes import StartOptions
@@ -190,6 +190,8 @@ def init(
         run._resume_file = resume_file
     registry.add(run)
     flusher.register(run)
+    if sync_tensorboard or tensorboard:
+        tensorboard_sync.patch()  # SummaryWriters log into this run too
     return run
 
 

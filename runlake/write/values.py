@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import KeyCollisionWarning
-from .media import Histogram, Media
+from .chart import CustomChart
+from .media import Histogram, Image, Media, MediaList, matplotlib_figure
+from .rich_media import Plotly
 
 Row = dict[str, "float | str"]
 
@@ -145,8 +147,9 @@ def _scalar(value: Any, key: str, logged: Extra) -> float | str | None:
         return _text(special, key)
     if isinstance(value, numbers.Real):  # numpy scalars
         return float(value)
-    if isinstance(value, Media):
-        logged.media[key] = value
+    media = _as_media(value)
+    if media is not None:
+        logged.media[key] = media
         logged.json_keys.append(key)
         return ""  # the reference is filled in once the file is written
     if isinstance(value, Histogram):
@@ -172,8 +175,23 @@ def _scalar(value: Any, key: str, logged: Extra) -> float | str | None:
             return float(inner)
     raise TypeError(
         f"value of {key!r} has unsupported type {type(value).__name__}: log a number, a str, a list, "
-        "an array, a runlake.Histogram / Image / Table, a nested dict, or None to skip"
+        "an array, a runlake.Histogram / Image / Table / Audio / Video / Html / Plotly (or a list of "
+        "them), a matplotlib or plotly figure, a nested dict, or None to skip"
     )
+
+
+def _as_media(value: Any) -> Media | None:
+    """A value stored as file(s): a media object, a list of them (one value, as W&B logs
+    `[wandb.Image(...), ...]`), a matplotlib figure or `plt` (an Image), a plotly figure."""
+    if isinstance(value, Media):
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, Media) for v in value):
+        return MediaList(value)
+    if matplotlib_figure(value) is not None:
+        return Image(value)
+    if type(value).__module__.startswith("plotly.") and callable(getattr(value, "to_json", None)):
+        return Plotly(value)
+    return None
 
 
 def _json(doc: Any, key: str, logged: Extra) -> str:
@@ -190,6 +208,8 @@ def _flatten_into(out: Row, data: Mapping[Any, Any], prefix: str, logged: Extra)
             continue
         if value is None:
             continue
+        if isinstance(value, CustomChart):
+            name += "_table"  # W&B's key for a chart's data (the chart spec rides in its reference)
         scalar = _scalar(value, name, logged)
         if name in out:
             warnings.warn(

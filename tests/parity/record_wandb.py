@@ -28,8 +28,31 @@ from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
 from runlake.importers.wandb_log import chunks  # noqa: E402
 
 from .battery import CASES, STAMPED  # noqa: E402
+from .surface import SURFACE  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "data", "wandb-parity.json")
+SURFACE_OUT = os.path.join(os.path.dirname(__file__), "..", "data", "wandb-surface.json")
+
+
+def kinds(row: dict) -> dict:
+    """{key: kind}; a media value W&B flattened into `key._type`, `key.path`, ... is one key."""
+    typed = {k[: -len("._type")]: v for k, v in row.items() if k.endswith("._type")}
+    out = dict(typed)
+    for key, value in row.items():
+        if not any(key == t or key.startswith(t + ".") for t in typed):
+            out[key] = kind(value)
+    return out
+
+
+def kind(value) -> str:
+    """What a stored value is, comparable across trackers: a media `_type`, else its JSON type."""
+    if isinstance(value, dict) and "_type" in value:
+        return str(value["_type"])
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
 
 
 def _path(item) -> str:
@@ -91,7 +114,26 @@ def record_case(name: str, fn) -> dict:
     return out
 
 
+def surface() -> None:
+    """python -m tests.parity.record_wandb --surface: keys and kinds of the surface cases."""
+    results = {"wandb": wandb.__version__, "cases": {}}
+    for name, fn in SURFACE.items():
+        out = record_case(name, fn)
+        results["cases"][name] = {
+            "error": out["error"],
+            "rows": {step: kinds(row) for step, row in out["rows"].items()},
+            "summary": sorted(kinds(out["summary"])),
+        }
+        print(name, "error:", out["error"], file=sys.stderr)
+    with open(SURFACE_OUT, "w") as fh:
+        json.dump(results, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+
+
 def main() -> None:
+    if "--surface" in sys.argv:
+        surface()
+        return
     results = {"wandb": wandb.__version__, "cases": {}}
     for name, fn in CASES.items():
         results["cases"][name] = record_case(name, fn)
