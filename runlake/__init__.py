@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -144,9 +145,19 @@ def login(*args: Any, **kwargs: Any) -> bool:
     return True
 
 
+_said: set[str] = set()
+
+
+def _once(what: str, message: str) -> None:
+    """A call with no local meaning whose data is not kept: said once per process, never silent."""
+    if what not in _said:
+        _said.add(what)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 def watch(*args: Any, **kwargs: Any) -> None:
-    """W&B's gradient watcher: not done by runlake (accepted, does nothing; see README)."""
-    return None
+    """W&B's gradient watcher: not done by runlake (accepted; says so once; see README)."""
+    _once("watch", "runlake.watch() logs no gradients or parameters: log runlake.Histogram(p.grad) yourself")
 
 
 def unwatch(*args: Any, **kwargs: Any) -> None:
@@ -154,7 +165,8 @@ def unwatch(*args: Any, **kwargs: Any) -> None:
 
 
 def save(*args: Any, **kwargs: Any) -> list[str]:
-    """W&B's file upload: runlake keeps no run files beyond history (accepted; see README)."""
+    """W&B's file upload: runlake keeps no run files beyond history (accepted; says so once)."""
+    _once("save", "runlake.save() stores no files: they stay where they are (run.dir is a local directory for them)")
     return []
 
 

@@ -309,3 +309,17 @@ def test_tensorboard_sync_logs_what_a_summary_writer_writes(tmp_path):
     assert frame["charts/episodic_return"].to_list() == [0.0, 10.0, 20.0]
     assert json.loads(frame["weights"][-1])["_type"] == "histogram"
     assert os.listdir(tmp_path / "tb")  # the event files are still written
+
+
+def test_calls_with_no_local_meaning_say_so_once(tmp_path):
+    runlake._said.clear()
+    with pytest.warns(RuntimeWarning, match="stores no files"):
+        assert runlake.save("*.ckpt") == []
+    with pytest.warns(RuntimeWarning, match="logs no gradients"):
+        runlake.watch(object())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second time: silent
+        runlake.save("*.ckpt")
+        runlake.watch(object())
