@@ -166,7 +166,10 @@ def unwatch(*args: Any, **kwargs: Any) -> None:
 
 def save(*args: Any, **kwargs: Any) -> list[str]:
     """W&B's file upload: runlake keeps no run files beyond history (accepted; says so once)."""
-    _once("save", "runlake.save() stores no files: they stay where they are (run.dir is a local directory for them)")
+    _once(
+        "save",
+        "runlake.save() stores no files: they stay where they are (run.dir is a local directory for them)",
+    )
     return []
 
 

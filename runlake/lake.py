@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from .write.edit import RunEdit
 from .write.run import Run
 
 PathLike = str | os.PathLike[str]
+_MEDIA_PATH = re.compile(r"media/[^/\x00]+/[^/\x00]+/[a-z]+s/[A-Za-z0-9_.=-]+")
 
 
 class Lake:
@@ -166,6 +168,16 @@ class Lake:
                 where.append(f"{column} = ?")
                 params.append(value)
         return self.sql(f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY alerted_at, path", params)
+
+    def media(self, path: str) -> bytes:
+        """The bytes of a logged media file, by the root-relative `path` its reference holds
+        (`media/<project>/<run_id>/<kind>s/<name>`); any other path is a ValueError."""
+        if not isinstance(path, str) or not _MEDIA_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise ValueError(f"not a media path of this root: {path!r:.120}")
+        data = self.storage.read_bytes(f"{self.storage.root}/{path}")
+        if data is None:
+            raise FileNotFoundError(f"no media file {path!r} in root {self.url}")
+        return data
 
     def lineage(self, run_id: str) -> pl.DataFrame:
         """The chain of (run_id, segment) nodes from the run up to its root, nearest first.

@@ -438,3 +438,87 @@ def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
     finally:
         context.close()
         _stop(proc)
+
+
+def test_media_alerts_and_tables_are_shown_on_the_run_page(tmp_path, browser):
+    """#25: images (alone, in a list, in a table cell), audio, a GIF video, sandboxed HTML, a
+    histogram, a chart's table and the run's alerts are drawn; none gets an empty line chart."""
+    import urllib.parse
+
+    import numpy as np
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    run = lake.init("media", id="med")
+    table = runlake.Table(columns=["id", "image"])
+    table.add_data(1, runlake.Image(np.full((6, 6, 3), 200, dtype=np.uint8)))
+    run.log(
+        {
+            "loss": 0.5,
+            "sample": runlake.Image(np.zeros((6, 6, 3), dtype=np.uint8), caption="zeros"),
+            "batch": [runlake.Image(np.full((4, 4), i * 60, dtype=np.uint8)) for i in range(3)],
+            "cells": table,
+            "tone": runlake.Audio(np.sin(np.linspace(0, 100, 800)), sample_rate=8000),
+            "clip": runlake.Video(np.zeros((2, 3, 4, 4), dtype=np.uint8), fps=2),
+            "page": runlake.Html("<p id='inside'>hello</p><script>alert(1)</script>"),
+            "weights": runlake.Histogram(np.arange(20.0), num_bins=5),
+            "cm": runlake.plot.confusion_matrix(y_true=[0, 1], preds=[0, 0], class_names=["a", "b"]),
+        }
+    )
+    run.alert("diverging", "loss went up", level="WARN")
+    run.finish()
+    lake.close()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        wait_for(lambda: answers(port), "the server")
+        base = f"http://127.0.0.1:{port}/"
+        _open(page, base + "#/run/med")
+        page.wait_for_selector("#media")
+        keys = page.eval_on_selector_all("#media .chart", "els => els.map(e => e.dataset.key)")
+        assert keys == ["batch", "cells", "clip", "cm_table", "page", "sample", "tone", "weights"]
+        charts = page.eval_on_selector_all("#charts .chart", "els => els.map(e => e.dataset.key)")
+        assert charts == ["loss"]  # media never get an empty line chart
+        page.wait_for_function(
+            "[...document.querySelectorAll('#media img')].filter(i => i.complete && i.naturalWidth > 0).length >= 6"
+        )
+        assert page.locator("#media .chart[data-key=batch] img").count() == 3
+        page.wait_for_selector("#media .chart[data-key=cells] table img")  # an image in a table cell
+        page.wait_for_selector("#media .chart[data-key=cm_table] table td")
+        assert "chart wandb/confusion_matrix/v1" in page.inner_text("#media .chart[data-key=cm_table]")
+        assert (
+            page.locator("#media audio").count() == 1
+            and page.locator("#media svg.histogram rect").count() == 5
+        )
+        assert page.locator("#media iframe[sandbox]").count() == 1
+        assert "diverging" in page.inner_text("#alerts") and "loss went up" in page.inner_text("#alerts")
+        _shot(page, "media.png", tmp_path)
+        # the files: served by path, HTML sandboxed, anything outside media/ refused
+        html_path = page.get_attribute("#media iframe", "src").split("path=")[1]
+        with urllib.request.urlopen(base + "api/media?path=" + html_path) as response:
+            assert "sandbox" in response.headers["Content-Security-Policy"]
+            assert response.headers["Content-Type"].startswith("text/html")
+        for bad in (
+            "runs/media/med/meta/state.json",
+            "media/../runs/x/y/z.png",
+            "/etc/passwd",
+            "media/a/b/images/../../x.png",
+        ):
+            try:
+                urllib.request.urlopen(base + "api/media?" + urllib.parse.urlencode({"path": bad}))
+                raise AssertionError(f"{bad} was served")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 400, bad
+    finally:
+        context.close()
+        _stop(proc)
+    assert dialogs == []  # the logged page's script never ran

@@ -22,7 +22,7 @@ from ..lake import Lake
 from ..read.charts import downsample
 from ..store import settings
 from ..store.layout import MAX_STEP
-from ..store.parquet import UnreadablePart, verify_local
+from ..store.parquet import UnreadablePart, decode_any, verify_local
 
 SORTABLE = (
     "created_at",
@@ -124,10 +124,51 @@ def runs(
     return {"total": total, "offset": offset, "limit": limit, "rows": rows, "summary_keys": keys}
 
 
+MEDIA_TYPES = (
+    "image-file",
+    "images/separated",
+    "media-list",
+    "table-file",
+    "audio-file",
+    "video-file",
+    "html-file",
+    "plotly-file",
+    "histogram",
+)
+
+
+def _is_media(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("_type") in MEDIA_TYPES
+
+
 def _chart_keys(summary: dict[str, Any]) -> list[str]:
+    """Keys drawn as line charts: numbers, and define_metric summaries ({"min": ..}); not media."""
     return sorted(
-        k for k, v in summary.items() if isinstance(v, int | float | dict) and not k.startswith("_")
+        k
+        for k, v in summary.items()
+        if not k.startswith("_")
+        and (isinstance(v, int | float) or (isinstance(v, dict) and not _is_media(v)))
     )
+
+
+def table(lake: Lake, path: str, limit: int = 50) -> dict[str, Any]:
+    """The first `limit` rows of a logged table (its Parquet file), for the run page."""
+    if not path.endswith(".parquet"):
+        raise ValueError(f"not a table file: {path!r:.120}")
+    stored = decode_any(lake.media(path))
+    head = stored.slice(0, limit)
+    rows = [[_cell(v) for v in row.values()] for row in head.to_pylist()]
+    return {"columns": stored.column_names, "nrows": stored.num_rows, "rows": rows}
+
+
+def _cell(value: Any) -> Any:
+    """A table cell as JSON: a media reference (JSON text) decoded, other values as they are."""
+    if isinstance(value, str) and value.startswith('{"_type"'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def run(lake: Lake, run_id: str) -> dict[str, Any]:
@@ -139,7 +180,9 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     groups: dict[str, list[str]] = {}
     for key in keys:
         groups.setdefault(key.split("/", 1)[0] if "/" in key else "", []).append(key)
-    return {**record, "keys": keys, "groups": groups}
+    media = [{"key": k, "value": v} for k, v in sorted(record["summary"].items()) if _is_media(v)]
+    alerts = json_rows(lake.alerts(run_id).drop("path"))
+    return {**record, "keys": keys, "groups": groups, "media": media, "alerts": alerts}
 
 
 def _floats(values: np.ndarray) -> list[float | None]:

@@ -197,6 +197,28 @@ def _list(request: Request, name: str) -> list[str]:
     return [part for part in raw.split(",") if part]
 
 
+MEDIA_CONTENT = {
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".flac": "audio/flac",
+    ".ogg": "audio/ogg",
+    ".m4a": "audio/mp4",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".html": "text/html",
+    ".json": "application/json",
+}
+# A logged HTML page runs in a sandbox (an opaque origin: no script, no cookies, no API), and
+# only this app's own page may frame it.
+HTML_MEDIA_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
 def create_app(
     root: str | None = None,
     *,
@@ -293,6 +315,22 @@ def create_app(
             lake, request.query_params.get("project") or "", request.query_params.get("metric") or None
         )
 
+    def media(request: Request) -> Any:
+        """A logged media file; HTML is served sandboxed (no script, no same-origin access)."""
+        path = request.query_params.get("path") or ""
+        try:
+            data = lake.media(path)
+        except FileNotFoundError as exc:
+            return _error(str(exc), 404)
+        kind = MEDIA_CONTENT.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
+        headers = {"Cache-Control": "private, max-age=3600"}  # named by content: never changes
+        if kind == "text/html":
+            headers.update(HTML_MEDIA_HEADERS)
+        return Response(data, media_type=kind, headers=headers)
+
+    def table(request: Request) -> Any:
+        return api.table(lake, request.query_params.get("path") or "", _int(request, "limit", 50, 1, 1000))
+
     def changes(request: Request) -> Any:
         since = api.bound(request.query_params.get("since"), steps=False) or 0.0
         return api.changes(lake, since) if lake.exists() else {"now": since, "runs": []}
@@ -345,6 +383,8 @@ def create_app(
         Route("/api/compare", endpoint(compare)),
         Route("/api/population", endpoint(population)),
         Route("/api/changes", endpoint(changes)),
+        Route("/api/media", endpoint(media)),
+        Route("/api/table", endpoint(table)),
         Route("/api/sql", sql, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -163,7 +163,58 @@ async function viewRuns(q) {
 // ---- one run ------------------------------------------------------------------------------
 function kvTable(obj, id) {
   const entries = Object.entries(obj || {});
-  return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", { text: fmt(v) })]) : el("div", { class: "muted", text: "—" }));
+  // a media value is named by its kind (it is drawn under Media), not printed as JSON
+  const show = (v) => (v && typeof v === "object" && typeof v._type === "string" ? `‹${v._type}›` : fmt(v));
+  return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", { text: show(v) })]) : el("div", { class: "muted", text: "—" }));
+}
+// ---- logged media: each kind shown as what it is (files come from api/media) -----------------
+function mediaSrc(ref) { return "api/media?" + new URLSearchParams({ path: ref.path }); }
+function histogramView(ref) {  // W&B's histogram JSON as bars
+  const values = ref.values || [], max = Math.max(1, ...values), w = 240, h = 60, bw = w / Math.max(1, values.length);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("class", "histogram");
+  values.forEach((v, i) => {
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    r.setAttribute("x", i * bw); r.setAttribute("width", Math.max(1, bw - 1)); r.setAttribute("y", h - (v / max) * h); r.setAttribute("height", (v / max) * h); r.setAttribute("fill", "#0072B2");
+    svg.appendChild(r);
+  });
+  const bins = ref.bins || [];
+  return el("div", {}, svg, el("div", { class: "muted", text: bins.length ? `${fmt(bins[0])} … ${fmt(bins[bins.length - 1])}` : "" }));
+}
+function mediaView(ref) {
+  if (!ref || typeof ref !== "object") return el("span", { text: fmt(ref) });
+  const caption = ref.caption ? el("div", { class: "muted", text: ref.caption }) : "";
+  switch (ref._type) {
+    case "image-file": return el("figure", { class: "media" }, el("img", { src: mediaSrc(ref), alt: ref.caption || "image", loading: "lazy" }), caption);
+    case "images/separated": case "media-list": return el("div", { class: "media-list" }, (ref.items || []).map(mediaView));
+    case "audio-file": return el("figure", { class: "media" }, el("audio", { controls: true, src: mediaSrc(ref) }), caption);
+    case "video-file": return el("figure", { class: "media" }, ref.format === "gif" ? el("img", { src: mediaSrc(ref), alt: "video" }) : el("video", { controls: true, src: mediaSrc(ref) }), caption);
+    case "html-file": return el("iframe", { class: "media-html", sandbox: "", src: mediaSrc(ref), title: "logged HTML" });
+    case "plotly-file": return el("a", { href: mediaSrc(ref), target: "_blank", rel: "noopener", text: "plotly figure (JSON)" });
+    case "histogram": return histogramView(ref);
+    case "table-file": {
+      const box = el("div", { class: "media-table" }, el("div", { class: "muted", text: (ref.chart ? `chart ${ref.chart.type}${ref.chart.title ? ": " + ref.chart.title : ""} · ` : "") + `${ref.nrows} rows × ${ref.ncols} columns` }));
+      get("api/table?" + new URLSearchParams({ path: ref.path, limit: 20 })).then((t) => box.appendChild(el("table", {},
+        el("tr", {}, t.columns.map((c) => el("th", { text: c }))),
+        t.rows.map((row) => el("tr", {}, row.map((v) => el("td", {}, v && typeof v === "object" && v._type ? mediaView(v) : fmt(v))))))))
+        .catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
+      return box;
+    }
+    default: return el("span", { text: fmt(ref) });
+  }
+}
+function mediaSection(info) {
+  if (!info.media.length) return "";
+  return el("div", { id: "media" }, el("h2", { text: "Media" }), el("div", { class: "grid" },
+    info.media.map((m) => el("div", { class: "chart", "data-key": m.key }, el("h3", { text: m.key }), mediaView(m.value)))));
+}
+function alertsSection(info) {
+  if (!info.alerts.length) return "";
+  return el("div", { id: "alerts" }, el("h2", { text: "Alerts" }), el("table", {},
+    el("tr", {}, ["time", "step", "level", "title", "text"].map((h) => el("th", { text: h }))),
+    info.alerts.map((a) => el("tr", { class: "alert " + (a.level || "").toLowerCase() },
+      el("td", { text: a.alerted_at ? when(a.alerted_at) : "" }), el("td", { class: "num", text: fmt(a.step) }),
+      el("td", { text: a.level }), el("td", { text: a.title }), el("td", { text: a.text })))));
 }
 function pick(runId, checked) {  // a lineage node's tick: pick runs to compare from the tree
   return el("input", { type: "checkbox", class: "pick", value: runId, checked, title: "compare this run" });
@@ -240,6 +291,7 @@ async function viewRun(runId, q) {
       el("div", {}, el("h2", { text: "Lineage" }), lineageTree(info)),
       el("div", {}, el("h2", { text: "Config" }), kvTable(info.config, "config")),
       el("div", {}, el("h2", { text: "Summary" }), kvTable(info.summary, "summary"))),
+    alertsSection(info), mediaSection(info),
     el("h2", { text: "Charts" }), controls, charts);
   const archivedSegments = q.get("archived") === "1" ? info.segments.filter((s) => s.segment !== run.segment).map((s) => s.segment) : [];
   // A run may have thousands of keys: the page shows CHART_PAGE charts at a time (a filter
