@@ -295,7 +295,9 @@ __all__ = [
     "Object3D",
     "Plotly",
     "Video",
+    "agent",
     "alert",
+    "sweep",
     "sklearn",
     "tensorboard",
     "ConfigError",
@@ -339,4 +341,5 @@ __all__ = [
     "tree",
 ]
 
-from . import plot, sklearn, tensorboard  # noqa: E402 - namespaces (wandb.plot.*, wandb.sklearn.*, wandb.tensorboard.patch)
+from . import plot, sklearn, tensorboard  # noqa: E402
+from .sweeps import agent, sweep  # noqa: E402 - wandb.sweep / wandb.agent, offline - namespaces (wandb.plot.*, wandb.sklearn.*, wandb.tensorboard.patch)

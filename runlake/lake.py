@@ -36,6 +36,7 @@ from .store.layout import MAX_STEP
 from .store.storage import Storage
 from .write import edit as edit_op
 from .write import registry, start
+from .write import sweeps as sweep_store
 from .write.edit import RunEdit
 from .write.run import Run
 
@@ -168,6 +169,61 @@ class Lake:
                 where.append(f"{column} = ?")
                 params.append(value)
         return self.sql(f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY alerted_at, path", params)
+
+    def sweeps(self, project: str | None = None) -> pl.DataFrame:
+        """The sweeps of the root (or of a project): sweep_id, project, entity, method, metric,
+        created_at, config (JSON), trials, and their states."""
+        rows = []
+        for doc in sweep_store.sweeps(self.storage, project):
+            trials = sweep_store.trials(self.storage, doc)
+            states = [t.state for t in trials]
+            rows.append(
+                {
+                    "sweep_id": doc.sweep_id,
+                    "project": doc.project,
+                    "entity": doc.entity,
+                    "method": doc.config.get("method"),
+                    "metric": json.dumps(doc.config.get("metric")) if doc.config.get("metric") else None,
+                    "created_at": doc.created_at,
+                    "config": json.dumps(doc.config),
+                    "trials": len(trials),
+                    "running": states.count("running"),
+                    "finished": states.count("finished"),
+                    "failed": states.count("failed") + states.count("crashed"),
+                    "early_terminated": states.count("early_terminated"),
+                }
+            )
+        return pl.DataFrame(rows, infer_schema_length=None)
+
+    def trials(self, sweep_id: str, project: str | None = None) -> pl.DataFrame:
+        """A sweep's trials in order: number, run_id, state (a dead agent's running trial reads
+        crashed), params (JSON), started and ended."""
+        doc = sweep_store.find(self.storage, sweep_id, project)
+        return pl.DataFrame(
+            [
+                {
+                    "number": t.number,
+                    "run_id": t.run_id,
+                    "state": t.state,
+                    "params": json.dumps(t.params),
+                    "at": t.at,
+                    "ended_at": t.ended_at,
+                    "host": t.host,
+                    "pid": t.pid,
+                }
+                for t in sweep_store.trials(self.storage, doc)
+            ],
+            schema={
+                "number": pl.Int64,
+                "run_id": pl.String,
+                "state": pl.String,
+                "params": pl.String,
+                "at": pl.Float64,
+                "ended_at": pl.Float64,
+                "host": pl.String,
+                "pid": pl.Int64,
+            },
+        )
 
     def media(self, path: str) -> bytes:
         """The bytes of a logged media file, by the root-relative `path` its reference holds

@@ -26,6 +26,7 @@ SELECT
     r.source,
     r.source_id,
     r.metadata,
+    json_extract_string(r.metadata, '$.sweep_id') AS sweep_id,
     r.metrics,
     to_timestamp(r.heartbeat) AS heartbeat_at,
     to_timestamp(r.finished_at) AS finished_at,

@@ -5,7 +5,7 @@ live by job in `reading` and `maintenance`."""
 
 from __future__ import annotations
 
-from . import maintenance, reading  # noqa: F401 - they register their commands on `main`
+from . import maintenance, reading, sweeps  # noqa: F401 - they register their commands on `main`
 from .base import main
 
 __all__ = ["main"]

@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import polars as pl
+
 from ..errors import RunNotFoundError
 from ..lake import Lake, default
 from ..store.names import check_name
 from .runs import Run, Runs
+from .sweeps import Sweep
 
 
 class Project:
@@ -51,9 +54,9 @@ class Project:
             f"{self.entity}/{self.name}" if self.entity else self.name, filters, order, per_page
         )
 
-    def sweeps(self, per_page: int = 50) -> list[Any]:
-        """[]: runlake does not store sweeps yet."""
-        return []
+    def sweeps(self, per_page: int = 50) -> list[Sweep]:
+        frame = self._api.lake.sweeps(self.name)
+        return [Sweep(self._api.lake, row, self.entity) for row in frame.iter_rows(named=True)]
 
     def __repr__(self) -> str:
         return f"<Project {'/'.join(self.path)}>"
@@ -212,8 +215,22 @@ class Api:
             return self.project(parts[1], parts[0])
         return self.run(path)
 
-    def sweep(self, path: str = "") -> Any:
-        raise ValueError(f"sweep {path!r}: runlake does not store sweeps yet")
+    def sweep(self, path: str = "") -> Sweep:
+        """A sweep by path ("entity/project/sweep_id", "project/sweep_id" or its id)."""
+        parts = [p for p in path.replace("/sweeps/", "/").strip("/ ").split("/") if p]
+        if not parts:
+            raise ValueError(f"invalid sweep path {path!r}: expected 'entity/project/sweep_id'")
+        project = parts[-2] if len(parts) >= 2 else self.settings["project"]
+        sweep_id = parts[-1]
+        check_name(sweep_id, "sweep id")
+        found = (
+            self._lake.sweeps(project).filter(pl.col("sweep_id") == sweep_id)
+            if project
+            else self._lake.sweeps().filter(pl.col("sweep_id") == sweep_id)
+        )
+        if found.height == 0:
+            raise ValueError(f"Could not find sweep {path!r} in root {self._lake.url}")
+        return Sweep(self._lake, found.row(0, named=True), self.settings["entity"])
 
     def artifact(self, name: str, type: str | None = None) -> Any:  # noqa: A002 - W&B's name
         raise ValueError(f"artifact {name!r}: runlake does not store artifacts yet")

@@ -56,7 +56,7 @@ JSON_PREFIXES = {
     "summary": "summary",
 }
 # `sweep`: the sweep a run belongs to (init() inside a sweep agent records it in its metadata)
-SWEEP = "json_extract_string(metadata, '$.sweep_id')"
+SWEEP = "sweep_id"
 
 
 class Where:

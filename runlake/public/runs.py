@@ -160,9 +160,16 @@ class Run:
         return self.metadata.get("sweep_id")
 
     @property
-    def sweep(self) -> None:
-        """The sweep this run belongs to: None (runlake does not store sweeps yet)."""
-        return None
+    def sweep(self) -> Any:
+        """The sweep this run is a trial of (an Api `Sweep`), or None."""
+        sweep_id = self._row.get("sweep_id") or self.sweep_name
+        if not sweep_id:
+            return None
+        from .sweeps import Sweep
+
+        found = self._lake.sweeps(self.project)
+        rows = [r for r in found.iter_rows(named=True) if r["sweep_id"] == sweep_id]
+        return Sweep(self._lake, rows[0], self._default_entity) if rows else None
 
     @property
     def metadata(self) -> dict[str, Any]:

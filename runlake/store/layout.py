@@ -10,6 +10,8 @@
 <root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
 <root>/media/<project>/<run_id>/<kind>s/<key>_<step>_<hash>.<ext>  logged images (PNG), tables (Parquet)
 <root>/_catalog/catalog.duckdb                        a local root's catalog cache (derived)
+<root>/sweeps/<project>/<sweep_id>/sweep.json         a sweep's configuration, write-once
+<root>/sweeps/<project>/<sweep_id>/trials/<n>.json    trial n: claimed exclusively by one agent
 """
 
 from __future__ import annotations
@@ -117,6 +119,15 @@ class Layout:
     def id_claim(self, run_id: str) -> str:
         """Created exclusively before a run: run ids are unique in a root, across projects."""
         return f"{self.root}/_ids/{run_id}.json"
+
+    def sweep_dir(self, project: str, sweep_id: str) -> str:
+        return f"{self.root}/sweeps/{project}/{sweep_id}"
+
+    def sweep_doc(self, project: str, sweep_id: str) -> str:
+        return f"{self.sweep_dir(project, sweep_id)}/sweep.json"
+
+    def trial(self, project: str, sweep_id: str, number: int) -> str:
+        return f"{self.sweep_dir(project, sweep_id)}/trials/{number:06d}.json"
 
     def compact_lock(self) -> str:
         return f"{self.root}/packs/compact.lock"

@@ -206,6 +206,36 @@ class StateDoc(_Doc):
 
 
 @dataclass
+class SweepDoc(_Doc):
+    """sweeps/<project>/<sweep_id>/sweep.json: a sweep as `wandb.sweep()` made it (write-once)."""
+
+    REQUIRED = ("sweep_id", "project", "config")
+    sweep_id: str
+    project: str
+    config: dict[str, Any] = field(default_factory=dict)  # W&B's sweep configuration, as given
+    entity: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass
+class TrialDoc(_Doc):
+    """sweeps/<project>/<sweep_id>/trials/<n>.json: trial n, created exclusively by the agent that
+    runs it (so each trial runs once), rewritten by it when the trial ends."""
+
+    REQUIRED = ("sweep_id", "number", "params", "run_id")
+    sweep_id: str
+    number: int
+    params: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    state: str = "running"  # running | finished | failed | early_terminated (crashed: derived)
+    at: float = 0.0
+    ended_at: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
+
+
+@dataclass
 class AlertDoc(_Doc):
     """meta/alert-<time_ns>-<id>.json: one alert a run raised (written once, never changed)."""
 

@@ -151,6 +151,35 @@ def _chart_keys(summary: dict[str, Any]) -> list[str]:
     )
 
 
+def sweeps(lake: Lake, project: str | None) -> list[dict[str, Any]]:
+    """The sweeps (of a project) with their trial counts and best run by the sweep's metric."""
+    out = []
+    for row in lake.sweeps(project).iter_rows(named=True):
+        metric = json.loads(row["metric"]) if row["metric"] else {}
+        name, goal = metric.get("name"), metric.get("goal", "minimize")
+        best = None
+        if name:
+            best = lake.sql(
+                "SELECT run_id, TRY_CAST(json_extract_string(summary, ?) AS DOUBLE) AS v FROM runs "
+                f"WHERE sweep_id = ? AND v IS NOT NULL ORDER BY v {'DESC' if goal == 'maximize' else 'ASC'} LIMIT 1",
+                ["$." + json.dumps(name), row["sweep_id"]],
+            )
+        top = best.row(0, named=True) if best is not None and best.height else None
+        out.append(
+            {
+                **{
+                    k: row[k]
+                    for k in ("sweep_id", "project", "method", "trials", "running", "finished", "failed")
+                },
+                "metric_name": name,
+                "goal": goal,
+                "best_run": top["run_id"] if top else None,
+                "best_value": top["v"] if top else None,
+            }
+        )
+    return out
+
+
 def table(lake: Lake, path: str, limit: int = 50) -> dict[str, Any]:
     """The first `limit` rows of a logged table (its Parquet file), for the run page."""
     if not path.endswith(".parquet"):

@@ -328,6 +328,9 @@ def create_app(
             headers.update(HTML_MEDIA_HEADERS)
         return Response(data, media_type=kind, headers=headers)
 
+    def sweeps(request: Request) -> Any:
+        return api.sweeps(lake, request.query_params.get("project") or None) if lake.exists() else []
+
     def table(request: Request) -> Any:
         return api.table(lake, request.query_params.get("path") or "", _int(request, "limit", 50, 1, 1000))
 
@@ -385,6 +388,7 @@ def create_app(
         Route("/api/changes", endpoint(changes)),
         Route("/api/media", endpoint(media)),
         Route("/api/table", endpoint(table)),
+        Route("/api/sweeps", endpoint(sweeps)),
         Route("/api/sql", sql, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

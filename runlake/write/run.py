@@ -223,6 +223,7 @@ class Run:
         self._meta_dirty = True
         self.flush_if_dirty()
 
+    sweep_id: str | None = None  # the sweep this run is a trial of (set by init)
     alert = run_alert  # W&B's run.alert(title, text, level, wait_duration): write/alerts.py
 
     # ---- what the registry and the flusher see -------------------------------------------

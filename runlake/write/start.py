@@ -16,6 +16,7 @@ from ..store.manifests import (
 from ..store.names import check_name, new_run_id
 from ..store.storage import Storage
 from . import flusher, nodes, registry, tensorboard_sync
+from . import trial as sweep_trial
 from .config import filter_keys
 from .disabled import DisabledRun
 from .nodes import StartOptions
@@ -79,6 +80,9 @@ def init(
         raise TypeError(f"dir must be a path, got {type(dir).__name__}")
     run_mode = app_settings.mode(mode)
     reinit_how = reinit_mode(reinit)
+    trial = sweep_trial.take()  # inside a sweep agent: this run is its trial
+    if trial is not None:
+        project, id = trial.project, id or trial.run_id  # noqa: A001 - the sweep's project, as W&B
     if project is None:
         project = os.environ.get("RUNLAKE_PROJECT") or os.environ.get("WANDB_PROJECT") or "demo"
     check_name(project, "project name")
@@ -104,6 +108,8 @@ def init(
     config_dict = filter_keys(
         {**config_defaults(), **check_config(config)}, config_include_keys, config_exclude_keys
     )
+    if trial is not None:
+        config_dict = {**config_dict, **trial.params}  # the sweep's values win, as in W&B
     meta = RunMeta(name=name, tags=check_tags(tags), notes=notes, group=group, job_type=job_type)
     for label, value in (
         ("name", name),
@@ -140,7 +146,10 @@ def init(
         if reinit_how == "finish_previous":
             registry.finish_all()
     extras = StartOptions(
-        metadata=metadata(given_settings, run_mode, locals()),
+        metadata={
+            **metadata(given_settings, run_mode, locals()),
+            **({"sweep_id": trial.sweep_id, "sweep_trial": trial.number} if trial is not None else {}),
+        },
         entity=entity,
         allow_val_change=bool(allow_val_change),
         local_dir=local_dir,
@@ -190,6 +199,7 @@ def init(
         run._resume_file = resume_file
     registry.add(run)
     flusher.register(run)
+    run.sweep_id = trial.sweep_id if trial is not None else None
     if sync_tensorboard or tensorboard:
         tensorboard_sync.patch()  # SummaryWriters log into this run too
     return run

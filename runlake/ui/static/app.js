@@ -116,6 +116,7 @@ async function viewRuns(q) {
   const projects = await get("api/projects");
   const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", sort, order, offset: page * limit, limit, summary: chosen.join(",") });
   const data = await get("api/runs?" + query);
+  const sweeps = await get("api/sweeps?" + new URLSearchParams({ project }));
   const selected = new Set();
   const filters = el("div", { class: "toolbar" },
     el("select", { id: "project", onchange: (e) => go("", { ...Object.fromEntries(q), project: e.target.value, page: "" }) },
@@ -144,7 +145,13 @@ async function viewRuns(q) {
     chosen.map((k) => el("td", { class: "num", text: fmt((r.summary || {})[k]) })))));
   const pages = Math.max(1, Math.ceil(data.total / limit));
   if (stale(seq)) return;
-  app.replaceChildren(el("h1", { text: "Runs" }), filters,
+  const sweepTable = sweeps.length ? el("div", { id: "sweeps" }, el("h2", { text: "Sweeps" }), el("table", {},
+    el("tr", {}, ["sweep", "project", "method", "metric", "trials", "running", "finished", "failed", "best run", "best value"].map((h) => el("th", { text: h }))),
+    sweeps.map((s) => el("tr", { "data-sweep": s.sweep_id },
+      el("td", { text: s.sweep_id }), el("td", { text: s.project }), el("td", { text: s.method }), el("td", { text: s.metric_name ? `${s.metric_name} (${s.goal})` : "" }),
+      el("td", { class: "num", text: s.trials }), el("td", { class: "num", text: s.running }), el("td", { class: "num", text: s.finished }), el("td", { class: "num", text: s.failed }),
+      el("td", {}, s.best_run ? el("a", { href: "#/run/" + encodeURIComponent(s.best_run), text: s.best_run }) : ""), el("td", { class: "num", text: fmt(s.best_value) }))))) : "";
+  app.replaceChildren(el("h1", { text: "Runs" }), filters, sweepTable,
     el("table", { id: "runs-table" }, el("thead", {}, head), body),
     el("div", { class: "pager" },
       el("button", { disabled: page <= 0, onclick: () => go("", { ...Object.fromEntries(q), page: page - 1 }), text: "‹ prev" }),
