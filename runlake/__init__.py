@@ -31,6 +31,7 @@ from .public import Api
 from .read.sandbox import Params
 from .write import registry, start
 from .write.alerts import AlertLevel
+from .write.artifact import Artifact
 from .write.chart import CustomChart
 from .write.media import Histogram, Image, Molecule, Object3D
 from .write.metrics import Metric
@@ -114,6 +115,41 @@ def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -
     """`run.alert()` on the current run: stored, printed to stderr, sent to
     $RUNLAKE_ALERT_WEBHOOK when set; a title alerted again within `wait_duration` is dropped."""
     _current().alert(title, text, level=level, wait_duration=wait_duration)
+
+
+def log_artifact(
+    artifact_or_path: Any,
+    name: str | None = None,
+    type: str | None = None,
+    aliases: list[str] | None = None,
+    tags: list[str] | None = None,
+) -> Artifact:  # noqa: A002
+    """`run.log_artifact()` on the current run."""
+    return _current().log_artifact(artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+
+def use_artifact(
+    artifact_or_name: Any,
+    type: str | None = None,
+    aliases: list[str] | None = None,
+    use_as: str | None = None,
+) -> Artifact:  # noqa: A002
+    """`run.use_artifact()` on the current run."""
+    return _current().use_artifact(artifact_or_name, type=type, aliases=aliases, use_as=use_as)
+
+
+def log_model(path: str, name: str | None = None, aliases: list[str] | None = None) -> Artifact:
+    return _current().log_model(path, name=name, aliases=aliases)
+
+
+def use_model(name: str) -> str:
+    return _current().use_model(name)
+
+
+def link_model(
+    path: str, registered_model_name: str, name: str | None = None, aliases: list[str] | None = None
+) -> Artifact:
+    return _current().link_model(path, registered_model_name, name=name, aliases=aliases)
 
 
 def define_metric(name: str, *args: Any, **kwargs: Any) -> Metric:
@@ -287,6 +323,7 @@ def sync(
 
 __all__ = [
     "AlertLevel",
+    "Artifact",
     "Api",
     "Audio",
     "CustomChart",
@@ -297,6 +334,11 @@ __all__ = [
     "Video",
     "agent",
     "alert",
+    "link_model",
+    "log_artifact",
+    "log_model",
+    "use_artifact",
+    "use_model",
     "sweep",
     "sklearn",
     "tensorboard",

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from .errors import RunlakeError
 from .ops import compact as compact_op
 from .ops import doctor as doctor_op
 from .ops import export as export_op
@@ -34,9 +35,11 @@ from .read.sandbox import Limits, Params, Result
 from .store import settings
 from .store.layout import MAX_STEP
 from .store.storage import Storage
+from .write import artifact_store, registry, start
 from .write import edit as edit_op
-from .write import registry, start
 from .write import sweeps as sweep_store
+from .write.artifact import Artifact
+from .write.artifact import find as artifact_find
 from .write.edit import RunEdit
 from .write.run import Run
 
@@ -224,6 +227,65 @@ class Lake:
                 "pid": pl.Int64,
             },
         )
+
+    # ---- artifacts (write/artifact.py, write/artifact_store.py) ---------------------------
+    def artifact(self, name: str, project: str | None = None) -> Artifact:
+        """A logged artifact version: "name[:alias|:vN]", "project/name:alias" or
+        "entity/project/name:alias" (a registry path "wandb-registry-model/name:alias" too)."""
+        parts = name.strip("/").split("/")
+        default_project = project or (parts[-2] if len(parts) >= 2 else None)
+        if default_project is None:
+            raise ValueError(f'artifact {name!r}: give its project ("project/name:alias" or project=)')
+        return artifact_find(self.storage, default_project, name)
+
+    def checkpoint(self, run_id: str, step: int, name: str | None = None) -> pl.DataFrame:
+        """The artifact versions a fork of `run_id` at `step` would start from: logged on the
+        run's effective lineage (its ancestors' parts included, a rewind's abandoned steps not)
+        at or below `step`, latest first: project, name, version, type, run_id, step."""
+        query = (
+            "SELECT a.project, a.name, a.version, a.type, a.run_id, a.step FROM artifacts AS a "
+            "JOIN lineage AS l ON a.run_id = l.ancestor_run_id AND a.segment = l.ancestor_segment "
+            "AND a.step > l.step_lo AND a.step <= l.step_hi WHERE l.run_id = ? AND a.step <= ?"
+        )
+        params: list[Any] = [run_id, step]
+        if name is not None:
+            query += " AND a.name = ?"
+            params.append(name)
+        return self.sql(query + " ORDER BY a.step DESC, a.created_at DESC", params)
+
+    def delete_artifact(
+        self, name: str, project: str, *, delete_aliases: bool = False, force: bool = False
+    ) -> None:
+        """Delete one version ("name:vN" or "name:alias"): its manifest (and, with
+        `delete_aliases`, the aliases naming it) at once; its files, once no other version
+        uses them, by the next compaction after the grace period. A version that is the
+        checkpoint a fork of its run starts from (the latest of its name logged at or below a
+        fork or rewind point) is kept unless `force`."""
+        art = self.artifact(name, project)
+        doc = art._doc
+        assert doc is not None
+        named = art.aliases
+        if named and not delete_aliases:
+            raise RunlakeError(
+                f"artifact {art.qualified_name} has aliases {named}: pass delete_aliases=True to delete them too"
+            )
+        if not force and doc.run_id is not None and doc.step is not None:
+            forks = self.sql(
+                "SELECT run_id, cutoff FROM segments WHERE parent_run_id = ? AND cutoff IS NOT NULL",
+                [doc.run_id],
+            )
+            logged = self.sql(
+                "SELECT version, step FROM artifacts WHERE project = ? AND name = ? AND run_id = ? AND step IS NOT NULL",
+                [doc.project, doc.name, doc.run_id],
+            )
+            for fork, cutoff in forks.rows():
+                below = [(s, v) for v, s in logged.rows() if s <= cutoff]
+                if below and max(below)[1] == doc.version:
+                    raise RunlakeError(
+                        f"artifact {art.qualified_name} is the checkpoint run {fork!r} was forked from (at step "
+                        f"{cutoff} of run {doc.run_id!r}): pass force=True to delete it anyway"
+                    )
+        artifact_store.delete_version(self.storage, doc, named)
 
     def media(self, path: str) -> bytes:
         """The bytes of a logged media file, by the root-relative `path` its reference holds

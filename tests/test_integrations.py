@@ -148,3 +148,20 @@ def test_transformers_trainer_resume_rewinds_the_run(tmp_path):
     # the end-of-training report (#23.17) is in the summary, as W&B's callback puts it
     summary = json.loads(_run_of(root)["summary"])
     assert summary["train_runtime"] > 0 and summary["train_loss"] > 0 and "total_flos" in summary
+
+
+def test_lightning_log_model_logs_each_checkpoint_as_an_artifact_a_fork_can_find(tmp_path):
+    pytest.importorskip("lightning")
+    root, ckpt = tmp_path / "root", tmp_path / "ckpt"
+    run_id = _script("lightning_train.py", root, ckpt, "--log-model", "all").strip().splitlines()[-1]
+    lake = runlake.Lake(str(root))
+    versions = lake.sql(
+        "SELECT version, step, type FROM artifacts WHERE name = ? ORDER BY version", [f"model-{run_id}"]
+    )
+    assert versions.height == 6 and set(versions["type"]) == {"model"}  # a checkpoint every 5 steps of 32
+    steps = versions["step"].to_list()
+    assert steps == sorted(steps) and len(set(steps)) == 6
+    found = lake.checkpoint(run_id, steps[2] + 1, f"model-{run_id}")
+    assert found["version"][0] == 2 and found["step"][0] == steps[2]
+    art = lake.artifact(f"lit/model-{run_id}:latest")
+    assert art.version == "v5" and art.files()[0].path.endswith(".ckpt")

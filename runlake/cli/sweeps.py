@@ -1,7 +1,9 @@
-"""`runlake sweep CONFIG.yaml` and `runlake agent SWEEP_ID`: W&B's `wandb sweep` / `wandb agent`
+"""`runlake sweep CONFIG.yaml`, `runlake agent SWEEP_ID` (W&B's `wandb sweep` / `wandb agent`) and `runlake fork RUN --step N` (the checkpoint a fork there starts from)
 on a root, with no server."""
 
 from __future__ import annotations
+
+import json
 
 import click
 import yaml
@@ -43,3 +45,31 @@ def agent(ctx: click.Context, sweep_id: str, count: int | None, project: str | N
     """Run a sweep's trials: its `program` with its `command` (W&B's macros), one after another."""
     ran = run_agent(sweep_id, project=project, count=count, root=lake_of(ctx).url)
     click.echo(f"runlake: agent ran {ran} trial{'s' if ran != 1 else ''} of sweep {sweep_id}", err=True)
+
+
+@main.command()
+@root_option
+@click.argument("run_id")
+@click.option("--step", type=click.IntRange(min=0), required=True, help="The step a fork would start from.")
+@click.option("--artifact", "name", default=None, help="Only this artifact: print its resolved version.")
+@click.option("--json", "as_json", is_flag=True, help="Every candidate as JSON.")
+@click.pass_context
+def fork(ctx: click.Context, run_id: str, step: int, name: str | None, as_json: bool) -> None:
+    """The checkpoint a fork of RUN at --step starts from: the artifact versions logged on the
+    run's effective lineage at or below that step (latest first)."""
+    found = lake_of(ctx).checkpoint(run_id, step, name)
+    if as_json:
+        click.echo(json.dumps(found.to_dicts(), default=str))
+        return
+    if found.height == 0:
+        raise click.ClickException(
+            f"no artifact{' ' + repr(name) if name else ''} was logged on run {run_id!r}'s lineage at or below step {step}"
+        )
+    if name is not None:
+        top = found.row(0, named=True)
+        click.echo(f"{top['project']}/{top['name']}:v{top['version']}")
+        return
+    for row in found.iter_rows(named=True):
+        click.echo(
+            f"{row['project']}/{row['name']}:v{row['version']}\t{row['type']}\tlogged by {row['run_id']} at step {row['step']}"
+        )

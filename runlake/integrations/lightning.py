@@ -105,7 +105,7 @@ class RunlakeLogger(Logger):
         name: str | None = None,
         id: str | None = None,  # noqa: A002 - W&B's and Lightning's name
         config: Mapping[str, Any] | None = None,
-        log_model: bool = False,
+        log_model: bool | str = False,
         storage_options: dict[str, Any] | None = None,
         **init_kwargs: Any,
     ) -> None:
@@ -120,6 +120,7 @@ class RunlakeLogger(Logger):
         self._init_kwargs = init_kwargs
         self._run: Run | None = None
         self._from_checkpoint: dict[str, Any] | None = None
+        self._checkpoints: Any = None  # the ModelCheckpoint callback that saved last
         self._planned_id = id or new_run_id()
         self.callback = CheckpointRun(self)
         self._lake: Lake | None = None
@@ -165,15 +166,31 @@ class RunlakeLogger(Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         if self._run is not None:
+            if self._log_model is True and self._checkpoints is not None:
+                self._log_checkpoints(self._checkpoints)  # W&B's log_model=True: at the end
             self._run.finish(exit_code=0 if status in ("success", "finished") else 1)
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """log_model=True: the checkpoints are logged as a `model` artifact when training ends;
+        "all": each one when it is saved (W&B's WandbLogger rule). Each version records the
+        run's step, so `runlake fork RUN --step N` finds the checkpoint a fork at N starts from."""
         if self._log_model and self._run is not None:
             best = getattr(checkpoint_callback, "best_model_path", "") or ""
             last = getattr(checkpoint_callback, "last_model_path", "") or ""
             self._run.summary["checkpoint/best"] = best
             self._run.summary["checkpoint/last"] = last
+            self._checkpoints = checkpoint_callback
+            if self._log_model == "all":
+                self._log_checkpoints(checkpoint_callback)
+
+    def _log_checkpoints(self, callback: Any) -> None:
+        assert self._run is not None
+        best = getattr(callback, "best_model_path", "") or ""
+        last = getattr(callback, "last_model_path", "") or ""
+        for path, aliases in ((last or best, ["latest"]), (best, ["best"])):
+            if path and os.path.isfile(path):
+                self._run.log_model(path, name=f"model-{self._run.id}", aliases=aliases)
 
     # ---- the run ---------------------------------------------------------------------------
     def _start(self) -> Run:

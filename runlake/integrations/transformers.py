@@ -28,6 +28,7 @@ from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import ExportableState  # noqa: E402
 
 from ..lake import Lake  # noqa: E402
+from ..store import settings  # noqa: E402
 from ..write.run import Run  # noqa: E402
 
 # what transformers reports once at the end of training (wandb's WandbCallback keeps the same list)
@@ -60,8 +61,15 @@ class RunlakeCallback(TrainerCallback, ExportableState):
         project: str = "huggingface",
         root: str | os.PathLike[str] | None = None,
         storage_options: dict[str, Any] | None = None,
+        log_model: str | None = None,
         **init_kwargs: Any,
     ) -> None:
+        """`log_model`: "checkpoint" logs every saved checkpoint directory as a `model`
+        artifact (aliased checkpoint_global_step_<N>), "end" the trained model when training
+        ends; None (the default): $RUNLAKE_LOG_MODEL, else $WANDB_LOG_MODEL, else off (W&B's)."""
+        self.log_model = log_model if log_model is not None else settings.log_model()
+        if self.log_model not in (None, "checkpoint", "end"):
+            raise ValueError(f"log_model must be 'checkpoint', 'end' or None, got {self.log_model!r}")
         self.project = project
         self.root = None if root is None else os.fspath(root)
         self.storage_options = storage_options
@@ -133,8 +141,22 @@ class RunlakeCallback(TrainerCallback, ExportableState):
         if self._run is not None and state.is_world_process_zero:
             self._run.commit()  # the checkpoint covers its step: the row is whole, and made durable
             self._run.flush()
+            directory = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            if self.log_model == "checkpoint" and os.path.isdir(directory):
+                self._run.log_model(
+                    directory,
+                    name=f"checkpoint-{self._run.id}",
+                    aliases=[f"checkpoint_global_step_{state.global_step}"],
+                )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._run is not None and state.is_world_process_zero:
+            model = kwargs.get("model")
+            if self.log_model == "end" and model is not None and hasattr(model, "save_pretrained"):
+                import tempfile
+
+                with tempfile.TemporaryDirectory(prefix="runlake-model-") as out:
+                    model.save_pretrained(out)
+                    self._run.log_model(out, name=f"model-{self._run.id}")
             self._run.finish()
             self._run = None

@@ -38,6 +38,7 @@ from ..store.liveness import HOST, holder_alive, writer_identity
 from ..store.manifests import PackedPointer, PackManifest, PackMember
 from ..store.parquet import encode_pack, read_node_rows, row_counts
 from ..store.storage import Storage
+from ..write.artifact_store import collect as collect_blobs
 from .reclaim import reclaim_deleted
 
 PACK_BYTES = 48 * 2**20  # source part bytes per pack (~10M points): big files, bounded memory
@@ -75,6 +76,7 @@ def compact(
         raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
     with _Lock(storage):
         reclaim_deleted(storage, catalog, grace)  # deleted runs nothing reads: not packed, gone
+        collect_blobs(storage, grace)  # artifact files no version uses any more
     catalog.refresh()
     cur = catalog.cursor(with_parts=False)
     try:

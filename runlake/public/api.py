@@ -233,7 +233,19 @@ class Api:
         return Sweep(self._lake, found.row(0, named=True), self.settings["entity"])
 
     def artifact(self, name: str, type: str | None = None) -> Any:  # noqa: A002 - W&B's name
-        raise ValueError(f"artifact {name!r}: runlake does not store artifacts yet")
+        """A logged artifact version: "entity/project/name:alias", "project/name:vN", or
+        "name:alias" in the default project (overrides={"project": ...})."""
+        art = self._lake.artifact(name, self.settings["project"])
+        if type is not None and art.type != type:
+            raise ValueError(f"artifact {art.qualified_name} has type {art.type!r}, not {type!r}")
+        return art
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except (LookupError, ValueError):
+            return False
+        return True
 
     def __repr__(self) -> str:
         return f"<Api root={self._lake.url}>"

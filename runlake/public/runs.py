@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..lake import Lake
 
 Format = Literal["default", "pandas", "polars"]
+SWEEP: list[Any] = []  # the Sweep class (public/sweeps.py registers it: that module imports this one)
 
 
 def _iso(value: Any) -> str | None:
@@ -165,11 +166,9 @@ class Run:
         sweep_id = self._row.get("sweep_id") or self.sweep_name
         if not sweep_id:
             return None
-        from .sweeps import Sweep
-
         found = self._lake.sweeps(self.project)
         rows = [r for r in found.iter_rows(named=True) if r["sweep_id"] == sweep_id]
-        return Sweep(self._lake, rows[0], self._default_entity) if rows else None
+        return SWEEP[0](self._lake, rows[0], self._default_entity) if rows and SWEEP else None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -329,11 +328,22 @@ class Run:
     def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Any]:
         return []
 
+    def _artifacts(self, direction: str) -> list[Any]:
+        found = self._lake.sql(
+            "SELECT DISTINCT u.artifact_project, u.name, u.version FROM artifact_usage AS u JOIN artifacts AS a "
+            "ON a.project = u.artifact_project AND a.name = u.name AND a.version = u.version "
+            "WHERE u.run_id = ? AND u.direction = ? ORDER BY 1, 2, 3",
+            [self.id, direction],
+        )
+        return [self._lake.artifact(f"{p}/{n}:v{v}") for p, n, v in found.rows()]
+
     def logged_artifacts(self, per_page: int = 100) -> list[Any]:
-        return []
+        """The artifact versions this run logged (deleted ones left out)."""
+        return self._artifacts("output")
 
     def used_artifacts(self, per_page: int = 100) -> list[Any]:
-        return []
+        """The artifact versions this run used."""
+        return self._artifacts("input")
 
     def __repr__(self) -> str:
         return f"<Run {'/'.join(self.path)} ({self.state})>"

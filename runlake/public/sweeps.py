@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .runs import Run, Runs
+from .runs import SWEEP, Run, Runs
 
 if TYPE_CHECKING:
     from ..lake import Lake
@@ -77,3 +77,6 @@ class Sweep:
 
     def __repr__(self) -> str:
         return f"<Sweep {'/'.join(self.path)} ({self.state})>"
+
+
+SWEEP.append(Sweep)  # Run.sweep makes these

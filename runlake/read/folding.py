@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import duckdb
 
 from ..errors import RunlakeError
-from ..store.layout import ALERT_RE, PACKED_RE, RELIST_RE, SEGMENT_RE, split_meta_path
+from ..store.layout import ALERT_RE, ARTIFACT_EDGE_RE, PACKED_RE, RELIST_RE, SEGMENT_RE, split_meta_path
 from ..store.liveness import derive_state
 from ..store.manifests import (
     AlertDoc,
+    ArtifactEdgeDoc,
     BeatDoc,
     PackManifest,
     RepairDoc,
@@ -28,7 +29,7 @@ from ..store.manifests import (
     read_packed,
 )
 from ..store.storage import written_at
-from . import tables
+from . import records, tables
 from .lineage import Node, own_parts, walk
 
 NodeKey = tuple[str, str, int]  # project, run_id, segment
@@ -38,13 +39,6 @@ NodeKey = tuple[str, str, int]  # project, run_id, segment
 # segment needs its run's identity, a state its segments, a beat its state. A new kind of
 # document is one entry in each (and its fold method).
 DOCUMENTS: dict[str, type[Any]] = {"run.json": RunIdentity, "state.json": StateDoc, "beat.json": BeatDoc}
-FOLDS: dict[type[Any], str] = {
-    RunIdentity: "fold_identities",
-    SegmentDoc: "fold_segments",
-    StateDoc: "fold_states",
-    BeatDoc: "fold_beats",
-    AlertDoc: "fold_alerts",
-}
 
 
 def document_type(name: str) -> type[Any] | None:
@@ -53,6 +47,8 @@ def document_type(name: str) -> type[Any] | None:
         return DOCUMENTS[name]
     if ALERT_RE.fullmatch(name):
         return AlertDoc
+    if ARTIFACT_EDGE_RE.fullmatch(name):
+        return ArtifactEdgeDoc
     return SegmentDoc if SEGMENT_RE.fullmatch(name) else None
 
 
@@ -102,11 +98,19 @@ class Folding:
             self.state.broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
-                for table in ("run_meta", "segments", "parts", "archived_parts", "alerts"):
+                for table in ("run_meta", "segments", "parts", "archived_parts", "alerts", "artifact_usage"):
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 self.forget_links(cur, [n for n in self.state.links if n[0] == run_id])
+                cur.execute(
+                    "DELETE FROM artifact_files WHERE starts_with(record, ?)",
+                    [f"runs/{project}/{run_id}/meta/"],
+                )
             elif ALERT_RE.fullmatch(name):
                 cur.execute("DELETE FROM alerts WHERE path = ?", [self.storage.paths.relative(path)])
+            elif ARTIFACT_EDGE_RE.fullmatch(name):
+                record = self.storage.paths.relative(path)
+                cur.execute("DELETE FROM artifact_usage WHERE path = ?", [record])
+                cur.execute("DELETE FROM artifact_files WHERE record = ?", [record])
             elif (m := SEGMENT_RE.fullmatch(name)) is not None:
                 cur.execute("DELETE FROM segments WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
                 cur.execute("DELETE FROM parts WHERE run_id = ? AND segment = ?", [run_id, int(m[1])])
@@ -153,9 +157,9 @@ class Folding:
             batches[kind].append((typed, path))
             self.state.seen[path] = listing[path]
 
-        for kind, method in FOLDS.items():
+        for kind, fold in FOLDS.items():
             if batches[kind]:
-                getattr(self, method)(cur, batches[kind], dirty, listing)
+                fold(self, cur, batches[kind], dirty, listing)
             if kind is SegmentDoc:  # after the segments: a repair lowers their count
                 for run_id, segment, parts in accepted:
                     cur.execute(
@@ -198,23 +202,6 @@ class Folding:
                 "segment": [b.segment for b, _ in docs],
                 "heartbeat": [b.heartbeat for b, _ in docs],
                 "seen_at": [_written(listing[path], now) for _, path in docs],
-            },
-        )
-
-    def fold_alerts(self, cur: duckdb.DuckDBPyConnection, docs: list[tuple[AlertDoc, str]], *_: Any) -> None:
-        """Alerts are written once: an insert (a file seen again changes nothing)."""
-        tables.insert_alerts(
-            cur,
-            {
-                "path": [self.storage.paths.relative(path) for _, path in docs],
-                "run_id": [split_meta_path(path)[1] for _, path in docs],
-                "project": [split_meta_path(path)[0] for _, path in docs],
-                "segment": [d.segment for d, _ in docs],
-                "step": [d.step for d, _ in docs],
-                "at": [d.at for d, _ in docs],
-                "level": [d.level for d, _ in docs],
-                "title": [d.title for d, _ in docs],
-                "text": [d.text for d, _ in docs],
             },
         )
 
@@ -450,3 +437,16 @@ class Folding:
                 path = self.storage.engine_path(part.path)
                 rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
         tables.insert_parts(cur, rows)
+
+
+# The registry's second half: document type -> what folds a batch of them, in fold order (a
+# segment needs its run's identity, a state its segments, a beat its state). Write-once records
+# (alerts, artifact records) are folded by read/records.py.
+FOLDS: dict[type[Any], Callable[..., None]] = {
+    RunIdentity: Folding.fold_identities,
+    SegmentDoc: Folding.fold_segments,
+    StateDoc: Folding.fold_states,
+    BeatDoc: Folding.fold_beats,
+    AlertDoc: records.fold_alerts,
+    ArtifactEdgeDoc: records.fold_artifact_edges,
+}

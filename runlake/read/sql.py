@@ -21,6 +21,8 @@ ORDER = (
     "closure",
     "archived_parts",
     "alerts",
+    "artifact_usage",
+    "artifact_files",
     "part_rows",
     "pack_rows",
     "closure_of",
@@ -28,6 +30,7 @@ ORDER = (
     "raw_history",
     "history",
     "runs",
+    "artifacts",
 )
 
 

@@ -200,3 +200,19 @@ def insert_alerts(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]])
         "FROM new_alerts ON CONFLICT DO NOTHING"
     )
     cur.unregister("new_alerts")
+
+
+def insert_artifact_usage(
+    cur: duckdb.DuckDBPyConnection, usage: dict[str, list[Any]], files: dict[str, list[Any]]
+) -> None:
+    """New artifact records (`at` in epoch seconds) and the files of the versions logged."""
+    cur.register("new_usage", pa.table(usage))
+    cur.execute(
+        "INSERT INTO artifact_usage SELECT path, run_id, project, direction, artifact_project, name, version, type, "
+        'digest, step, segment, to_timestamp(new_usage."at"), size FROM new_usage ON CONFLICT DO NOTHING'
+    )
+    cur.unregister("new_usage")
+    if files["record"]:
+        cur.register("new_files", pa.table(files))
+        cur.execute("INSERT INTO artifact_files SELECT * FROM new_files ON CONFLICT DO NOTHING")
+        cur.unregister("new_files")

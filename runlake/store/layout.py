@@ -10,6 +10,10 @@
 <root>/packs/project=<p>/pack-<id>.json               its members: writing it is the switch
 <root>/media/<project>/<run_id>/<kind>s/<key>_<step>_<hash>.<ext>  logged images (PNG), tables (Parquet)
 <root>/_catalog/catalog.duckdb                        a local root's catalog cache (derived)
+<root>/artifacts/_blobs/<sha[:2]>/<sha256>            artifact file contents, stored once by content
+<root>/artifacts/<project>/<name>/v<N>.json           artifact version N (its files), write-once: the switch
+<root>/artifacts/<project>/<name>/aliases/<alias>.json  which version an alias names (replaced)
+<root>/runs/<project>/<run_id>/meta/artifact-<ns>-<id>.json  a run logged or used an artifact version
 <root>/sweeps/<project>/<sweep_id>/sweep.json         a sweep's configuration, write-once
 <root>/sweeps/<project>/<sweep_id>/trials/<n>.json    trial n: claimed exclusively by one agent
 """
@@ -28,6 +32,10 @@ PACKED_RE = re.compile(r"packed-(\d+)\.json")
 # parts of segment k were swapped (old compaction, doctor's quarantine): list the segment again
 RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")
 ALERT_RE = re.compile(r"alert-\d+-[0-9a-f]+\.json")  # meta/alert-<time_ns>-<id>.json: one per alert
+ARTIFACT_EDGE_RE = re.compile(
+    r"artifact-\d+-[0-9a-f]+\.json"
+)  # meta/: a run logged or used an artifact version
+VERSION_RE = re.compile(r"v(\d+)\.json")
 PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
 
 
@@ -119,6 +127,18 @@ class Layout:
     def id_claim(self, run_id: str) -> str:
         """Created exclusively before a run: run ids are unique in a root, across projects."""
         return f"{self.root}/_ids/{run_id}.json"
+
+    def blob(self, sha256: str) -> str:
+        return f"{self.root}/artifacts/_blobs/{sha256[:2]}/{sha256}"
+
+    def artifact_dir(self, project: str, name: str) -> str:
+        return f"{self.root}/artifacts/{project}/{name}"
+
+    def artifact_version(self, project: str, name: str, version: int) -> str:
+        return f"{self.artifact_dir(project, name)}/v{version}.json"
+
+    def artifact_alias(self, project: str, name: str, alias: str) -> str:
+        return f"{self.artifact_dir(project, name)}/aliases/{alias}.json"
 
     def sweep_dir(self, project: str, sweep_id: str) -> str:
         return f"{self.root}/sweeps/{project}/{sweep_id}"

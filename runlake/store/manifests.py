@@ -206,6 +206,48 @@ class StateDoc(_Doc):
 
 
 @dataclass
+class ArtifactVersionDoc(_Doc):
+    """artifacts/<project>/<name>/v<N>.json: one version, created exclusively after its files
+    are stored (the switch: a version is whole or absent). `files`: {path, sha256, size} (the
+    content is artifacts/_blobs/<sha256>); `references`: {path, uri, checksum, size}."""
+
+    REQUIRED = ("project", "name", "version", "type", "digest", "files")
+    project: str
+    name: str
+    version: int
+    type: str
+    digest: str
+    files: list[Any] = field(default_factory=list)
+    references: list[Any] = field(default_factory=list)
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # the run that logged it
+    step: int | None = None  # that run's step when it was logged
+    created_at: float = 0.0
+    size: int = 0
+
+
+@dataclass
+class ArtifactEdgeDoc(_Doc):
+    """runs/<project>/<run_id>/meta/artifact-<ns>-<id>.json: this run logged ("output") or used
+    ("input") an artifact version (written once; the catalog's `artifact_usage`)."""
+
+    REQUIRED = ("run_id", "direction", "project", "name", "version")
+    run_id: str
+    direction: str
+    project: str
+    name: str
+    version: int
+    type: str = ""
+    digest: str = ""
+    step: int | None = None
+    segment: int = 0  # the run's segment then (a rewind's abandoned steps are not its lineage)
+    at: float = 0.0
+    size: int = 0
+    files: list[Any] = field(default_factory=list)  # an output's files (the `artifact_files` view)
+
+
+@dataclass
 class SweepDoc(_Doc):
     """sweeps/<project>/<sweep_id>/sweep.json: a sweep as `wandb.sweep()` made it (write-once)."""
 

@@ -162,3 +162,11 @@ def alert_webhook() -> str | None:
     if url is not None and not url.startswith(("http://", "https://")):
         raise RunlakeError(f"RUNLAKE_ALERT_WEBHOOK must be an http:// or https:// URL, got {url!r}")
     return url
+
+
+def log_model() -> str | None:
+    """$RUNLAKE_LOG_MODEL, else W&B's $WANDB_LOG_MODEL: "checkpoint", "end", or unset/"false"
+    (the Hugging Face callback logs no model, W&B's default)."""
+    value = os.environ.get("RUNLAKE_LOG_MODEL") or os.environ.get("WANDB_LOG_MODEL") or ""
+    value = value.strip().lower()
+    return None if value in ("", "false", "0", "none") else ("end" if value in ("true", "1") else value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -296,6 +297,28 @@ class Storage:
             if self.exists(path):
                 return False
             self.fs.pipe_file(path, data)
+        return True
+
+    def put_file(self, local_path: str, path: str) -> bool:
+        """Copy a local file to `path` (streamed, never whole in memory) unless `path` exists;
+        a reader never sees half of it. False if it already existed."""
+        if self.is_local:
+            if os.path.exists(path):
+                return False
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                shutil.copyfile(local_path, tmp)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+            finally:
+                remove_quietly(tmp)
+            return True
+        if self.exists(path):
+            return False
+        self.fs.put_file(local_path, path)  # an object store's PUT is whole or nothing
         return True
 
     def write_json_atomic(self, path: str, value: dict[str, Any]) -> None:

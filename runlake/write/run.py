@@ -28,6 +28,7 @@ from .config import Config, Summary, jsonable
 from .media import Media, file_name
 from .metrics import Metric, Metrics, define
 from .options import check_tags
+from .run_artifacts import RunArtifacts
 from .syncer import Syncer
 from .values import Extra, Row, flatten
 from .writer import Writer, notify
@@ -73,7 +74,7 @@ class RunMeta:
     job_type: str | None = None
 
 
-class Run:
+class Run(RunArtifacts):
     """What `runlake.init()` returns. Use `log()`, then `finish()` (or a `with` block)."""
 
     def __init__(

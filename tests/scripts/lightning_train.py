@@ -18,6 +18,7 @@ parser.add_argument("--stop-at", type=int, default=None)
 parser.add_argument("--resume", default=None)
 parser.add_argument("--name", default="tiny")
 parser.add_argument("--id", default=None)
+parser.add_argument("--log-model", default=False, help="RunlakeLogger's log_model: 'all' or 'true'")
 args = parser.parse_args()
 
 
@@ -53,7 +54,8 @@ class StopAt(L.Callback):
 torch.manual_seed(0)
 data = TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
 train, val = DataLoader(data, batch_size=8), DataLoader(data, batch_size=32)
-logger = RunlakeLogger(project="lit", root=args.root, name=args.name, id=args.id)
+log_model = {"all": "all", "true": True}.get(str(args.log_model).lower(), False)
+logger = RunlakeLogger(project="lit", root=args.root, name=args.name, id=args.id, log_model=log_model)
 checkpoints = L.callbacks.ModelCheckpoint(
     dirpath=args.ckpt_dir, every_n_train_steps=5, save_top_k=-1, filename="{step}"
 )
