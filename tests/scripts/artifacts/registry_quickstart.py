@@ -26,7 +26,9 @@ for epoch in range(3):
     with open("ckpt.pt", "w") as f:
         f.write(f"weights {epoch}")
     artifact = wandb.Artifact(
-        name=f"model_epoch{epoch:03d}", type="model", metadata=dict(acc=acc, epoch=epoch)  # noqa: C408
+        name=f"model_epoch{epoch:03d}",
+        type="model",
+        metadata=dict(acc=acc, epoch=epoch),  # noqa: C408
     )
     artifact.add_file("ckpt.pt")
     run.log_artifact(artifact)
