@@ -9,7 +9,8 @@ concurrency, peers (MLflow / W&B offline when the `bench` extra is installed), i
 DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` extra), ui (the web
 app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project), sql (user SQL
 in its sandbox on 10,000 runs: steady, after a catalog change, a history query), api (runlake.Api:
-scan_history of a 1M-step run next to history(), api.runs with a filter over 10,000 runs).
+scan_history of a 1M-step run next to history(), api.runs with a filter over 10,000 runs),
+artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging it unchanged).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow as pa
 
 import runlake
 
-from . import public_api, scenarios
+from . import artifacts, public_api, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
@@ -48,6 +49,7 @@ ORDER = (
     "ui",
     "sql",
     "api",
+    "artifacts",
 )
 
 
@@ -83,7 +85,7 @@ def main() -> None:
         for name in chosen:
             t0 = time.time()
             print(f"[{name}] ...", file=sys.stderr, flush=True)
-            module = public_api if name == "api" else scenarios
+            module = {"api": public_api, "artifacts": artifacts}.get(name, scenarios)
             out, table = getattr(module, name)(os.path.join(base, name), quick=args.quick)
             results[name] = out
             rows += table

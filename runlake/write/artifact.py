@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -299,16 +300,23 @@ class Artifact:
         self, storage: Storage | None = None, hash_files: bool = False
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         files, refs = [], []
-        for path, entry in sorted(self._entries.items()):
-            if entry.ref is not None:
-                refs.append({"path": path, "uri": entry.ref, "checksum": entry.digest, "size": entry.size})
-                continue
-            assert entry._source is not None or entry.digest is not None
-            if entry._source is not None and (storage is not None or hash_files):
+        pending = [e for e in self._entries.values() if e.ref is None and e._source is not None]
+        if pending and (storage is not None or hash_files):
+            # hashing (and storing) file by file on every core: hashlib lets go of the GIL
+            def one(entry: Entry) -> None:
+                assert entry._source is not None
                 if storage is not None:
                     entry.digest, entry.size = store.store_blob(storage, entry._source)
                 else:
                     entry.digest = store.sha256_file(entry._source)
+
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+                list(pool.map(one, pending))
+        for path, entry in sorted(self._entries.items()):
+            if entry.ref is not None:
+                refs.append({"path": path, "uri": entry.ref, "checksum": entry.digest, "size": entry.size})
+                continue
+            assert entry.digest is not None
             files.append({"path": path, "sha256": entry.digest, "size": entry.size})
         return files, refs
 
