@@ -1,7 +1,7 @@
-"""Shrunk from W&B's alerts example (docs.wandb.ai, "Send an alert", and the alerts notebook in
-wandb/examples): a training loop that calls `wandb.alert(title=..., text=..., level=
-wandb.AlertLevel.WARN, wait_duration=...)` when accuracy falls below a threshold. Shrunk: 20
-steps of a made-up accuracy that dips twice; the second dip is within wait_duration (dropped).
+"""After W&B's docs, "Send an alert" (docs.wandb.ai/guides/runs/alert): a training loop that
+calls `wandb.alert(title=..., text=..., level=wandb.AlertLevel.WARN, wait_duration=...)` when
+accuracy falls below a threshold. Shrunk: 20 steps of a made-up accuracy that dips twice; the
+second dip is within wait_duration (dropped).
     python alerts_loop.py"""
 
 from datetime import timedelta

@@ -1,7 +1,7 @@
-"""Shrunk from wandb's functional test t5_log_media (wandb/wandb, tests/functional_tests/t0_main/
-media/t5_log_media.py) and the media section of W&B's docs: one run logging an image, a list of
-images, a table with an image column, a histogram, audio, a video, HTML, a plotly figure and a
-matplotlib figure, each as the docs write it. Shrunk: tiny arrays.
+"""After W&B's docs, "Log media and objects" (docs.wandb.ai/guides/track/log/media: images,
+lists of images, tables with image columns, histograms, audio, video, HTML, plotly and
+matplotlib), the kinds wandb's functional test t5_log_media logs: one run logging each as the
+docs write it. Shrunk: tiny arrays.
     python log_media.py"""
 
 import matplotlib
