@@ -36,7 +36,7 @@ demo: $(VENV)/.installed-base
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The edit loop (under a minute: 36-42 s on two idle cores, pytest-xdist on both): the pure core
+# The edit loop (under a minute: 50-55 s on two idle cores, pytest-xdist on both): the pure core
 # (tests/unit) and the contract suite on a local root, selected by markers (not name
 # substrings: the bounded-memory tests stay in); no processes, no browser, no memory:// or S3
 # variants. `make test` runs everything.

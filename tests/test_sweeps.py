@@ -133,6 +133,7 @@ def test_a_grid_sweep_runs_every_combination_once_and_runs_join_it(tmp_path):
     assert listed[0]["best_run"] == best.id and listed[0]["best_value"] == pytest.approx(0.01)
 
 
+@pytest.mark.slow  # Optuna
 def test_random_and_bayes_sweeps_with_count_and_run_cap(tmp_path):
     root = str(tmp_path / "root")
     rand = runlake.sweep(

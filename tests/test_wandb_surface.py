@@ -48,7 +48,13 @@ def _rows(lake, run_id):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(SURFACE))
+# the cases that import heavy frameworks (torch/tensorboardX, scikit-learn, matplotlib) are slow
+HEAVY = {"tensorboard_sync", "pr_and_roc", "matplotlib_figures"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(SURFACE)]
+)
 def test_runlake_records_the_keys_and_kinds_wandb_records(name, tmp_path):
     expected = RECORDED["cases"][name]
     root = str(tmp_path / "root")
@@ -118,6 +124,7 @@ def test_tables_from_frames_and_mixed_types(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_lists_of_media_figures_audio_video_html_plotly(tmp_path):
     import matplotlib
 
@@ -198,6 +205,7 @@ def test_charts_store_their_table_and_spec_and_plot_still_draws_fork_trees(tmp_p
     assert os.path.getsize(tmp_path / "c.png") > 1000 and drawn is not None
 
 
+@pytest.mark.slow
 def test_sklearn_plot_classifier_logs_every_chart_wandb_logs(tmp_path):
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
@@ -288,6 +296,7 @@ def test_alerts_are_stored_printed_rate_limited_and_sent(tmp_path, monkeypatch, 
     assert lake.alerts(level="INFO").height == 0
 
 
+@pytest.mark.slow
 def test_tensorboard_sync_logs_what_a_summary_writer_writes(tmp_path):
     import torch
     from torch.utils.tensorboard import SummaryWriter
