@@ -165,3 +165,20 @@ def test_lightning_log_model_logs_each_checkpoint_as_an_artifact_a_fork_can_find
     assert found["version"][0] == 2 and found["step"][0] == steps[2]
     art = lake.artifact(f"lit/model-{run_id}:latest")
     assert art.version == "v5" and art.files()[0].path.endswith(".ckpt")
+
+
+def test_transformers_log_model_logs_each_saved_checkpoint(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    root, out = tmp_path / "root", tmp_path / "out"
+    run_id = _script("hf_train.py", root, out, "--log-model", "checkpoint").strip().splitlines()[-1]
+    lake = runlake.Lake(str(root))
+    versions = lake.sql(
+        "SELECT version, step FROM artifacts WHERE name = ? ORDER BY version", [f"checkpoint-{run_id}"]
+    )
+    saved = sorted(int(p.name.split("-")[1]) for p in out.iterdir() if p.name.startswith("checkpoint-"))
+    assert versions.height == len(saved) >= 4  # one version per saved checkpoint directory
+    art = lake.artifact(f"hf/checkpoint-{run_id}:checkpoint_global_step_{saved[1]}")
+    assert art.version == "v1" and any(e.path.endswith("config.json") for e in art.files())
+    found = lake.checkpoint(run_id, saved[1], f"checkpoint-{run_id}")
+    assert found["version"][0] == 1

@@ -20,6 +20,7 @@ parser.add_argument("root")
 parser.add_argument("out")
 parser.add_argument("--stop-at", type=int, default=None)
 parser.add_argument("--resume", default=None)
+parser.add_argument("--log-model", default=None, help="RunlakeCallback's log_model: checkpoint or end")
 args = parser.parse_args()
 
 torch.manual_seed(0)
@@ -66,7 +67,7 @@ training = TrainingArguments(
     disable_tqdm=True,
     seed=0,
 )
-callback = RunlakeCallback(project="hf", root=args.root)
+callback = RunlakeCallback(project="hf", root=args.root, log_model=args.log_model)
 trainer = Trainer(
     model=model, args=training, train_dataset=Data(64), eval_dataset=Data(16), callbacks=[callback, StopAt()]
 )
