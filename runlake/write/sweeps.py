@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import RunlakeError
 from ..store import settings
 from ..store.liveness import holder_alive, writer_identity
-from ..store.manifests import SweepDoc, TrialDoc, read, write
+from ..store.manifests import SweepDoc, TrialDoc, find_project, is_running, read, read_state, write
 from ..store.names import check_name, new_run_id
 from ..store.storage import Storage
 
@@ -73,12 +73,25 @@ def trials(storage: Storage, sweep: SweepDoc) -> list[TrialDoc]:
         doc = read(storage, f"{directory}/{name}", TrialDoc)
         if doc is None:
             continue
-        if doc.state == "running" and not holder_alive(
-            doc.to_json(), doc.at, settings.heartbeat_timeout() * 10
-        ):
+        if doc.state == "running" and not _alive(storage, doc):
             doc.state = "crashed"
         out.append(doc)
     return out
+
+
+def _alive(storage: Storage, trial: TrialDoc) -> bool:
+    """Is a running trial still running? Its agent's pid answers on this host (ten heartbeat
+    timeouts from the claim elsewhere); failing that, a trial is as alive as its run's
+    heartbeat (a program the agent started may outlive it; another machine's agent)."""
+    if holder_alive(trial.to_json(), trial.at, settings.heartbeat_timeout() * 10):
+        return True
+    project = find_project(storage, trial.run_id)
+    if project is None:
+        return False
+    try:
+        return is_running(storage, project, read_state(storage, project, trial.run_id))
+    except RunlakeError:
+        return False
 
 
 def claim(storage: Storage, sweep: SweepDoc, number: int, params: dict[str, Any]) -> TrialDoc | None:
