@@ -11,6 +11,7 @@ import sys
 
 import polars as pl
 import pytest
+from shim import run_as_wandb
 
 import runlake
 from runlake.errors import RunlakeError, RunNotFoundError
@@ -448,20 +449,7 @@ def test_delete_hides_the_run_and_its_forks_keep_their_inherited_steps(small):
 
 # ---- public scripts, unchanged ---------------------------------------------------------------------
 def _script(name, cwd, *args, root):
-    env = {**os.environ, "RUNLAKE_ROOT": root, "MPLBACKEND": "Agg"}
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(HERE, "scripts", "as_wandb"), env.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, name), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+    return run_as_wandb(os.path.join(SCRIPTS, name), cwd, *args, root=root).stdout
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from shim import run_as_wandb
 
 import runlake
 from runlake.cli import main
@@ -245,22 +246,9 @@ def test_a_writer_killed_during_log_artifact_leaves_no_version(tmp_path, files):
 def test_the_registry_quickstart_and_checkpoint_loop_run_unchanged(tmp_path):
     here = os.path.dirname(__file__)
     root = str(tmp_path / "root")
-    env = {
-        **os.environ,
-        "RUNLAKE_ROOT": root,
-        "PYTHONPATH": os.pathsep.join(
-            [os.path.join(here, "scripts", "as_wandb"), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    proc = subprocess.run(
-        [sys.executable, os.path.join(here, "scripts", "artifacts", "registry_quickstart.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_as_wandb(
+        os.path.join(here, "scripts", "artifacts", "registry_quickstart.py"), tmp_path, root=root
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "1 weights 1"  # the best epoch's checkpoint
     lake = runlake.Lake(root)
     names = lake.sql(

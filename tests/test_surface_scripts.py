@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from shim import run_as_wandb
 
 import runlake
 
@@ -21,19 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _run(name, tmp_path, *args):
     root = str(tmp_path / "root")
-    env = {**os.environ, "RUNLAKE_ROOT": root, "MPLBACKEND": "Agg"}
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(HERE, "scripts", "as_wandb"), env.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, name), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_as_wandb(os.path.join(SCRIPTS, name), tmp_path, *args, root=root)
     lake = runlake.Lake(root)
     runs = lake.runs()
     assert runs.height == 1

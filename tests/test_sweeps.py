@@ -14,6 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from servers import wait_for
+from shim import env_as_wandb, run_as_wandb
 
 import runlake
 from runlake.cli import main
@@ -240,10 +241,9 @@ def test_the_command_line_sweep_and_agent_run_a_program(tmp_path):
     )
     assert made.exit_code == 0, made.output
     sweep_id = made.stdout.strip().splitlines()[0]
-    env_path = os.pathsep.join([os.path.join(HERE, "scripts", "as_wandb"), os.environ.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, "-m", "runlake.cli", "--root", root, "agent", sweep_id],
-        env={**os.environ, "PYTHONPATH": env_path},
+        env=env_as_wandb(root),
         capture_output=True,
         text=True,
         timeout=600,
@@ -311,22 +311,7 @@ def test_hyperband_stops_a_trial_that_falls_behind(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_docs_sweep_quickstart_runs_unchanged(tmp_path):
     root = str(tmp_path / "root")
-    env = {
-        **os.environ,
-        "RUNLAKE_ROOT": root,
-        "PYTHONPATH": os.pathsep.join(
-            [os.path.join(HERE, "scripts", "as_wandb"), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    proc = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "docs_quickstart.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_as_wandb(os.path.join(SCRIPTS, "docs_quickstart.py"), tmp_path, root=root)
     lake = runlake.Lake(root)
     runs = lake.runs("my-first-sweep")
     assert runs.height == 4 and runs["sweep_id"].n_unique() == 1 and set(runs["state"]) == {"finished"}

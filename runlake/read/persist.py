@@ -14,20 +14,12 @@ import pyarrow as pa
 
 from ..store import settings
 from ..store.storage import Storage, remove_quietly
+from . import sql as sqlmod
 
 SCHEMA_VERSION = 8  # 3: the materialised closure table; 4: run_meta.seen_at; 5: W&B attributes;
 # 6: run_meta.parts_written, parts.files, archived_parts (a part deleted by hand is found);
 # 7: run_meta.deleted_at; 8: alerts, artifact_usage, artifact_files
-TABLES = (
-    "run_meta",
-    "segments",
-    "parts",
-    "closure",
-    "archived_parts",
-    "alerts",
-    "artifact_usage",
-    "artifact_files",
-)
+TABLES = sqlmod.TABLES  # the catalog's tables (read/sql.py)
 
 
 def cache_path(storage: Storage) -> str | None:

@@ -35,16 +35,7 @@ _READ = "SELECT"
 _EXPLAIN = re.compile(r"\s*EXPLAIN\s+(?:(?:ANALYZE|ANALYSE)\s+|\([^()]*\)\s*)?(?P<rest>.*)\Z", re.I | re.S)
 _COMMENT = re.compile(r"\A\s*(?:--[^\n]*\n|/\*.*?\*/)", re.S)
 
-TABLES = (
-    "run_meta",
-    "segments",
-    "parts",
-    "closure",
-    "archived_parts",
-    "alerts",
-    "artifact_usage",
-    "artifact_files",
-)
+TABLES = sqlmod.TABLES  # the catalog's tables (read/sql.py)
 # a query's values: positional (`?`) or named (`$name`); never formatted into its text
 Params = Sequence[Any] | dict[str, Any] | None
 VIEWS = tuple(name for name in sqlmod.ORDER if name not in TABLES)

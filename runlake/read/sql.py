@@ -13,8 +13,8 @@ import polars as pl
 
 from ..errors import QueryError, RunlakeError
 
-# Tables first, then what reads them.
-ORDER = (
+# The catalog's tables (what its copy on disk and the SQL sandbox hold), in creation order.
+TABLES = (
     "run_meta",
     "segments",
     "parts",
@@ -23,6 +23,10 @@ ORDER = (
     "alerts",
     "artifact_usage",
     "artifact_files",
+)
+# Tables first, then what reads them.
+ORDER = (
+    *TABLES,
     "part_rows",
     "pack_rows",
     "closure_of",

@@ -32,7 +32,7 @@ from ..write import sweeps as store
 from ..write import trial as trial_mod
 from . import hyperband
 from .search import check_bayes, propose
-from .space import Space, parse
+from .space import Space, flatten, parse
 
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 
@@ -193,7 +193,7 @@ class Agent:
         template = config.get("command") or DEFAULT_COMMAND
         if program is None and any("${program}" in str(c) for c in template):
             raise RunlakeError("this sweep has no program: run it with runlake.agent(sweep_id, function=...)")
-        flat = _flat(trial.params)
+        flat = flatten(trial.params)
         args = [f"--{k}={v}" for k, v in flat.items()]
         params_file = os.path.join(
             tempfile.gettempdir(), f"runlake-sweep-{self.doc.sweep_id}-{trial.number}.json"
@@ -238,16 +238,6 @@ class Agent:
         if fired.is_set():
             return "early_terminated"
         return "finished" if code == 0 else "failed"
-
-
-def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def agent(

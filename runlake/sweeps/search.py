@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .space import Param, Space, SweepConfigError, nest
+from .space import Param, Space, SweepConfigError, flatten, nest
 
 
 def _rng(sweep_id: str, number: int) -> np.random.Generator:
@@ -72,16 +72,6 @@ def check_bayes(space: Space) -> None:
         distribution(optuna, p)
 
 
-def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _bayes(
     space: Space, sweep_id: str, number: int, history: list[tuple[dict[str, Any], float]]
 ) -> dict[str, Any]:
@@ -95,7 +85,7 @@ def _bayes(
         )
         study = optuna.create_study(direction=direction, sampler=sampler)
         for params, value in history:
-            flat = _flat(params)
+            flat = flatten(params)
             if set(flat) != set(dists) or not math.isfinite(value):
                 continue
             try:

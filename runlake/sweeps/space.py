@@ -154,6 +154,17 @@ def nest(flat: dict[tuple[str, ...], Any]) -> dict[str, Any]:
     return out
 
 
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"opt": {"lr": 0.1}} -> {"opt.lr": 0.1}: nested parameters by their dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _number(spec: dict[str, Any], key: str, name: str) -> float:
     value = spec.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
