@@ -400,6 +400,20 @@ def test_the_page_works_under_its_own_policy(server, browser):
     assert refused == []
 
 
+def _own_server(root, browser):
+    """A server of its own on `root` and a page for it (the caller stops both)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    return port, proc, context, page
+
+
 def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
     """#23.15: every key's chart was requested at once (20,000 requests) and the page never
     became usable. It shows a page of charts, fetches one when it scrolls near, and filters."""
@@ -410,15 +424,7 @@ def test_a_run_with_20000_keys_is_usable(tmp_path, browser):
         run.log({f"k{i:05d}": float(step + i) for i in range(20_000)})
     run.finish()
     lake.close()
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
+    port, proc, context, page = _own_server(root, browser)
     series = []
     page.on("request", lambda r: series.append(r.url) if "/series?" in r.url else None)
     try:
@@ -468,15 +474,7 @@ def test_media_alerts_and_tables_are_shown_on_the_run_page(tmp_path, browser):
     run.alert("diverging", "loss went up", level="WARN")
     run.finish()
     lake.close()
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runlake.cli", "--root", root, "ui", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
+    port, proc, context, page = _own_server(root, browser)
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     try:
