@@ -167,9 +167,10 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     assert "archived segments: 0" in page.locator("#lineage").inner_text()
     page.wait_for_function("document.querySelectorAll('.chart .chart-body[data-points]').length === 3")
     loss = page.locator('.chart[data-key="loss"] .chart-body')
-    # effective history: steps 0..40 from segment 0, 41..50 its own: 51 points, a rewind marker
+    # effective history: steps 0..40 from segment 0, 41..50 after the rewind: 51 points, a rewind
+    # marker, and all of them its own (#29: a rewound run's earlier steps were drawn as inherited)
     assert loss.get_attribute("data-total") == "51" and loss.get_attribute("data-points") == "51"
-    assert loss.get_attribute("data-markers") == "1" and loss.get_attribute("data-inherited") == "41"
+    assert loss.get_attribute("data-markers") == "1" and loss.get_attribute("data-inherited") == "0"
     assert page.locator('.chart[data-key="<b>key</b>"] h3').inner_text() == "<b>key</b>"
     assert page.locator(".chart canvas").count() == 3
     _shot(page, "run.png", tmp_path)
@@ -520,3 +521,15 @@ def test_media_alerts_and_tables_are_shown_on_the_run_page(tmp_path, browser):
         context.close()
         _stop(proc)
     assert dialogs == []  # the logged page's script never ran
+
+
+def test_small_values_get_readable_ticks_and_a_constant_a_band(server, page):
+    """#29: a constant 3e-4 was labelled "0.001, 0, 0, 0" on its y axis."""
+    _open(page, server + "#/")
+    ticks = page.evaluate("tickText([0.00028, 0.00029, 0.0003, 0.00031, 0.00032])")
+    assert len(set(ticks)) == 5 and all("e-4" in t for t in ticks), ticks
+    assert page.evaluate("tickText([0, 0.25, 0.5, 0.75, 1])") == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert page.evaluate("tickText([0, 20000, 40000])") == ["0", "20000", "40000"]
+    assert page.evaluate("tickText([1000000, 2000000])") == ["1.0e+6", "2.0e+6"]
+    low, high = page.evaluate("yRange(null, 0.0003, 0.0003)")
+    assert low < 0.0003 < high and high - low < 0.0001

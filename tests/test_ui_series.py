@@ -253,3 +253,23 @@ def test_what_changed_since_never_skips_a_change_a_stale_catalog_did_not_show(tm
     found = {r["run_id"]: r for r in later["runs"]}  # (a run may come twice: harmless)
     assert found["after"]["state"] == "finished"
     lake.close()
+
+
+def test_a_rewound_runs_earlier_steps_are_its_own_not_inherited(tmp_path):
+    """#29: on a rewound run's page its own earlier steps were drawn as "inherited"."""
+    lake = runlake.Lake(str(tmp_path / "root"))
+    grow(
+        lake,
+        "charts",
+        Branch("rw", range(100), lambda step: {"m": float(step)}),
+        Branch(None, range(51, 80), lambda step: {"m": -float(step)}, resume_from="rw?_step=50"),
+    )
+    _fresh(lake)
+    out = api.series(lake, "rw", "m", buckets=200)
+    assert out["own_from"] is None and out["inherited"]["x"] == [] and out["points"] == 80
+    assert [m["kind"] for m in out["markers"]] == ["rewind"]
+    # a fork of it: the parent's part (both of its segments) is inherited, the fork's own is not
+    grow(lake, "charts", Branch("fk", range(70, 90), lambda step: {"m": 1000.0}, fork_from="rw?_step=69"))
+    _fresh(lake)
+    fork = api.series(lake, "fk", "m", buckets=200)
+    assert fork["own_from"] == 69 and _points(fork["inherited"])[-1] == (69.0, -69.0)

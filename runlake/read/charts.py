@@ -18,6 +18,7 @@ import numpy as np
 
 from ..store.metric_rules import Metric, matching
 from ..store.names import check_name
+from .lineage import own_start
 from .reader import Reader
 
 # Colour-blind-safe (Okabe-Ito first, then tab10): one colour per branch.
@@ -333,7 +334,7 @@ class Charts:
                         "segment": node_segment,
                     }
                 )
-        own_from = closure[0][3] if closure and closure[0][3] >= 0 and segment is None else None
+        own_from = own_start(closure, run_id) if segment is None else None
         return version, markers, own_from
 
     def prefetch(self, run_id: str, keys: list[str]) -> None:

@@ -58,6 +58,16 @@ def clip(closure: list[ClosureRow], max_step: int, min_step: int = -1) -> list[C
     return [(depth, *row) for depth, row in enumerate(kept)]
 
 
+def own_start(closure: list[ClosureRow], run_id: str) -> int | None:
+    """The step after which a run's history is its own (its rows after it; None: all of it):
+    its current node and, after rewinds, its own earlier nodes are its own; where the walk
+    reaches another run (the one it was forked from), the rows are inherited."""
+    first_other = next((i for i, row in enumerate(closure) if row[1] != run_id), len(closure))
+    if 0 < first_other < len(closure) and closure[first_other - 1][3] >= 0:
+        return int(closure[first_other - 1][3])
+    return None
+
+
 @dataclass
 class Files:
     """The files a read needs: nodes' own parts (hive paths) and packs (run_id/segment inside)."""

@@ -22,7 +22,7 @@ from ..store.storage import Storage
 from . import sql as sqlmod
 from .assemble import SYSTEM_KEYS, Series, series, wide
 from .catalog import Catalog
-from .lineage import ClosureRow, Index, Link, Node, clip, select_files
+from .lineage import ClosureRow, Index, Link, Node, clip, own_start, select_files
 from .record import RunRecord
 from .record import make as make_record
 from .sandbox import Limits, Params, Result, Sandbox
@@ -260,7 +260,7 @@ class Reader:
                 index = self.catalog.index()
                 node = self._node(index, run_id, segment)
                 closure = index.closure(*node)
-                own = closure[0][3] if segment is None and closure[0][3] >= 0 else None
+                own = own_start(closure, run_id) if segment is None else None
                 if window_only and (lo is not None or hi is not None):
                     closure = clip(closure, MAX_STEP if hi is None else hi, -1 if lo is None else lo - 1)
                 files = index.select(closure)

@@ -83,12 +83,33 @@ function markersPlugin(markers) {
     ctx.restore();
   }] } };
 }
+// y ticks with as many digits as their spacing needs (uPlot's defaults printed a constant 3e-4
+// as "0.001, 0, 0, 0"): fixed-point while that stays short, else exponent form
+function tickText(splits) {
+  const finite = splits.filter((v) => v !== null && Number.isFinite(v));
+  if (!finite.length) return splits.map(() => "");
+  const gaps = finite.slice(1).map((v, i) => Math.abs(v - finite[i])).filter((g) => g > 0);
+  const step = gaps.length ? Math.min(...gaps) : Math.abs(finite[0]) || 1;
+  const big = Math.max(...finite.map(Math.abs));
+  let decimals = 0;  // the fewest digits that show the spacing exactly (0.25 needs 2)
+  while (decimals < 12 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6 * step * 10 ** decimals) decimals += 1;
+  if (big >= 1e6 || decimals > 4) {
+    const digits = Math.min(6, Math.max(1, Math.ceil(Math.log10(Math.max(big, step) / step) - 1e-9)));
+    return splits.map((v) => (v === null ? "" : v === 0 ? "0" : v.toExponential(digits)));
+  }
+  return splits.map((v) => (v === null ? "" : v.toFixed(decimals)));
+}
+function yRange(u, min, max) {  // a constant series gets a band around its value, not [0, 1]
+  if (min === null || max === null) return [0, 1];
+  if (min === max) { const pad = Math.abs(min) * 0.05 || 1; return [min - pad, max + pad]; }
+  return uPlot.rangeNum(min, max, 0.1, true);
+}
 function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom }) {
   const width = Math.max(300, container.clientWidth - 16);
   const opts = {
     width, height: 220,
-    scales: { x: { time: xLabel === "wall" }, y: { distr: logScale ? 3 : 1 } },
-    axes: [{ label: xLabel === "wall" ? "" : xLabel }, {}],
+    scales: { x: { time: xLabel === "wall" }, y: logScale ? { distr: 3 } : { distr: 1, range: yRange } },
+    axes: [{ label: xLabel === "wall" ? "" : xLabel }, logScale ? {} : { values: (u, splits) => tickText(splits), size: 60 }],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: s.width || 1.6, dash: s.dash || undefined, spanGaps: true, points: { show: false } }))],
     plugins: [markersPlugin(markers || [])],
     hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
