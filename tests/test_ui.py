@@ -533,3 +533,14 @@ def test_small_values_get_readable_ticks_and_a_constant_a_band(server, page):
     assert page.evaluate("tickText([1000000, 2000000])") == ["1.0e+6", "2.0e+6"]
     low, high = page.evaluate("yRange(null, 0.0003, 0.0003)")
     assert low < 0.0003 < high and high - low < 0.0001
+
+
+def test_the_all_projects_table_says_each_runs_project(server, page):
+    """#29: the all-projects runs table had no project column."""
+    _open(page, server + "#/")
+    heads = page.locator("#runs-table th").all_inner_texts()
+    assert "project" in [h.strip() for h in heads]
+    projects = set(page.locator("#runs-body td.project-cell").all_inner_texts())
+    assert {"demo", "pbt"} <= projects
+    _open(page, server + "#/?project=demo")
+    assert page.locator("#runs-body td.project-cell").count() == 0  # one project: no column

@@ -152,14 +152,15 @@ async function viewRuns(q) {
       el("option", { value: "", text: "+ summary column" }), data.summary_keys.filter((k) => !chosen.includes(k)).map((k) => el("option", { value: k, text: k }))),
     el("button", { id: "compare-selected", onclick: () => selected.size && go("compare", { runs: [...selected].join(",") }), text: "Compare selected" }),
   );
-  const columns = [["", null], ["id", "run_id"], ["name", "name"], ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null])];
+  const all = !project;  // every project's runs: say which project each is in
+  const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null])];
   const head = el("tr", {}, columns.map(([label, key]) => el("th", {
     text: label + (key === sort ? (order === "desc" ? " ▼" : " ▲") : ""),
     onclick: key ? () => go("", { ...Object.fromEntries(q), sort: key, order: key === sort && order === "desc" ? "asc" : "desc" }) : null,
   })));
   const body = el("tbody", { id: "runs-body" }, data.rows.map((r) => el("tr", { "data-run": r.run_id, "data-state": r.state },
     el("td", {}, el("input", { type: "checkbox", onchange: (e) => e.target.checked ? selected.add(r.run_id) : selected.delete(r.run_id) })),
-    el("td", {}, runLink(r.run_id)), el("td", { text: r.name }), el("td", { class: "state-cell" }, stateBadge(r.state)),
+    el("td", {}, runLink(r.run_id)), el("td", { text: r.name }), all ? el("td", { class: "project-cell", text: r.project }) : "", el("td", { class: "state-cell" }, stateBadge(r.state)),
     el("td", { text: r.group || "" }), el("td", {}, (r.tags || []).map((t) => el("span", { class: "tag", text: t }))),
     el("td", {}, r.parent_run_id ? [runLink(r.parent_run_id), "@" + r.fork_step] : ""),
     el("td", { class: "num last-step", text: fmt(r.last_step) }), el("td", { text: when(r.created_at) }),
