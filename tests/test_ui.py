@@ -544,3 +544,16 @@ def test_the_all_projects_table_says_each_runs_project(server, page):
     assert {"demo", "pbt"} <= projects
     _open(page, server + "#/?project=demo")
     assert page.locator("#runs-body td.project-cell").count() == 0  # one project: no column
+
+
+def test_config_columns_can_be_shown_in_the_runs_table(server, page):
+    """#29: config columns could not be shown."""
+    _open(page, server + "#/?project=demo")
+    options = page.locator("#add-config-column option").all_inner_texts()
+    assert "lr" in options
+    page.select_option("#add-config-column", "lr")
+    page.wait_for_function("location.hash.includes('config=lr')")
+    page.wait_for_selector("#runs-body td.config-cell")
+    assert "config.lr" in page.locator("#runs-table th").all_inner_texts()
+    values = page.locator("#runs-body tr[data-run=hot] td.config-cell").all_inner_texts()
+    assert values == ["0.5"]

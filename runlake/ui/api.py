@@ -117,11 +117,20 @@ def runs(
             for i, key in enumerate(keys or []):
                 raw = row.pop(f"{prefix}_{i}", None)
                 row.setdefault(prefix, {})[key] = json.loads(raw) if isinstance(raw, str) else raw
-    keys = lake.sql(
-        f"SELECT DISTINCT unnest(json_keys(summary)) AS k FROM runs WHERE {condition} ORDER BY k LIMIT 500",
-        params,
-    )["k"].to_list()
-    return {"total": total, "offset": offset, "limit": limit, "rows": rows, "summary_keys": keys}
+    names = {}
+    for column in ("summary", "config"):  # what the column pickers offer
+        names[column] = lake.sql(
+            f"SELECT DISTINCT unnest(json_keys({column})) AS k FROM runs WHERE {condition} ORDER BY k LIMIT 500",
+            params,
+        )["k"].to_list()
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "rows": rows,
+        "summary_keys": names["summary"],
+        "config_keys": names["config"],
+    }
 
 
 MEDIA_TYPES = (

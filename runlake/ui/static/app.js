@@ -134,8 +134,9 @@ async function viewRuns(q) {
   const project = q.get("project") || "", page = +(q.get("page") || 0), limit = 50;
   const sort = q.get("sort") || "created_at", order = q.get("order") || "desc";
   const chosen = (q.get("summary") || "").split(",").filter(Boolean);
+  const chosenConfig = (q.get("config") || "").split(",").filter(Boolean);
   const projects = await get("api/projects");
-  const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", sort, order, offset: page * limit, limit, summary: chosen.join(",") });
+  const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", sort, order, offset: page * limit, limit, summary: chosen.join(","), config: chosenConfig.join(",") });
   const data = await get("api/runs?" + query);
   const sweeps = await get("api/sweeps?" + new URLSearchParams({ project }));
   const selected = new Set();
@@ -150,10 +151,12 @@ async function viewRuns(q) {
     el("input", { id: "tag", placeholder: "tag", value: q.get("tag") || "", size: 10, onchange: (e) => go("", { ...Object.fromEntries(q), tag: e.target.value, page: "" }) }),
     el("select", { id: "add-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), summary: [...chosen, e.target.value].join(",") }) },
       el("option", { value: "", text: "+ summary column" }), data.summary_keys.filter((k) => !chosen.includes(k)).map((k) => el("option", { value: k, text: k }))),
+    el("select", { id: "add-config-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), config: [...chosenConfig, e.target.value].join(",") }) },
+      el("option", { value: "", text: "+ config column" }), (data.config_keys || []).filter((k) => !chosenConfig.includes(k)).map((k) => el("option", { value: k, text: k }))),
     el("button", { id: "compare-selected", onclick: () => selected.size && go("compare", { runs: [...selected].join(",") }), text: "Compare selected" }),
   );
   const all = !project;  // every project's runs: say which project each is in
-  const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null])];
+  const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null]), ...chosenConfig.map((k) => ["config." + k, null])];
   const head = el("tr", {}, columns.map(([label, key]) => el("th", {
     text: label + (key === sort ? (order === "desc" ? " ▼" : " ▲") : ""),
     onclick: key ? () => go("", { ...Object.fromEntries(q), sort: key, order: key === sort && order === "desc" ? "asc" : "desc" }) : null,
@@ -164,7 +167,8 @@ async function viewRuns(q) {
     el("td", { text: r.group || "" }), el("td", {}, (r.tags || []).map((t) => el("span", { class: "tag", text: t }))),
     el("td", {}, r.parent_run_id ? [runLink(r.parent_run_id), "@" + r.fork_step] : ""),
     el("td", { class: "num last-step", text: fmt(r.last_step) }), el("td", { text: when(r.created_at) }),
-    chosen.map((k) => el("td", { class: "num", text: fmt((r.summary || {})[k]) })))));
+    chosen.map((k) => el("td", { class: "num", text: fmt((r.summary || {})[k]) })),
+    chosenConfig.map((k) => el("td", { class: "config-cell", text: fmt((r.config || {})[k]) })))));
   const pages = Math.max(1, Math.ceil(data.total / limit));
   if (stale(seq)) return;
   const sweepTable = sweeps.length ? el("div", { id: "sweeps" }, el("h2", { text: "Sweeps" }), el("table", {},
