@@ -22,6 +22,7 @@ the app, and whoever can reach a non-loopback port must hold the token.
 - SQL runs in the read-only sandbox (`read/sandbox.py`) with a time limit, a result limit and
   at most `sql_workers` queries at once (more get 429); a query whose client went away is
   stopped. Every refusal is a 4xx JSON error; an unexpected fault is a JSON 500 without details.
+The Host, Origin, token and secret checks and the headers are `guard.py`'s; this module is the routes.
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
 import io
-import ipaddress
 import json
-import math
 import os
 import secrets
 import threading
@@ -43,140 +41,19 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import QueryError, RunlakeError, RunNotFoundError
 from ..lake import Lake
 from . import api
+from .guard import HTML_MEDIA_HEADERS, LOOPBACK, MEDIA_CONTENT, Guard, Json, error, hosts_for
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-COOKIE = "runlake_token"
-SECRET_HEADER = "x-runlake-secret"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
-
-
-class Json(JSONResponse):
-    """JSON where a NaN or an infinity (a metric may be one) is null: JSON has neither."""
-
-    def render(self, content: Any) -> bytes:
-        try:
-            return super().render(content)
-        except ValueError:
-            return super().render(_finite(content))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def host_name(value: str) -> str:
-    """The name part of a Host header (`[::1]:8742` -> `::1`, `Example.org.:80` -> `example.org`)."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0].rstrip(".") if value.count(":") == 1 else value.rstrip(".")
-
-
-class Guard:
-    """Host, token, Origin, body type and secret checks, and the security headers (above).
-    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would hide a client's disconnect
-    from the endpoint (a stopped console query must be noticed)."""
-
-    def __init__(self, app: ASGIApp, token: str | None, secret: str, hosts: Sequence[str] | None) -> None:
-        self.app = app
-        self.token = token
-        self.secret = secret
-        self.hosts = None if hosts is None else {host_name(h) for h in hosts}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        api_path = request.url.path.startswith("/api/")
-        cookie = self.token is not None and bool(request.query_params.get("token"))
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers.setdefault(name, value)
-                if api_path:
-                    headers.setdefault("Cache-Control", "no-store")
-                if cookie and message.get("status", 500) < 400:
-                    assert self.token is not None
-                    headers.append("set-cookie", f"{COOKIE}={self.token}; HttpOnly; Path=/; SameSite=strict")
-            await send(message)
-
-        refused = self.refuse(request)
-        if refused is not None:
-            await refused(scope, receive, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
-
-    def refuse(self, request: Request) -> Response | None:
-        host = host_name(request.headers.get("host", ""))
-        if self.hosts is not None and host not in self.hosts:
-            return _error(
-                f"this server does not answer for the host {host[:100]!r} (start it with --allow-host to add one)",
-                403,
-            )
-        if self.token is not None:
-            given = (
-                request.query_params.get("token")
-                or request.cookies.get(COOKIE)
-                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            )
-            if not given or not _same(given, self.token):
-                return _error("a valid token is required (?token=... or Authorization: Bearer)", 401)
-        if request.method not in ("GET", "HEAD"):
-            origin = request.headers.get("origin")
-            if origin is not None and not _same_origin(origin, request):
-                return _error("cross-origin requests are refused", 403)
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind != "application/json":
-                return _error("the body must be JSON (Content-Type: application/json)", 415)
-            if not _same(request.headers.get(SECRET_HEADER, ""), self.secret):
-                return _error(f"the {SECRET_HEADER} header of this server's page is required", 403)
-        return None
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison that takes any text (a non-ASCII str is not an error)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
-
-
-def _same_origin(origin: str, request: Request) -> bool:
-    host = request.headers.get("host", "")
-    return origin.lower() in {f"{request.url.scheme}://{host}".lower()}
 
 
 def _int(request: Request, name: str, default: int, lo: int = -(2**62), hi: int = 2**62) -> int:
@@ -195,28 +72,6 @@ def _int(request: Request, name: str, default: int, lo: int = -(2**62), hi: int 
 def _list(request: Request, name: str) -> list[str]:
     raw = request.query_params.get(name) or ""
     return [part for part in raw.split(",") if part]
-
-
-MEDIA_CONTENT = {
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".wav": "audio/wav",
-    ".mp3": "audio/mpeg",
-    ".flac": "audio/flac",
-    ".ogg": "audio/ogg",
-    ".m4a": "audio/mp4",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".mov": "video/quicktime",
-    ".html": "text/html",
-    ".json": "application/json",
-}
-# A logged HTML page runs in a sandbox (an opaque origin: no script, no cookies, no API), and
-# only this app's own page may frame it.
-HTML_MEDIA_HEADERS = {
-    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
-    "X-Frame-Options": "SAMEORIGIN",
-}
 
 
 def create_app(
@@ -253,9 +108,9 @@ def create_app(
                     await run_in_threadpool(lake.refresh, force=True)
                     result = await run_in_threadpool(fn, request)
             except RunNotFoundError as exc:
-                return _error(str(exc), 404)
+                return error(str(exc), 404)
             except (RunlakeError, ValueError, TypeError, OverflowError) as exc:
-                return _error(str(exc), 400)
+                return error(str(exc), 400)
             return result if isinstance(result, Response) else Json(result)
 
         return handle
@@ -321,7 +176,7 @@ def create_app(
         try:
             data = lake.media(path)
         except FileNotFoundError as exc:
-            return _error(str(exc), 404)
+            return error(str(exc), 404)
         kind = MEDIA_CONTENT.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
         headers = {"Cache-Control": "private, max-age=3600"}  # named by content: never changes
         if kind == "text/html":
@@ -342,22 +197,20 @@ def create_app(
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as exc:
-            return _error(f"the body is not valid JSON: {exc}", 400)
+            return error(f"the body is not valid JSON: {exc}", 400)
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return _error(
-                'the body must be a JSON object {"query": "...", "format": "json|csv|parquet"}', 400
-            )
+            return error('the body must be a JSON object {"query": "...", "format": "json|csv|parquet"}', 400)
         query, fmt = body["query"], body.get("format") or "json"
         if fmt not in ("json", "csv", "parquet"):
-            return _error(f"format must be json, csv or parquet, got {str(fmt)[:40]!r}", 400)
+            return error(f"format must be json, csv or parquet, got {str(fmt)[:40]!r}", 400)
         now = time.monotonic()
         while recent and recent[0] < now - 60:
             recent.popleft()
         if len(recent) >= sql_per_minute:
-            return _error(f"more than {sql_per_minute} queries in a minute: try again shortly", 429)
+            return error(f"more than {sql_per_minute} queries in a minute: try again shortly", 429)
         recent.append(now)
         if not slots.acquire(blocking=False):
-            return _error(f"{sql_workers} queries are running already: try again when one has finished", 429)
+            return error(f"{sql_workers} queries are running already: try again when one has finished", 429)
         cancel = threading.Event()
         try:
             work = asyncio.ensure_future(run_in_threadpool(_answer, lake, query, fmt, cancel, limits))
@@ -408,10 +261,10 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(str(exc.detail), exc.status_code)
+        return error(str(exc.detail), exc.status_code)
 
     async def fault(request: Request, exc: Exception) -> Response:
-        return _error("internal error (the server's log has the details)", 500)
+        return error("internal error (the server's log has the details)", 500)
 
     app = Starlette(
         routes=routes,
@@ -429,9 +282,9 @@ def _answer(lake: Lake, query: str, fmt: str, cancel: threading.Event, limits: d
     try:
         result = lake.query(query, cancel=cancel, **limits)
     except (QueryError, ValueError) as exc:
-        return _error(str(exc), 400)
+        return error(str(exc), 400)
     except RunlakeError as exc:
-        return _error(str(exc), 400)
+        return error(str(exc), 400)
     frame = result.frame
     cut = {"X-Runlake-Truncated": str(frame.height)} if result.truncated else {}
     if fmt == "csv":
@@ -457,15 +310,6 @@ def _answer(lake: Lake, query: str, fmt: str, cancel: threading.Event, limits: d
             "truncated": result.truncated,
         }
     )
-
-
-def hosts_for(host: str, extra: Sequence[str] = ()) -> list[str] | None:
-    """The Host names a server bound to `host` answers: loopback names, the host itself and
-    `extra`; None (any name) for a wildcard bind (0.0.0.0, ::), which always has a token."""
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).is_unspecified and not extra:
-            return None
-    return [*LOOPBACK, host, *extra]
 
 
 def serve(

@@ -28,7 +28,21 @@ def _read_file(path: str, kinds: dict[str, str], what: str) -> tuple[bytes, str]
         return fh.read(), kinds[ext]
 
 
-class Audio(Media):
+class _Encoded(Media):
+    """Media whose bytes are made (or read) when constructed: `_data` in `format`."""
+
+    _data: bytes = b""
+    format: str = ""
+
+    @property
+    def suffix(self) -> str:  # type: ignore[override]
+        return f".{self.format}"
+
+    def encode(self) -> bytes:
+        return self._data
+
+
+class Audio(_Encoded):
     """`runlake.Audio(data_or_path, sample_rate=None, caption=None)`: a numpy array of samples
     (floats in [-1, 1] or int16; shape (n,) or (n, channels)), stored as 16-bit WAV, or an audio
     file (wav, mp3, flac, ogg, m4a) stored as it is."""
@@ -70,13 +84,6 @@ class Audio(Media):
         self._data, self.format = out.getvalue(), "wav"
         self.duration = len(pcm) / sample_rate
 
-    @property
-    def suffix(self) -> str:  # type: ignore[override]
-        return f".{self.format}"
-
-    def encode(self) -> bytes:
-        return self._data
-
     def describe(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"format": self.format}
         if self.sample_rate is not None:
@@ -88,7 +95,7 @@ class Audio(Media):
         return doc
 
 
-class Video(Media):
+class Video(_Encoded):
     """`runlake.Video(data_or_path, caption=None, fps=None, format=None)`: a numpy array of
     frames (time, channels, height, width) as W&B takes it (or a batch of them, tiled side by
     side), stored as an animated GIF at `fps` (W&B's default 4); or a video file (gif, mp4,
@@ -129,13 +136,6 @@ class Video(Media):
             out, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0
         )
         self._data, self.format, self.frames = out.getvalue(), "gif", len(images)
-
-    @property
-    def suffix(self) -> str:  # type: ignore[override]
-        return f".{self.format}"
-
-    def encode(self) -> bytes:
-        return self._data
 
     def describe(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"format": self.format, "fps": self.fps}
