@@ -26,6 +26,7 @@ from .ops import compact as compact_op
 from .ops import doctor as doctor_op
 from .ops import export as export_op
 from .ops import sync as sync_op
+from .read import checkpoint
 from .read.catalog import Catalog
 from .read.charts import Charts, Plot, build
 from .read.persist import cache_path
@@ -397,14 +398,29 @@ class Lake:
         (`export_catalog`), so other engines see the packs.
         """
         result = compact_op.compact(self.storage, self.reader.refresh(), progress=progress, grace=grace)
-        self.export_catalog()
+        export_op.export(self.reader)  # (compaction wrote the commit log's checkpoint itself)
         return result
 
     def export_catalog(self) -> dict[str, Any]:
         """Write the root's catalog into it as Parquet (`_catalog/*.parquet`, then the stamp
         `_catalog/export.json`): runs, segments, the lineage closure and the file list that
         Spark (`runlake.spark`) and polars (`runlake.scan`) read. Returns the stamp."""
-        return export_op.export(self.reader)
+        stamp = export_op.export(self.reader)
+        checkpoint.write(self.reader.catalog)  # and the commit log's checkpoint (new readers start there)
+        return stamp
+
+    def upgrade_catalog(self) -> dict[str, Any]:
+        """Give a root written by releases before the commit log its log (`runlake catalog
+        upgrade`): the log origin, then a checkpoint of a full listing, so new readers follow
+        the log from there instead of listing every run. Returns {runs, checkpoint, had_log}."""
+        had_log = self.storage.exists(self.storage.paths.log_origin)
+        self.storage.journal.start_log()
+        catalog = self.reader.catalog
+        catalog.relist_root()
+        directory = checkpoint.write(catalog)
+        with self.reader.reading() as cur:
+            (count,) = cur.execute("SELECT count(*) FROM run_meta").fetchone() or (0,)
+        return {"runs": int(count), "checkpoint": self.storage.engine_path(directory), "had_log": had_log}
 
     def catalog_status(self) -> dict[str, Any]:
         """Is the exported catalog current? {exists, stale, exported_at, manifests_then, manifests_now}."""

@@ -223,6 +223,11 @@ def test_a_manifest_rewritten_in_place_is_seen_by_a_running_reader(tmp_path):
         fh.write(json.dumps(doc))
         fh.truncate()
     os.utime(meta, (past, past))
+    # an edit by hand has no commit-log entry (#28): a running reader that follows the log sees
+    # it at its next full listing (doctor's, or $RUNLAKE_RELIST_EVERY's); a new process at once
+    with runlake.Lake(root) as fresh:
+        assert fresh.runs()["tags"].to_list() == [["new"]]
+    lake.doctor()
     assert lake.runs()["tags"].to_list() == [["new"]]
     lake.close()
 

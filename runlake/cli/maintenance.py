@@ -115,7 +115,7 @@ def ui(
 
 @main.group()
 def catalog() -> None:
-    """The root's catalog exported as Parquet (_catalog/*.parquet) for Spark, polars and other engines."""
+    """The root's catalog: exported as Parquet (_catalog/*.parquet) for Spark, polars and other engines; its commit log."""
 
 
 @catalog.command("export")
@@ -138,6 +138,21 @@ def catalog_export(ctx: click.Context, as_json: bool) -> None:
         f"exported {counts['runs']} runs, {counts['segments']} segments, {counts['closure']} closure rows, "
         f"{counts['files']} files to {lake.url.rstrip('/')}/_catalog/ in {stamp['seconds']:.2f} s"
     )
+
+
+@catalog.command("upgrade")
+@root_option
+@click.pass_context
+def catalog_upgrade(ctx: click.Context) -> None:
+    """Give a root from before the commit log its log and a first checkpoint, so readers stop listing every run."""
+    lake = lake_of(ctx)
+    if not lake.exists():
+        nothing_in(ctx, "nothing to upgrade")
+        ctx.exit(1)
+    with busy("listing the root and writing a checkpoint"):
+        info = lake.upgrade_catalog()
+    already = "it already had a commit log; " if info["had_log"] else ""
+    click.echo(f"{already}checkpoint of {info['runs']} runs written to {info['checkpoint']}")
 
 
 @catalog.command("status")

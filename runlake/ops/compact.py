@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import RunlakeError
+from ..read import checkpoint
 from ..read.catalog import Catalog
 from ..store import manifests, settings
 from ..store.layout import PartFile, pack_relative, visible_parts
@@ -142,6 +143,10 @@ def compact(
         if batch:
             rows += _write_pack(storage, batch, grace)
     catalog.refresh()
+    # a checkpoint of the commit log at this position: new readers start from it; the log
+    # entries it makes old go once they are past the grace
+    checkpoint.write(catalog)
+    checkpoint.prune(storage, settings.log_grace())
     return _per_segment(rows)
 
 
@@ -167,7 +172,15 @@ def _write_pack(
     storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]], grace: float
 ) -> list[dict[str, Any]]:
     """One pack from a batch of nodes of one project: file, manifest (the switch), pointers,
-    then the old parts removed (only with no grace: else a later compaction removes them)."""
+    then the old parts removed (only with no grace: else a later compaction removes them); all
+    of it one commit-log entry."""
+    with storage.journal.batch():
+        return _write_pack_now(storage, batch, grace)
+
+
+def _write_pack_now(
+    storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]], grace: float
+) -> list[dict[str, Any]]:
     project = batch[0][0]
     ordered = sorted(batch, key=lambda b: (b[1], b[2]))  # (run_id, segment): the order inside a key
     table = read_node_rows(storage.fs, [(r, s, [p.path for p in parts]) for _, r, s, parts in ordered])
@@ -232,6 +245,18 @@ def _point_and_remove(
     parts: list[PartFile],
 ) -> None:
     """Record where a node's rows went (before they leave its directory), then remove `parts`."""
+    with storage.journal.batch():  # one commit-log entry for the pointer and the removals
+        _point_and_remove_now(storage, project, run_id, segment, packs, parts)
+
+
+def _point_and_remove_now(
+    storage: Storage,
+    project: str,
+    run_id: str,
+    segment: int,
+    packs: list[tuple[str, int, int]],
+    parts: list[PartFile],
+) -> None:
     doc = manifests.read_packed(storage, project, run_id, segment) or PackedPointer(segment=segment)
     known = {p["pack"] for p in doc.packs}
     missing = [(pack_relative(pack), lo, hi) for pack, lo, hi in packs if pack_relative(pack) not in known]

@@ -33,7 +33,7 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
     With `fix=True` each bad part is moved to `<root>/_quarantine/` (kept, never deleted) and
     the index is switched, so queries work again without the lost steps.
     """
-    catalog.refresh()
+    rows = _log_gaps(storage, catalog, fix)
     cur = catalog.cursor(with_parts=False)
     try:
         parts = cur.execute(
@@ -42,7 +42,6 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
         ).fetchall()
     finally:
         cur.close()
-    rows = []
     checked: dict[str, str | None] = {}  # a pack is shared by many nodes: read it once
     quarantined: dict[str, str] = {}
     for path, run_id, segment, lo, hi, project in parts:
@@ -110,6 +109,35 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
     if fix and rows:
         catalog.refresh()
     return pl.DataFrame(rows, schema=_SCHEMA)
+
+
+def _log_gaps(storage: Storage, catalog: Catalog, fix: bool) -> list[dict[str, Any]]:
+    """A full listing of the root compared with the commit log: files a writer changed without
+    its entry (killed in between) or changed by hand. The catalog reads them from the root now;
+    with `fix` they are added to the log, so every reader sees them."""
+    repaired = catalog.relist_root()
+    if not repaired:
+        return []
+    present = [p for p in repaired if storage.exists(p)]
+    gone = [p for p in repaired if p not in present]
+    if fix:
+        storage.journal.repair(present, gone)
+        catalog.unlogged.clear()
+    rows = []
+    for path in present:  # a removal's consequences are what the other checks report
+        run_id = path.rsplit("/meta/", 1)[0].rsplit("/", 1)[-1] if "/meta/" in path else None
+        rows.append(
+            {
+                **_row(
+                    storage.engine_path(path),
+                    run_id,
+                    "written without a commit-log entry (a writer killed between the file and its "
+                    "entry, or an edit by hand): readers that follow the log miss it until they list the root",
+                ),
+                "action": "added to the commit log" if fix else "none",
+            }
+        )
+    return rows
 
 
 # a run is created in milliseconds, its run.json written last: one without it for this long lost it

@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from ..store.layout import is_pack_manifest
+from ..store import settings
+from ..store.layout import is_pack_manifest, split_meta_path
 from ..store.parquet import write_empty
-from ..store.storage import Storage
-from . import persist, sql
+from ..store.storage import Storage, written_at
+from . import checkpoint, persist, sql
 from .folding import Folding, NodeKey
 from .lineage import Index, Link, Node
 from .sandbox import TABLES as SANDBOX_TABLES
 from .sandbox import Sandbox
+from .tail import Tail, TailState, kept
 
 _PERSIST_EVERY = 2.0
 
@@ -127,8 +130,27 @@ class Catalog:
         self.listed_at = 0.0
         self._index: Index | None = None
         self._warned: set[str] = set()
+        self._may_checkpoint = True
+        self._relist_now = False
+        self._repaired: list[str] = []
+        self.unlogged: set[str] = set()  # files a full listing found that no log entry describes yet
+        # a local root is listed whole at a process's first refresh (stats, no requests): what
+        # was changed by hand, or by a writer killed before its entry, since the last process
+        self._start_relist = storage.is_local
+        self.tail = Tail(storage)  # the commit log: what changed since the last refresh
         if persist_path:
-            self.state.seen = persist.load(self.con, persist_path)
+            self.state.seen, files, tail_state = persist.load(self.con, persist_path)
+            if tail_state is not None:
+                self.tail.state, self.tail.listing = tail_state, files
+        self._derive()
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def _derive(self) -> None:
+        """What the catalog keeps besides its tables, from the tables (after loading a copy)."""
+        self.state.links = {}
         for r, s, pr, ps, c in self.con.execute(
             "SELECT run_id, segment, parent_run_id, parent_segment, cutoff FROM segments"
         ).fetchall():
@@ -142,6 +164,48 @@ class Catalog:
         }
         self.fold.sync_closure(self.con)  # nodes a saved copy left unwalked (an ancestor was unknown)
         self.state.pack_manifests = {p for p in self.state.seen if is_pack_manifest(p)}
+        self.state.generation += 1
+        self._index = None
+
+    def restore(self, tables: dict[str, pa.Table], tail_state: TailState) -> None:
+        """Replace the tables and what the reader knows with a checkpoint's (`checkpoint.py`)."""
+        root = self.storage.engine_path(self.storage.root).rstrip("/") + "/"
+        local_root = self.storage.root.rstrip("/") + "/"
+        with self._lock:
+            cur = self.con.cursor()
+            try:
+                cur.begin()
+                for name in persist.TABLES:
+                    cur.execute(f"DELETE FROM {name}")
+                    cur.register("checkpoint_rows", tables[name])
+                    if name == "parts":
+                        cur.execute(
+                            "INSERT INTO parts SELECT * REPLACE (CASE WHEN contains(path, '://') OR "
+                            "starts_with(path, '/') THEN path ELSE ? || path END AS path) FROM checkpoint_rows",
+                            [root],
+                        )
+                    else:
+                        cur.execute(f"INSERT INTO {name} SELECT * FROM checkpoint_rows")
+                    cur.unregister("checkpoint_rows")
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+            finally:
+                cur.close()
+            files = tables["files"].to_pydict()
+            paths = [local_root + p for p in files["path"]]
+            self.state = CatalogState()
+            self.state.seen = {p: t for p, t in zip(paths, files["seen"], strict=True) if t is not None}
+            self.tail.listing = {p: t for p, t in zip(paths, files["token"], strict=True) if t is not None}
+            self.tail.state = tail_state
+            self.tail.state.applied = 0
+            self.tail.docs.clear()
+            self.tail.added.clear()
+            self.tail.dropped.clear()
+            self.tail.touched.clear()
+            self._derive()
+            self._dirty_since_persist = True
 
     def _empty_file(self, pack: bool) -> str:
         """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
@@ -167,7 +231,11 @@ class Catalog:
         with self._lock:
             cur = self.con.cursor()
             try:
-                persist.save(cur, self.persist_path, self.state.seen)
+                # the log position is saved only with nothing of the log waiting to be folded:
+                # otherwise the next process starts from a full listing
+                settled = not self.tail.touched and not self.tail.added and self.tail.state.mode == "log"
+                tail = (self.tail.state, self.tail.listing) if settled else None
+                persist.save(cur, self.persist_path, self.state.seen, tail)
             finally:
                 cur.close()
             self._last_persist = time.monotonic()
@@ -176,13 +244,18 @@ class Catalog:
     # ---- refresh ------------------------------------------------------------------------
     def refresh(self) -> None:
         """Fold manifests that changed since the last refresh into the index: all of it or,
-        if anything fails (a read error, a broken manifest), none of it."""
+        if anything fails (a read error, a broken manifest), none of it. What changed comes
+        from the commit log's newest entries (`tail.py`), or from a full listing of the root
+        (a root without a log, a new reader without a checkpoint, the periodic relist)."""
         with self._lock:
             listed_at = time.time()
-            listing, dir_cache = self.storage.list_manifests(self._dir_cache)
+            self.fold.problems = []
+            self.fold.relisted = set()
+            self.fold.listing_all = False
+            listing, packs, dir_cache = self._listing()
             changed = [p for p, token in listing.items() if self.state.seen.get(p) != token]
             removed = [p for p in self.state.seen if p not in listing and not is_pack_manifest(p)]
-            dirty: set[NodeKey] = set()
+            dirty: set[NodeKey] = set(self.tail.touched)
             pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
             generation = self.state.generation
 
@@ -199,30 +272,164 @@ class Catalog:
                     self.fold.relist(cur, dirty)
                     self.state.generation += 1
 
-            self.fold.problems = []
-            packs = self.storage.list_pack_manifests()
             self.fold.pack_listing = packs
             quiet = (
                 not changed
                 and not removed
+                and not dirty
                 and all(self.state.seen.get(p) == t for p, t in packs.items())
                 and not any(p not in packs for p in self.state.pack_manifests)
             )
             if quiet and not self._has_running():
                 self._dir_cache = dir_cache
-                self.listed_at = listed_at
+                self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
+                self._after_refresh(generation)
                 return  # nothing to fold and no live run whose state could turn: no transaction
             self._atomically(fold)
+            self.tail.settled(self.fold.relisted)
+            self.fold.forced.clear()
             self._dir_cache = dir_cache
-            self.listed_at = listed_at
-            for problem in dict.fromkeys(self.fold.problems):
-                if problem not in self._warned:
-                    self._warned.add(problem)
-                    warnings.warn(problem, RuntimeWarning, stacklevel=4)
-            if self.state.generation != generation:
-                self._dirty_since_persist = True
+            self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
+            self._after_refresh(generation)
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
+
+    def relist_root(self) -> list[str]:
+        """Refresh from a full listing of the root now, compared with the commit log; returns
+        the files the log lacked or had wrong (now read from the root): what `doctor` reports."""
+        with self._lock:
+            self._relist_now = True
+            self._repaired = []
+            try:
+                self.refresh()
+            finally:
+                self._relist_now = False
+            self.unlogged.update(self._repaired)
+            return sorted(self.unlogged)
+
+    def _log_listed_at(self) -> float:
+        """A change stamped before this is in the tables: the log position (the window before
+        the listing: an entry may land that late)."""
+        return self.tail.state.position_ns / 1e9
+
+    def _after_refresh(self, generation: int) -> None:
+        problems = self.fold.problems + self.tail.problems
+        self.tail.problems = []
+        for problem in dict.fromkeys(problems):
+            if problem not in self._warned:
+                self._warned.add(problem)
+                warnings.warn(problem, RuntimeWarning, stacklevel=5)
+        if self.state.generation != generation:
+            self._dirty_since_persist = True
+        every = settings.checkpoint_every()
+        if (
+            every
+            and self.tail.state.mode == "log"
+            and self.tail.state.applied >= every
+            and self._may_checkpoint
+        ):
+            try:
+                checkpoint.write(self)
+                self.tail.state.applied = 0
+            except OSError as exc:  # a reader without write access: the log still works
+                self._may_checkpoint = False
+                warnings.warn(
+                    f"runlake could not write a checkpoint of the commit log in {self.storage.url} "
+                    f"({exc}); new readers of this root read more of the log until one is written",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+
+    def _listing(self) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[int, dict[str, str]]]]:
+        """(manifests, pack manifests, directory cache) as of now, with their change tokens."""
+        tail = self.tail
+        if tail.state.mode == "" and not self.state.seen:  # a new reader: the newest checkpoint
+            if checkpoint.load(self):
+                self.fold.forced.clear()
+        elif tail.state.mode == "log" and time.time_ns() - tail.state.position_ns > settings.log_grace() * 0.5e9:
+            # away for long (a copy of the catalog from last week): compaction may have removed
+            # the entries after its position; a newer checkpoint replaces what it knows
+            if checkpoint.load(self, newer_than=tail.state.position_ns):
+                self.fold.forced.clear()
+        if (
+            tail.state.mode == "log"
+            and not tail.relist_due()
+            and not self._relist_now
+            and not self._start_relist
+        ):
+            running = self.fold.running_rows(self.con)
+            beats = [self.storage.paths.meta(p, r, "beat.json") for r, p, *_ in running]
+            tail.follow(beats)
+            if self.unlogged:  # an entry describes them now (doctor --fix, their writer again)
+                self.unlogged = {
+                    p for p in self.unlogged if not tail.listing.get(p, "log:").startswith("log:")
+                }
+            listing = {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)}
+            packs = {p: t for p, t in tail.listing.items() if is_pack_manifest(p)}
+            return listing, packs, self._dir_cache
+        # the whole root: no log yet, a new reader without a checkpoint, or the periodic relist
+        self.fold.listing_all = True  # segments are listed for real in this refresh
+        listed_ns = time.time_ns()
+        following = tail.state.mode == "log" or tail.has_origin()
+        listing, dir_cache = self.storage.list_manifests(self._dir_cache)
+        packs = self.storage.list_pack_manifests()
+        if tail.state.mode == "log":
+            self._repaired = self._reconcile(
+                {**listing, **packs}, quiet=self._relist_now or self._start_relist
+            )
+            tail.last_full = time.monotonic()
+        else:
+            tail.took_full_listing({**listing, **packs}, listed_ns, following)
+        self._start_relist = False
+        if tail.state.mode == "log":
+            return (
+                {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)},
+                {p: t for p, t in tail.listing.items() if is_pack_manifest(p)},
+                dir_cache,
+            )
+        return listing, packs, dir_cache
+
+    def _reconcile(self, full: dict[str, str], quiet: bool) -> list[str]:
+        """Compare a full listing with what the log said: a manifest the log lacks (a writer
+        killed between the two) or one changed after its entry is taken from the listing, one
+        removed without an entry is dropped; their runs' parts are listed again. Returns what
+        was repaired (`doctor` reports it)."""
+        tail = self.tail
+        repaired = []
+        for path, token in full.items():
+            if not kept(self.storage, path):
+                continue
+            known = tail.listing.get(path)
+            if known == token:
+                continue
+            if known is not None and not path.endswith("/beat.json"):
+                stored, logged = written_at(token), written_at(known)
+                # the entry is written after its file; object stores keep whole seconds
+                slack = 0.0 if self.storage.is_local else 1.0
+                if known.startswith("log:") and (
+                    stored is None or logged is None or stored <= logged + slack
+                ):
+                    continue  # the log's entry came after this file: it describes it
+            if not path.endswith("/beat.json"):
+                repaired.append(path)
+            tail.listing[path] = token
+            tail.docs.pop(path, None)
+        for path in [p for p in tail.listing if p not in full]:
+            repaired.append(path)
+            tail.listing.pop(path)
+        for path in repaired:
+            if "/runs/" in path and "/meta/" in path:
+                project, run_id, _ = split_meta_path(path)
+                for r, seg in [n for n in self.state.links if n[0] == run_id]:
+                    self.fold.forced.add((project, r, seg))
+                    tail.touched.add((project, r, seg))
+        if repaired and not quiet:  # doctor reports them itself
+            self.fold.problems.append(
+                f"{len(repaired)} change(s) in {self.storage.url} were missing from its commit log "
+                f"(a writer killed between a file and its entry?), e.g. {repaired[0]}: read from the "
+                "root instead; `runlake doctor --fix` adds them to the log"
+            )
+        return repaired
 
     def _atomically(self, fold: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         """Run `fold` in one transaction; if it raises, the tables and every Python-side index
@@ -269,10 +476,14 @@ class Catalog:
             def fold(cur: duckdb.DuckDBPyConnection) -> None:
                 self.fold.packs(cur, set(), set())
                 nodes = cur.execute("SELECT project, run_id, segment FROM segments").fetchall()
+                self.fold.forced.update((p, r, s) for p, r, s in nodes)  # listed for real
                 self.fold.relist(cur, [(p, r, s) for p, r, s in nodes])
                 self.state.generation += 1
 
+            self.fold.relisted = set()
             self._atomically(fold)
+            self.tail.settled(self.fold.relisted)
+            self.fold.forced.clear()
 
     # ---- querying -----------------------------------------------------------------------
     def problems(self) -> list[tuple[str, str | None, str]]:

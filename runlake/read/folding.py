@@ -15,7 +15,16 @@ from typing import Any
 import duckdb
 
 from ..errors import RunlakeError
-from ..store.layout import ALERT_RE, ARTIFACT_EDGE_RE, PACKED_RE, RELIST_RE, SEGMENT_RE, split_meta_path
+from ..store.layout import (
+    ALERT_RE,
+    ARTIFACT_EDGE_RE,
+    PACKED_RE,
+    RELIST_RE,
+    SEGMENT_RE,
+    parse_part,
+    split_meta_path,
+    visible_parts,
+)
 from ..store.liveness import derive_state
 from ..store.manifests import (
     AlertDoc,
@@ -80,6 +89,14 @@ class Folding:
         self.problems: list[str] = []  # what the current refresh skipped (warned once, after it)
         self.warned_packs: set[str] = set()
         self.pack_listing: dict[str, str] = {}  # the pack manifests the current refresh listed
+        self.forced: set[NodeKey] = set()  # nodes listed for real even when following the log
+        self.relisted: set[NodeKey] = set()  # the nodes the current refresh listed again
+        self.listing_all = False  # the current refresh lists the root whole: segments too
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
+        """A manifest: the content its log entry carried, else the file."""
+        doc = self.catalog.tail.take_doc(path)
+        return doc if doc is not None else self.storage.read_json(path)
 
     @property
     def state(self) -> Any:  # the catalog's CatalogState (replaced whole by a rollback)
@@ -125,7 +142,7 @@ class Folding:
                 dirty.add((project, run_id, int(m[1])))
                 if name.startswith("repaired-"):  # doctor accepted a loss: what is expected now
                     try:
-                        doc = self.storage.read_json(path)
+                        doc = self.read_json(path)
                         repair = (
                             None if doc is None else RepairDoc.from_json(doc, self.storage.engine_path(path))
                         )
@@ -145,7 +162,7 @@ class Folding:
                 self.state.seen[path] = listing[path]
                 continue
             try:
-                doc = self.storage.read_json(path)
+                doc = self.read_json(path)
                 typed = None if doc is None else kind.from_json(doc, self.storage.engine_path(path))
             except RunlakeError as exc:  # this run's reads fail naming the file; the others go on
                 self.state.broken[path] = (run_id, str(exc))
@@ -319,10 +336,11 @@ class Folding:
             cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
             dirty.update((p, r, int(s)) for p, r, s in members)
             pointed.update((p, r, int(s)) for p, r, s in members)
+            self.forced.update((p, r, int(s)) for p, r, s in members)  # its parts were left out
             self.state.seen.pop(path, None)
         for path in changed:
             try:
-                doc = self.storage.read_json(path)
+                doc = self.read_json(path)
                 manifest = (
                     None if doc is None else PackManifest.from_json(doc, self.storage.engine_path(path))
                 )
@@ -415,6 +433,7 @@ class Folding:
                 # parts written after the last state update of a killed writer
                 self.state.crash_listed.add((run_id, segment))
                 dirty.add((project, run_id, segment))
+                self.forced.add((project, run_id, segment))  # parts no entry describes
 
     def relist(self, cur: duckdb.DuckDBPyConnection, nodes: Iterable[NodeKey]) -> None:
         """List these nodes' segment directories again: their own parts replace the indexed ones
@@ -429,13 +448,31 @@ class Folding:
         packed: dict[Node, list[tuple[int, int]]] = {}
         for r, seg, lo, hi in tables.packed_ranges(cur, keys):
             packed.setdefault((r, int(seg)), []).append((int(lo), int(hi)))
+        following = self.catalog.tail.state.mode == "log" and not self.listing_all
+        indexed: dict[Node, list[tuple[str, int]]] = {}
+        if following:  # what is indexed now, plus what the log says changed
+            for r, seg, path, size in tables.own_parts(cur, keys):
+                indexed.setdefault((r, int(seg)), []).append((path, int(size or 0)))
         tables.delete_own_parts(cur, keys)
         rows: list[tuple[str, str, int, int, int, int]] = []
         for project, run_id, segment in nodes:
-            listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
+            node = (project, run_id, segment)
+            logged = (
+                self.catalog.tail.log_parts(node, indexed.get((run_id, segment), []))
+                if following and node not in self.forced
+                else None
+            )
+            if logged is None:
+                listed = self.storage.list_parts(self.storage.paths.segment_dir(project, run_id, segment))
+            else:
+                found = [parse_part(p, size) for p, size in logged]
+                listed = visible_parts(
+                    sorted((p for p in found if p is not None), key=lambda p: (p.step_lo, p.step_hi, p.path))
+                )
             for part in own_parts(listed, packed.get((run_id, segment), [])):
                 path = self.storage.engine_path(part.path)
                 rows.append((path, run_id, segment, part.step_lo, part.step_hi, part.size))
+            self.relisted.add(node)
         tables.insert_parts(cur, rows)
 
 

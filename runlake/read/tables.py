@@ -167,6 +167,18 @@ def packed_ranges(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -
         cur.unregister("the_nodes")
 
 
+def own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """(run_id, segment, path, bytes) of these nodes' own (listed) parts as indexed now."""
+    cur.register("the_nodes", _arrow(cur, "segments", nodes))
+    try:
+        return cur.execute(
+            "SELECT p.run_id, p.segment, p.path, p.bytes FROM parts AS p "
+            "JOIN the_nodes AS n ON p.run_id = n.run_id AND p.segment = n.segment WHERE NOT p.pack"
+        ).fetchall()
+    finally:
+        cur.unregister("the_nodes")
+
+
 def delete_own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> None:
     """Forget these nodes' own (listed) parts, before they are listed again."""
     cur.register("the_nodes", _arrow(cur, "segments", nodes))

@@ -16,11 +16,15 @@
 <root>/runs/<project>/<run_id>/meta/artifact-<ns>-<id>.json  a run logged or used an artifact version
 <root>/sweeps/<project>/<sweep_id>/sweep.json         a sweep's configuration, write-once
 <root>/sweeps/<project>/<sweep_id>/trials/<n>.json    trial n: claimed exclusively by one agent
+<root>/_log/<yyyy>/<mm>/<dd>/<hh>/<time_ns>-<writer>-<seq>.json  commit log: what one write changed
+<root>/_log/origin.json                               when the log began, and whether it holds everything
+<root>/_log/_checkpoints/<time_ns>-<id>/checkpoint.json  a checkpoint (its tables beside it), written last
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -37,6 +41,8 @@ ARTIFACT_EDGE_RE = re.compile(
 )  # meta/: a run logged or used an artifact version
 VERSION_RE = re.compile(r"v(\d+)\.json")
 PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
+LOG_ENTRY_RE = re.compile(r"(\d{19})-([0-9a-f]{12})-(\d{8})\.json")  # <time_ns>-<writer>-<seq>.json
+CHECKPOINT_RE = re.compile(r"(\d{19})-([0-9a-f]{12})")
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,30 @@ class Layout:
 
     def trial(self, project: str, sweep_id: str, number: int) -> str:
         return f"{self.sweep_dir(project, sweep_id)}/trials/{number:06d}.json"
+
+    @property
+    def log_dir(self) -> str:
+        return f"{self.root}/_log"
+
+    def log_bucket(self, time_ns: int) -> str:
+        """The hour bucket a log entry named at `time_ns` (UTC) goes in."""
+        t = time.gmtime(time_ns // 1_000_000_000)
+        return f"{self.log_dir}/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/{t.tm_hour:02d}"
+
+    def log_entry(self, time_ns: int, writer: str, seq: int) -> str:
+        return f"{self.log_bucket(time_ns)}/{time_ns:019d}-{writer}-{seq:08d}.json"
+
+    @property
+    def log_origin(self) -> str:
+        return f"{self.log_dir}/origin.json"
+
+    @property
+    def checkpoints_dir(self) -> str:
+        return f"{self.log_dir}/_checkpoints"
+
+    def checkpoint(self, time_ns: int, ident: str) -> str:
+        """A checkpoint's directory: its tables, and `checkpoint.json` written last."""
+        return f"{self.checkpoints_dir}/{time_ns:019d}-{ident}"
 
     def compact_lock(self) -> str:
         return f"{self.root}/packs/compact.lock"

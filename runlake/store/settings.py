@@ -86,6 +86,31 @@ def compact_grace() -> float:
     return _float("RUNLAKE_COMPACT_GRACE", 600.0, minimum=0.0)
 
 
+def log_window() -> float:
+    """How far back a reader lists the commit log again each refresh, in seconds: longer than an
+    entry's upload plus the clock skew between writers ($RUNLAKE_LOG_WINDOW, default 30)."""
+    return _float("RUNLAKE_LOG_WINDOW", 30.0, minimum=0.0)
+
+
+def checkpoint_every() -> int:
+    """Log entries a reader applies past the newest checkpoint before it writes a new one
+    ($RUNLAKE_CHECKPOINT_EVERY, default 1000; 0: never)."""
+    return int(_float("RUNLAKE_CHECKPOINT_EVERY", 1000.0, minimum=0.0))
+
+
+def relist_every() -> float:
+    """Seconds between a long-lived reader's full listings of the root, which find what the
+    commit log lacks (a writer killed between a manifest and its entry) ($RUNLAKE_RELIST_EVERY,
+    default 3600; 0: never)."""
+    return _float("RUNLAKE_RELIST_EVERY", 3600.0, minimum=0.0)
+
+
+def log_grace() -> float:
+    """Log entries older than the newest checkpoint by this many seconds are removed by compaction
+    ($RUNLAKE_LOG_GRACE, default 3600)."""
+    return _float("RUNLAKE_LOG_GRACE", 3600.0, minimum=0.0)
+
+
 def flush_rows() -> int:
     """Buffered rows that trigger an early flush ($RUNLAKE_FLUSH_ROWS, default 10,000)."""
     raw = os.environ.get("RUNLAKE_FLUSH_ROWS")

@@ -18,6 +18,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import RunlakeError
+from .journal import Journal
 from .layout import PACK_MANIFEST_RE, Layout, PartFile, parse_part, visible_parts
 
 # the manifest a writer or an edit (name, tags, notes, config, summary, state) may rewrite in
@@ -87,6 +88,10 @@ class Storage:
         self.root = path.rstrip("/") or "/"
         self.key = (type(fs).__name__, self.root)
         self.paths = Layout(self.root)
+        self.journal = Journal(self)  # the commit log: every logged write appends its entry
+        # s3fs asks for a file's size (a HEAD) before reading it whole, to split big files into
+        # concurrent ranges: manifests and log entries are small, one GET is enough
+        self._whole: dict[str, Any] = {"max_concurrency": 1} if type(fs).__name__ == "S3FileSystem" else {}
 
     @property
     def is_memory(self) -> bool:
@@ -107,9 +112,25 @@ class Storage:
             if self.is_local:
                 with open(path, "rb") as fh:
                     return fh.read()
-            return self.fs.cat_file(path)
+            return self.fs.cat_file(path, **self._whole)
         except FileNotFoundError:
             return None
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        """Whole files at once (concurrently on object stores, one GET each, no HEAD); a file
+        that does not exist is left out."""
+        if not paths:
+            return {}
+        if self.is_local:
+            return {p: data for p in paths if (data := self.read_bytes(p)) is not None}
+        found = self.fs.cat_ranges(paths, None, None, on_error="return", **self._whole)
+        out = {}
+        for path, data in zip(paths, found, strict=True):
+            if isinstance(data, bytes):
+                out[path] = data
+            elif not isinstance(data, FileNotFoundError):
+                raise data if isinstance(data, OSError) else OSError(f"reading {path}: {data}")
+        return out
 
     def read_json(self, path: str) -> dict[str, Any] | None:
         """A JSON object, None if the file does not exist; RunlakeError naming it if it is not one."""
@@ -266,7 +287,14 @@ class Storage:
 
     # ---- writing -----------------------------------------------------------------------
     def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace `path` with `data`; a reader sees the old or the new file, never half."""
+        """Replace `path` with `data`; a reader sees the old or the new file, never half. A
+        change the catalog folds is then described in the commit log (`journal.py`)."""
+        self.journal.before_write(path)
+        self.write_unlogged(path, data)
+        self.journal.wrote(path, data)
+
+    def write_unlogged(self, path: str, data: bytes) -> None:
+        """`write_atomic` without a commit-log entry (the log's own files)."""
         if self.is_local:
             write_local_atomic(path, data)
         else:
@@ -286,6 +314,14 @@ class Storage:
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create `path` with `data` unless it exists; False if it already did."""
+        self.journal.before_write(path)
+        created = self.create_unlogged(path, data)
+        if created:
+            self.journal.wrote(path, data)
+        return created
+
+    def create_unlogged(self, path: str, data: bytes) -> bool:
+        """`create_exclusive` without a commit-log entry."""
         if self.is_local:
             return write_local_atomic(path, data, exclusive=True)
         try:
@@ -329,13 +365,15 @@ class Storage:
         try:
             self.fs.rm_file(path)
         except FileNotFoundError:
-            pass
+            return
+        self.journal.removed(path)
 
     def remove_tree(self, path: str) -> None:
         try:
             self.fs.rm(path, recursive=True)
         except FileNotFoundError:
-            pass
+            return
+        self.journal.removed_tree(path)
 
     def remove_empty_dirs(self, path: str, stop: str) -> None:
         """Remove `path` and its parents up to (not including) `stop` while they are empty."""

@@ -191,6 +191,13 @@ def new_run(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> 
     the whole root, take writer slot 0, and if what follows fails, leave nothing behind (the
     run's manifests and history, the claim, directories this made). A killed creator leaves no
     run.json, so whoever takes its stale claim over clears what it left first."""
+    with storage.journal.batch():  # the run's first files, in one commit-log entry
+        with _creating(storage, project, run_id, claim):
+            yield
+
+
+@contextmanager
+def _creating(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> Iterator[None]:
     root_existed = storage.exists(storage.root)
     claim_id(storage, project, run_id, claim)
     run_dir = storage.paths.run_dir(project, run_id)
@@ -208,6 +215,10 @@ def new_run(storage: Storage, project: str, run_id: str, claim: WriterClaim) -> 
         claim_path = storage.paths.id_claim(run_id)
         storage.remove(claim_path)
         stop = os.path.dirname(storage.root) if not root_existed else storage.root
+        if not root_existed:  # a root this create made: nothing happened in it
+            storage.journal.discard()
+            storage.journal.forget_origin()
+            storage.remove_empty_dirs(storage.paths.log_dir, stop)
         storage.remove_empty_dirs(os.path.dirname(claim_path), stop)
         storage.remove_empty_dirs(os.path.dirname(run_dir), stop)
         raise
