@@ -10,7 +10,9 @@ DuckDB side by side, and the catalog export of 10,000 runs, with the `spark` ext
 app's endpoints on a 10-key x 1M-step run, 10,000 runs and a 400-run PBT project), sql (user SQL
 in its sandbox on 10,000 runs: steady, after a catalog change, a history query), api (runlake.Api:
 scan_history of a 1M-step run next to history(), api.runs with a filter over 10,000 runs),
-artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging it unchanged).
+artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging it unchanged), log
+(reads of a 100,000-run local root and a 10,000-run root on the S3 API with the commit log, timed
+and counted, next to listing the root whole).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import pyarrow as pa
 
 import runlake
 
-from . import artifacts, public_api, scenarios
+from . import artifacts, commit_log, public_api, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
@@ -50,6 +52,7 @@ ORDER = (
     "sql",
     "api",
     "artifacts",
+    "log",
 )
 
 
@@ -85,7 +88,7 @@ def main() -> None:
         for name in chosen:
             t0 = time.time()
             print(f"[{name}] ...", file=sys.stderr, flush=True)
-            module = {"api": public_api, "artifacts": artifacts}.get(name, scenarios)
+            module = {"api": public_api, "artifacts": artifacts, "log": commit_log}.get(name, scenarios)
             out, table = getattr(module, name)(os.path.join(base, name), quick=args.quick)
             results[name] = out
             rows += table
