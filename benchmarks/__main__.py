@@ -12,7 +12,8 @@ in its sandbox on 10,000 runs: steady, after a catalog change, a history query),
 scan_history of a 1M-step run next to history(), api.runs with a filter over 10,000 runs),
 artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging it unchanged), log
 (reads of a 100,000-run local root and a 10,000-run root on the S3 API with the commit log, timed
-and counted, next to listing the root whole).
+and counted, next to listing the root whole), streams (ingest with console capture and system
+metrics on and off, interleaved; a 100,000-line console read back).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pyarrow as pa
 
 import runlake
 
-from . import artifacts, commit_log, public_api, scenarios
+from . import artifacts, commit_log, public_api, scenarios, streams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
@@ -53,6 +54,7 @@ ORDER = (
     "api",
     "artifacts",
     "log",
+    "streams",
 )
 
 
@@ -88,7 +90,9 @@ def main() -> None:
         for name in chosen:
             t0 = time.time()
             print(f"[{name}] ...", file=sys.stderr, flush=True)
-            module = {"api": public_api, "artifacts": artifacts, "log": commit_log}.get(name, scenarios)
+            module = {"api": public_api, "artifacts": artifacts, "log": commit_log, "streams": streams}.get(
+                name, scenarios
+            )
             out, table = getattr(module, name)(os.path.join(base, name), quick=args.quick)
             results[name] = out
             rows += table

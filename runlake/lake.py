@@ -27,6 +27,7 @@ from .ops import doctor as doctor_op
 from .ops import export as export_op
 from .ops import sync as sync_op
 from .read import checkpoint
+from .read import streams as stream_reads
 from .read.catalog import Catalog
 from .read.charts import Charts, Plot, build
 from .read.persist import cache_path
@@ -177,57 +178,27 @@ class Lake:
     def sweeps(self, project: str | None = None) -> pl.DataFrame:
         """The sweeps of the root (or of a project): sweep_id, project, entity, method, metric,
         created_at, config (JSON), trials, and their states."""
-        rows = []
-        for doc in sweep_store.sweeps(self.storage, project):
-            trials = sweep_store.trials(self.storage, doc)
-            states = [t.state for t in trials]
-            rows.append(
-                {
-                    "sweep_id": doc.sweep_id,
-                    "project": doc.project,
-                    "entity": doc.entity,
-                    "method": doc.config.get("method"),
-                    "metric": json.dumps(doc.config.get("metric")) if doc.config.get("metric") else None,
-                    "created_at": doc.created_at,
-                    "config": json.dumps(doc.config),
-                    "trials": len(trials),
-                    "running": states.count("running"),
-                    "finished": states.count("finished"),
-                    "failed": states.count("failed") + states.count("crashed"),
-                    "early_terminated": states.count("early_terminated"),
-                }
-            )
-        return pl.DataFrame(rows, infer_schema_length=None)
+        return sweep_store.sweeps_frame(self.storage, project)
 
     def trials(self, sweep_id: str, project: str | None = None) -> pl.DataFrame:
         """A sweep's trials in order: number, run_id, state (a dead agent's running trial reads
         crashed), params (JSON), started and ended."""
-        doc = sweep_store.find(self.storage, sweep_id, project)
-        return pl.DataFrame(
-            [
-                {
-                    "number": t.number,
-                    "run_id": t.run_id,
-                    "state": t.state,
-                    "params": json.dumps(t.params),
-                    "at": t.at,
-                    "ended_at": t.ended_at,
-                    "host": t.host,
-                    "pid": t.pid,
-                }
-                for t in sweep_store.trials(self.storage, doc)
-            ],
-            schema={
-                "number": pl.Int64,
-                "run_id": pl.String,
-                "state": pl.String,
-                "params": pl.String,
-                "at": pl.Float64,
-                "ended_at": pl.Float64,
-                "host": pl.String,
-                "pid": pl.Int64,
-            },
-        )
+        return sweep_store.trials_frame(self.storage, sweep_id, project)
+
+    # ---- console lines and system metrics (read/streams.py) ------------------------------
+    def console(
+        self, run_id: str, *, raw: bool = False, label: str | None = None, grep: str | None = None
+    ) -> pl.DataFrame:
+        """A run's console output in order: line (its number in the run's log), time, step (the
+        run's step when printed), stream (stdout/stderr), level, label, content, segment. Its own
+        segments' lines up to each rewind point (`raw=True`: every line any of its segments
+        printed); `label`: one process's; `grep`: lines matching a regular expression."""
+        return stream_reads.console(self.reader, run_id, raw=raw, label=label, grep=grep)
+
+    def system_metrics(self, run_id: str, *, raw: bool = False, label: str | None = None) -> pl.DataFrame:
+        """A run's system metrics, long: time, runtime, step, key (W&B's `system.*`), value,
+        label, segment; on their own timeline (never in `history()`). `raw` as `console()`."""
+        return stream_reads.system_metrics(self.reader, run_id, raw=raw, label=label)
 
     # ---- artifacts (write/artifact.py, write/artifact_store.py) ---------------------------
     def artifact(self, name: str, project: str | None = None) -> Artifact:

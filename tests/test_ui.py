@@ -557,3 +557,109 @@ def test_config_columns_can_be_shown_in_the_runs_table(server, page):
     assert "config.lr" in page.locator("#runs-table th").all_inner_texts()
     values = page.locator("#runs-body tr[data-run=hot] td.config-cell").all_inner_texts()
     assert values == ["0.5"]
+
+
+def test_system_charts_and_the_console_tab_on_the_run_page(tmp_path, browser, capsys):
+    """#30: a run's system metrics are drawn one chart per key, and its console lines are shown
+    (stderr marked) and searchable; a bad pattern is a 400, never a traceback."""
+    import sys
+    import urllib.parse
+
+    from runlake.write.system_stats import Probe
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    run = lake.init("sys", id="talk", settings={"x_stats_sampling_interval": 3600})
+    probe = Probe()
+    for step in range(5):
+        run.log({"loss": 1.0 / (step + 1)})
+        print(f"step {step} done")
+        run._syncer.streams.sample(probe)
+    print("something broke", file=sys.stderr)
+    run.finish()
+    lake.close()
+    capsys.readouterr()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        base = f"http://127.0.0.1:{port}/"
+        _open(page, base + "#/run/talk")
+        page.wait_for_selector("#system .system-chart")
+        keys = page.eval_on_selector_all("#system .system-chart", "els => els.map(e => e.dataset.key)")
+        assert "system.cpu" in keys and "system.memory_percent" in keys
+        page.wait_for_function("document.querySelectorAll('#console .console-line').length === 6")
+        assert page.locator("#console .console-line.stderr").inner_text() == "something broke"
+        page.fill("#console-search", r"step [24]")
+        page.press("#console-search", "Enter")
+        page.wait_for_function("document.querySelectorAll('#console .console-line').length === 2")
+        assert page.locator("#charts .chart").count() == 1  # system keys never get a history chart
+        try:
+            urllib.request.urlopen(base + "api/runs/talk/console?" + urllib.parse.urlencode({"grep": "("}))
+            raise AssertionError("a bad pattern was answered")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and "regular expression" in json.loads(exc.read())["error"]
+    finally:
+        context.close()
+        _stop(proc)
+
+
+def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_path, browser):
+    """#29: six runs picked, every key a panel with six series in one colour per run (the same
+    in every panel), a run toggled off in all panels, then grouped into two groups with bands
+    computed on the server."""
+    import urllib.parse
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    ids = [f"w{i}" for i in range(6)]
+    for i, run_id in enumerate(ids):
+        run = lake.init("ws", id=run_id, group="baseline" if i < 3 else "tuned", config={"lr": 0.1 * (i + 1)})
+        for step in range(60):
+            run.log({"loss": (i + 1) / (step + 1), "acc": step / 60 + i / 100, "lr": 0.1 * (i + 1)})
+        run.finish()
+    lake.close()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        base = f"http://127.0.0.1:{port}/"
+        _open(page, base + "#/workspace?runs=" + ",".join(ids))
+        page.wait_for_function("document.querySelectorAll('.ws-panel').length === 3")
+        assert page.eval_on_selector_all(".ws-panel", "els => els.map(e => e.dataset.key)") == [
+            "acc",
+            "loss",
+            "lr",
+        ]
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '6')"
+        )
+        swatches = page.eval_on_selector_all("#ws-legend .swatch", "els => els.map(e => e.style.background)")
+        assert len(swatches) == 6 and len(set(swatches)) == 6  # one colour per run
+        strokes = page.evaluate(
+            "[...document.querySelectorAll('.ws-panel')].map(p => p.querySelector('.u-legend .u-series:nth-child(2) .u-marker')?.style.borderColor)"
+        )
+        assert len(set(strokes)) == 1  # the first run drawn in the same colour in every panel
+        _shot(page, "workspace.png", tmp_path)
+        page.click("#ws-legend .ws-run[data-run=w5] input")  # off in every panel
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '5')"
+        )
+        page.click("#ws-legend .ws-run[data-run=w5] input")  # and on again
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '6')"
+        )
+        page.select_option("#ws-group", "group")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.groups === '2' && b.dataset.bands === '2')"
+        )
+        assert page.get_attribute(".ws-panel[data-key=loss] .chart-body", "data-runs") == "3,3"
+        _shot(page, "workspace-grouped.png", tmp_path)
+        try:
+            urllib.request.urlopen(
+                base + "api/group?" + urllib.parse.urlencode({"runs": "w0", "key": "loss", "by": "nonsense"})
+            )
+            raise AssertionError("a bad group field was answered")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400
+    finally:
+        context.close()
+        _stop(proc)

@@ -1,4 +1,4 @@
-"""`runlake runs|show|history|lineage|sql|plot|alerts`: the commands that read a root."""
+"""`runlake runs|show|history|lineage|sql|plot|alerts|logs`: the commands that read a root."""
 
 from __future__ import annotations
 
@@ -279,3 +279,42 @@ def alerts(
         "text",
     )
     print_frame(view, "table", None)
+
+
+@main.command()
+@root_option
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines while the run is running.")
+@click.option("--label", "-l", default=None, help="Only the lines of this process (shared mode's x_label).")
+@click.option("--grep", "-g", "pattern", default=None, help="Only lines matching this regular expression.")
+@click.option(
+    "--raw", is_flag=True, help="Every line its segments printed, a rewound attempt's later ones too."
+)
+@click.pass_context
+def logs(
+    ctx: click.Context, run_id: str, follow: bool, label: str | None, pattern: str | None, raw: bool
+) -> None:
+    """Print a run's console output (stdout and stderr, as it printed them); -f follows a live run."""
+    import re
+    import time
+
+    from ..store import settings
+
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise click.BadParameter(f"not a regular expression: {exc}", param_hint="--grep") from None
+    lake = lake_of(ctx)
+    shown = 0
+    while True:
+        lines = lake.console(run_id, raw=raw, label=label, grep=pattern)
+        for row in lines.filter(pl.col("line") >= shown).iter_rows(named=True):
+            prefix = f"[{row['label']}] " if row["label"] and label is None else ""
+            click.echo(f"{prefix}{row['content']}", err=row["stream"] == "stderr")
+        if lines.height:
+            shown = max(shown, int(lines["line"].max()) + 1)  # type: ignore[arg-type]
+        if not follow or lake.run(run_id).state != "running":
+            return
+        time.sleep(settings.flush_interval())
+        lake.refresh(force=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import RunlakeError
 from ..read.inherit import inherited_summary
@@ -29,12 +30,12 @@ from ..store.manifests import (
     write,
 )
 from ..store.names import check_name
-from ..store.parquet import encode
+from ..store.parquet import CONSOLE_SCHEMA, SYSTEM_SCHEMA, encode, encode_any
 from ..store.storage import Storage
 from ..write.config import jsonable
 from ..write.nodes import new_run
 from ..write.packing import last_by_key, points_to_table
-from .model import Points, SourceRun
+from .model import Points, SourceRun, SourceSegment
 
 PART_POINTS = 2_000_000  # points per part file at most (a segment's steps are split in ranges)
 
@@ -109,6 +110,7 @@ def _create(
             docs.append(doc)
         for doc, seg in zip(docs, run.segments, strict=True):
             _write_points(storage, project, run_id, doc.segment, seg.points, doc.created_at)
+            _write_streams(storage, project, run_id, doc.segment, seg, run.created_at)
         for doc in docs:
             write(storage, storage.paths.meta(project, run_id, f"segment-{doc.segment}.json"), doc)
         write(storage, storage.paths.meta(project, run_id, "state.json"), _state(storage, run, docs, 0))
@@ -176,6 +178,7 @@ def _grow(storage: Storage, project: str, run: SourceRun, existing: Existing) ->
                 cutoff=seg.cutoff,
             )
             _write_points(storage, project, run_id, index, seg.points, doc.created_at)
+            _write_streams(storage, project, run_id, index, seg, run.created_at)
             write(storage, storage.paths.meta(project, run_id, f"segment-{index}.json"), doc)
             docs.append(doc)
             new_points += seg.points.count
@@ -242,6 +245,42 @@ def _write_points(
         part_texts = None if texts is None else [t for t, k in zip(texts, keep, strict=True) if k]
         table = points_to_table(steps[keep], keys[keep], values[keep], part_texts)
         storage.write_with_retry(storage.paths.part(project, run_id, segment, lo, hi), encode(table))
+
+
+def _write_streams(
+    storage: Storage, project: str, run_id: str, segment: int, seg: SourceSegment, origin: float
+) -> None:
+    """The source's system metrics and console lines of a new segment, as one file each."""
+    if seg.system:
+        rows = sorted(seg.system)
+        table = pa.table(
+            {
+                "time": [r[0] for r in rows],
+                "runtime": [r[0] - (origin or rows[0][0]) for r in rows],
+                "step": [r[1] for r in rows],
+                "key": [r[2] for r in rows],
+                "value": [r[3] for r in rows],
+                "label": [""] * len(rows),
+            },
+            schema=SYSTEM_SCHEMA,
+        )
+        path = storage.paths.stream_part(project, run_id, segment, "system", "", int(rows[0][0] * 1e9))
+        storage.write_with_retry(path, encode_any(table))
+    if seg.console:
+        lines = seg.console  # in the order the source wrote them
+        table = pa.table(
+            {
+                "line": list(range(len(lines))),
+                "time": [r[0] for r in lines],
+                "step": [r[1] for r in lines],
+                "stream": [r[2] for r in lines],
+                "content": [r[3] for r in lines],
+                "label": [""] * len(lines),
+            },
+            schema=CONSOLE_SCHEMA,
+        )
+        path = storage.paths.stream_part(project, run_id, segment, "console", "", int(lines[0][0] * 1e9))
+        storage.write_with_retry(path, encode_any(table))
 
 
 def _state(storage: Storage, run: SourceRun, docs: list[SegmentDoc], seq: int) -> StateDoc:

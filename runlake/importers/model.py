@@ -153,6 +153,10 @@ class SourceSegment:
     points: Points = field(default_factory=Points)
     json_keys: set[str] = field(default_factory=set)
     rows: Builder = field(default_factory=Builder)  # row-oriented sources fill this, then into(points)
+    # the source's system metrics and console lines, when it has them: (time, step, key, value)
+    # and (time, step, stream, line); the step is the run's step at that time
+    system: list[tuple[float, int, str, float]] = field(default_factory=list)
+    console: list[tuple[float, int, str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import RunlakeError
 from ..store.layout import MAX_STEP
+from ..write.console import last_state
 from .model import Skipped, SourceRun, SourceSegment
 from .wandb_log import WandbFormatError, chunks
 
@@ -90,6 +91,10 @@ class _File:
         self.exit_code: int | None = None
         self.preempting = False
         self.version = "unknown"
+        self.step_now = 0  # the run's step as the records go by (what stats and output get)
+        self.system: list[tuple[float, int, str, float]] = []
+        self.console: list[tuple[float, int, str, str]] = []
+        self.partial: dict[str, str] = {}  # output not ended by a newline yet, per stream
 
 
 def read_file(path: str, skipped: list[Skipped], header: bool = False) -> _File | None:
@@ -145,6 +150,23 @@ def _apply(out: _File, record: Any, kind: str | None) -> None:
         if not -MAX_STEP <= step < MAX_STEP:
             raise ValueError(f"its _step {step} is not a step a history can hold")
         out.rows.append((step, tree))
+        out.step_now = step + 1
+    elif kind == "stats":  # system metrics (wandb's events stream: system.<key>)
+        at = record.stats.timestamp.seconds + record.stats.timestamp.nanos / 1e9
+        for item in record.stats.item:
+            value = json.loads(item.value_json)
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                key = item.key if item.key.startswith("system.") else f"system.{item.key}"
+                out.system.append((at, out.step_now, key, float(value)))
+    elif kind in ("output_raw", "output"):  # console output, as the process wrote it
+        body = record.output_raw if kind == "output_raw" else record.output
+        at = body.timestamp.seconds + body.timestamp.nanos / 1e9
+        stream = "stderr" if body.output_type == 0 else "stdout"  # wandb: STDERR = 0, STDOUT = 1
+        text = out.partial.pop(stream, "") + body.line
+        *done, rest = text.split("\n")
+        out.console.extend((at, out.step_now, stream, last_state(line)) for line in done)
+        if rest:
+            out.partial[stream] = rest
     elif kind == "summary":
         for item in record.summary.update:
             _put(out.summary, _path(item), json.loads(item.value_json))
@@ -249,6 +271,15 @@ def _run(run_id: str, attempts: list[_File], project: str | None, skipped: list[
             )
         for step, row in rows:
             _add_row(segment, step, row)
+        segment.system.extend(attempt.system)
+        segment.console.extend(attempt.console)
+        segment.console.extend(
+            (started, attempt.step_now, st, last_state(t)) for st, t in attempt.partial.items()
+        )
+        if not attempt.console and not attempt.partial:  # no output records: the run's files/output.log
+            segment.console.extend(
+                (started, attempt.step_now, "stdout", line) for line in _output_log(attempt.path)
+            )
         if rows:
             last_step = max(last_step, max(s for s, _ in rows))
         out.exit_code = attempt.exit_code
@@ -270,6 +301,16 @@ def _run(run_id: str, attempts: list[_File], project: str | None, skipped: list[
         out.state = "finished" if out.exit_code == 0 else "failed"
     out.metadata["wandb_version"] = first.version
     return out
+
+
+def _output_log(wandb_file: str) -> list[str]:
+    """The lines of files/output.log beside a run's .wandb file (W&B writes it there), or []."""
+    path = os.path.join(os.path.dirname(wandb_file), "files", "output.log")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [last_state(line.rstrip("\n")) for line in fh]
+    except OSError:
+        return []
 
 
 def _add_row(segment: SourceSegment, step: int, row: dict[str, Any]) -> None:

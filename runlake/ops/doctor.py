@@ -10,10 +10,10 @@ import polars as pl
 
 from ..read.catalog import HOLES, Catalog, missing_parts
 from ..store import manifests
-from ..store.layout import hive_node
+from ..store.layout import PACK_MANIFEST_RE, hive_node, parse_part
 from ..store.manifests import RepairDoc
 from ..store.parquet import check_part
-from ..store.storage import Storage, written_at
+from ..store.storage import Storage, listed, written_at
 
 _SCHEMA: dict[str, Any] = {
     "path": pl.String,
@@ -91,7 +91,7 @@ def doctor(storage: Storage, catalog: Catalog, *, fix: bool = False) -> pl.DataF
         _accept_loss(storage, catalog, quarantined_nodes)
     rows += _holes(storage, catalog, fix)
     rows += _manifest_problems(storage, catalog)
-    for path in storage.strays():
+    for path in strays(storage):
         node = hive_node(path + "/x")
         kind = "a history part" if "/history/" in path else "a pack manifest"
         rows.append(
@@ -294,3 +294,21 @@ def _drop_pointer(storage: Storage, project: str, run_id: str, segment: int, pac
         manifests.write(storage, path, doc)
     else:
         storage.remove(path)
+
+
+def strays(storage: Storage) -> list[str]:
+    """Directories named like a history part or a pack manifest: never read, but a sign that
+    something wrote where runlake's files go (what `doctor` reports)."""
+    out = []
+    for top in (f"{storage.root}/history", storage.paths.packs_dir):
+        try:
+            found = listed(storage.fs.find, top, withdirs=True, detail=True)
+        except FileNotFoundError:
+            continue
+        for path, info in found.items():
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if info.get("type") == "directory" and (
+                parse_part(path, 0) is not None or PACK_MANIFEST_RE.fullmatch(name)
+            ):
+                out.append(path.rstrip("/"))
+    return sorted(out)

@@ -43,6 +43,7 @@ def reclaim_deleted(storage: Storage, catalog: Catalog, grace: float) -> list[st
         storage.remove(storage.paths.meta(project, run_id, "run.json"))  # the switch: gone
         storage.remove_tree(storage.paths.run_dir(project, run_id))
         storage.remove_tree(storage.paths.run_history_dir(project, run_id))
+        storage.remove_tree(storage.paths.run_streams_dir(project, run_id))
         claim = storage.paths.id_claim(run_id)
         storage.remove(claim)
         runs_dir = os.path.dirname(os.path.dirname(storage.paths.run_dir(project, run_id)))

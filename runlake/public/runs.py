@@ -13,6 +13,7 @@ import polars as pl
 
 from ..errors import RunNotFoundError
 from . import filters as filtering
+from .console import OUTPUT_LOG, ConsoleLogs, File, output_log, system_history
 from .history import HistoryScan, check_keys, pandas_module, read_history, rows
 
 if TYPE_CHECKING:
@@ -288,9 +289,13 @@ class Run:
         runlake/public/history.py), with `keys` only rows that have all of them. pandas=True:
         a pandas DataFrame; pandas=False: a list of dicts; format="polars": a polars DataFrame."""
         keys = check_keys(keys)
-        if stream != "default":
-            raise ValueError(
-                f"stream={stream!r}: runlake does not record system metrics yet; use stream='default'"
+        if stream not in ("default", "system"):
+            raise ValueError(f"stream must be 'default' or 'system', got {stream!r}")
+        if stream == "system":  # system metrics, on their own timeline (public/console.py)
+            frame = system_history(self._lake, self.id, samples)
+            return _as(
+                frame.select(c for c in frame.columns if not keys or c in (*keys, "_timestamp", "_runtime")),
+                format or ("pandas" if pandas else "default"),
             )
         frame = read_history(self._lake, self.id, samples=samples, keys=keys, x_axis=x_axis)
         return _as(frame, format or ("pandas" if pandas else "default"))
@@ -319,14 +324,19 @@ class Run:
         end = last + 1 if max_step is None else min(int(max_step), last + 1)
         return HistoryScan(self._lake, self.id, keys, page_size, min_step, end)
 
-    def file(self, name: str) -> Any:
-        raise FileNotFoundError(
-            f"run {self.id!r} has no file {name!r}: runlake does not store run files yet "
-            "(console output and files are not captured)"
-        )
+    def file(self, name: str) -> File:
+        """A file of the run: "output.log" (its console output) is the one runlake keeps."""
+        if name != OUTPUT_LOG or not len(self.console_logs()):
+            raise FileNotFoundError(f"run {self.id!r} has no file {name!r} (runlake keeps output.log)")
+        return File(OUTPUT_LOG, output_log(self._lake, self.id))
 
-    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[Any]:
-        return []
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[File]:
+        wanted = [OUTPUT_LOG] if names is None else [n for n in names if n == OUTPUT_LOG]
+        return [self.file(OUTPUT_LOG)] if wanted and len(self.console_logs()) else []
+
+    def console_logs(self, *, per_page: int = 1000, last: int | None = None) -> ConsoleLogs:
+        """The run's console output, oldest line first (`last=N`: the last N lines)."""
+        return ConsoleLogs(self._lake, self.id, per_page=per_page, last=last)
 
     def _artifacts(self, direction: str) -> list[Any]:
         found = self._lake.sql(

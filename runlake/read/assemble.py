@@ -56,6 +56,10 @@ def series(table: pa.Table | None, count: int, per: int) -> list[Series | None]:
             o = np.argsort(s, kind="stable")
             s, v = s[o], v[o]
             t = t.take(pa.array(o)) if t is not None else None
+        if len(s) > 1 and not bool(np.all(s[1:] > s[:-1])):  # two writers of one step (shared mode)
+            keep = np.append(s[1:] != s[:-1], True)  # the last value of each step
+            s, v = s[keep], v[keep]
+            t = t.filter(pa.array(keep)) if t is not None else None
         if t is not None and t.null_count == len(t):
             t = None
         out[i] = (s, v, t)

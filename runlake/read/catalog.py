@@ -14,25 +14,23 @@ import shutil
 import tempfile
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from ..store import settings
-from ..store.layout import is_pack_manifest, split_meta_path
+from ..store.layout import is_pack_manifest
 from ..store.parquet import write_empty
-from ..store.storage import Storage, written_at
-from . import checkpoint, persist, sql
+from ..store.storage import Storage
+from . import persist, sql
 from .folding import Folding, NodeKey
+from .following import Following
 from .lineage import Index, Link, Node
 from .sandbox import TABLES as SANDBOX_TABLES
 from .sandbox import Sandbox
-from .tail import Tail, TailState, kept
+from .tail import Tail
 
 _PERSIST_EVERY = 2.0
 
@@ -100,7 +98,7 @@ class CatalogState:
         )
 
 
-class Catalog:
+class Catalog(Following):
     """The index of one root, for this process. `close()` releases it."""
 
     def __init__(self, storage: Storage, persist_path: str | None) -> None:
@@ -112,10 +110,11 @@ class Catalog:
         self._tmp = tempfile.mkdtemp(prefix="runlake-empty-")
         # removed with the catalog, or at exit for one never closed (a default Lake)
         self._tmp_cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
-        self._empty = {pack: self._empty_file(pack) for pack in (False, True)}
+        # a zero-row file of each kind, so a view works on a root without any
+        self._empty = {var: self._empty_file(kind) for var, (kind, _) in sql.FILE_LISTS.items()}
         # views over read_parquet(getvariable(...)) bind the variable when they are created
-        self.con.execute("SET VARIABLE runlake_parts = ?", [sql.literal([self._empty[False]])])
-        self.con.execute("SET VARIABLE runlake_packs = ?", [sql.literal([self._empty[True]])])
+        for var, path in self._empty.items():
+            self.con.execute(f"SET VARIABLE {var} = ?", [sql.literal([path])])
         sql.install(self.con)
         self._lock = threading.RLock()
         # everything derived from the manifests besides the tables: copied and restored whole
@@ -167,53 +166,12 @@ class Catalog:
         self.state.generation += 1
         self._index = None
 
-    def restore(self, tables: dict[str, pa.Table], tail_state: TailState) -> None:
-        """Replace the tables and what the reader knows with a checkpoint's (`checkpoint.py`)."""
-        root = self.storage.engine_path(self.storage.root).rstrip("/") + "/"
-        local_root = self.storage.root.rstrip("/") + "/"
-        with self._lock:
-            cur = self.con.cursor()
-            try:
-                cur.begin()
-                for name in persist.TABLES:
-                    cur.execute(f"DELETE FROM {name}")
-                    cur.register("checkpoint_rows", tables[name])
-                    if name == "parts":
-                        cur.execute(
-                            "INSERT INTO parts SELECT * REPLACE (CASE WHEN contains(path, '://') OR "
-                            "starts_with(path, '/') THEN path ELSE ? || path END AS path) FROM checkpoint_rows",
-                            [root],
-                        )
-                    else:
-                        cur.execute(f"INSERT INTO {name} SELECT * FROM checkpoint_rows")
-                    cur.unregister("checkpoint_rows")
-                cur.commit()
-            except BaseException:
-                cur.rollback()
-                raise
-            finally:
-                cur.close()
-            files = tables["files"].to_pydict()
-            paths = [local_root + p for p in files["path"]]
-            self.state = CatalogState()
-            self.state.seen = {p: t for p, t in zip(paths, files["seen"], strict=True) if t is not None}
-            self.tail.listing = {p: t for p, t in zip(paths, files["token"], strict=True) if t is not None}
-            self.tail.state = tail_state
-            self.tail.state.applied = 0
-            self.tail.docs.clear()
-            self.tail.added.clear()
-            self.tail.dropped.clear()
-            self.tail.touched.clear()
-            self._derive()
-            self._dirty_since_persist = True
-
-    def _empty_file(self, pack: bool) -> str:
-        """A zero-row part (or pack) file, so `raw_history` works on a root without any."""
-        hive = ("project=_",) if pack else ("project=_", "run_id=_", "segment=0")
+    def _empty_file(self, kind: str) -> str:
+        hive = ("project=_",) if kind == "pack" else ("project=_", "run_id=_", "segment=0")
         directory = os.path.join(self._tmp, *hive)
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "pack-empty.parquet" if pack else "part-empty.parquet")
-        write_empty(path, pack=pack)
+        path = os.path.join(directory, f"{kind}-empty.parquet")
+        write_empty(path, kind)
         return path
 
     def close(self) -> None:
@@ -252,6 +210,7 @@ class Catalog:
             self.fold.problems = []
             self.fold.relisted = set()
             self.fold.listing_all = False
+            self.fold.stream_listing = None
             listing, packs, dir_cache = self._listing()
             changed = [p for p, token in listing.items() if self.state.seen.get(p) != token]
             removed = [p for p in self.state.seen if p not in listing and not is_pack_manifest(p)]
@@ -271,12 +230,15 @@ class Catalog:
                 if dirty:
                     self.fold.relist(cur, dirty)
                     self.state.generation += 1
+                if self.fold.streams(cur):
+                    self.state.generation += 1
 
             self.fold.pack_listing = packs
             quiet = (
                 not changed
                 and not removed
                 and not dirty
+                and not self.fold.streams_pending(self.con)
                 and all(self.state.seen.get(p) == t for p, t in packs.items())
                 and not any(p not in packs for p in self.state.pack_manifests)
             )
@@ -287,149 +249,13 @@ class Catalog:
                 return  # nothing to fold and no live run whose state could turn: no transaction
             self._atomically(fold)
             self.tail.settled(self.fold.relisted)
+            self.tail.streams_settled()
             self.fold.forced.clear()
             self._dir_cache = dir_cache
             self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
             self._after_refresh(generation)
         if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
             self.persist()
-
-    def relist_root(self) -> list[str]:
-        """Refresh from a full listing of the root now, compared with the commit log; returns
-        the files the log lacked or had wrong (now read from the root): what `doctor` reports."""
-        with self._lock:
-            self._relist_now = True
-            self._repaired = []
-            try:
-                self.refresh()
-            finally:
-                self._relist_now = False
-            self.unlogged.update(self._repaired)
-            return sorted(self.unlogged)
-
-    def _log_listed_at(self) -> float:
-        """A change stamped before this is in the tables: the log position (the window before
-        the listing: an entry may land that late)."""
-        return self.tail.state.position_ns / 1e9
-
-    def _after_refresh(self, generation: int) -> None:
-        problems = self.fold.problems + self.tail.problems
-        self.tail.problems = []
-        for problem in dict.fromkeys(problems):
-            if problem not in self._warned:
-                self._warned.add(problem)
-                warnings.warn(problem, RuntimeWarning, stacklevel=5)
-        if self.state.generation != generation:
-            self._dirty_since_persist = True
-        every = settings.checkpoint_every()
-        if (
-            every
-            and self.tail.state.mode == "log"
-            and self.tail.state.applied >= every
-            and self._may_checkpoint
-        ):
-            try:
-                checkpoint.write(self)
-                self.tail.state.applied = 0
-            except OSError as exc:  # a reader without write access: the log still works
-                self._may_checkpoint = False
-                warnings.warn(
-                    f"runlake could not write a checkpoint of the commit log in {self.storage.url} "
-                    f"({exc}); new readers of this root read more of the log until one is written",
-                    RuntimeWarning,
-                    stacklevel=5,
-                )
-
-    def _listing(self) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[int, dict[str, str]]]]:
-        """(manifests, pack manifests, directory cache) as of now, with their change tokens."""
-        tail = self.tail
-        if tail.state.mode == "" and not self.state.seen:  # a new reader: the newest checkpoint
-            if checkpoint.load(self):
-                self.fold.forced.clear()
-        elif tail.state.mode == "log" and time.time_ns() - tail.state.position_ns > settings.log_grace() * 0.5e9:
-            # away for long (a copy of the catalog from last week): compaction may have removed
-            # the entries after its position; a newer checkpoint replaces what it knows
-            if checkpoint.load(self, newer_than=tail.state.position_ns):
-                self.fold.forced.clear()
-        if (
-            tail.state.mode == "log"
-            and not tail.relist_due()
-            and not self._relist_now
-            and not self._start_relist
-        ):
-            running = self.fold.running_rows(self.con)
-            beats = [self.storage.paths.meta(p, r, "beat.json") for r, p, *_ in running]
-            tail.follow(beats)
-            if self.unlogged:  # an entry describes them now (doctor --fix, their writer again)
-                self.unlogged = {
-                    p for p in self.unlogged if not tail.listing.get(p, "log:").startswith("log:")
-                }
-            listing = {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)}
-            packs = {p: t for p, t in tail.listing.items() if is_pack_manifest(p)}
-            return listing, packs, self._dir_cache
-        # the whole root: no log yet, a new reader without a checkpoint, or the periodic relist
-        self.fold.listing_all = True  # segments are listed for real in this refresh
-        listed_ns = time.time_ns()
-        following = tail.state.mode == "log" or tail.has_origin()
-        listing, dir_cache = self.storage.list_manifests(self._dir_cache)
-        packs = self.storage.list_pack_manifests()
-        if tail.state.mode == "log":
-            self._repaired = self._reconcile(
-                {**listing, **packs}, quiet=self._relist_now or self._start_relist
-            )
-            tail.last_full = time.monotonic()
-        else:
-            tail.took_full_listing({**listing, **packs}, listed_ns, following)
-        self._start_relist = False
-        if tail.state.mode == "log":
-            return (
-                {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)},
-                {p: t for p, t in tail.listing.items() if is_pack_manifest(p)},
-                dir_cache,
-            )
-        return listing, packs, dir_cache
-
-    def _reconcile(self, full: dict[str, str], quiet: bool) -> list[str]:
-        """Compare a full listing with what the log said: a manifest the log lacks (a writer
-        killed between the two) or one changed after its entry is taken from the listing, one
-        removed without an entry is dropped; their runs' parts are listed again. Returns what
-        was repaired (`doctor` reports it)."""
-        tail = self.tail
-        repaired = []
-        for path, token in full.items():
-            if not kept(self.storage, path):
-                continue
-            known = tail.listing.get(path)
-            if known == token:
-                continue
-            if known is not None and not path.endswith("/beat.json"):
-                stored, logged = written_at(token), written_at(known)
-                # the entry is written after its file; object stores keep whole seconds
-                slack = 0.0 if self.storage.is_local else 1.0
-                if known.startswith("log:") and (
-                    stored is None or logged is None or stored <= logged + slack
-                ):
-                    continue  # the log's entry came after this file: it describes it
-            if not path.endswith("/beat.json"):
-                repaired.append(path)
-            tail.listing[path] = token
-            tail.docs.pop(path, None)
-        for path in [p for p in tail.listing if p not in full]:
-            repaired.append(path)
-            tail.listing.pop(path)
-        for path in repaired:
-            if "/runs/" in path and "/meta/" in path:
-                project, run_id, _ = split_meta_path(path)
-                for r, seg in [n for n in self.state.links if n[0] == run_id]:
-                    self.fold.forced.add((project, r, seg))
-                    tail.touched.add((project, r, seg))
-        if repaired and not quiet:  # doctor reports them itself
-            self.fold.problems.append(
-                f"{len(repaired)} change(s) in {self.storage.url} were missing from its commit log "
-                f"(a writer killed between a file and its entry?), e.g. {repaired[0]}: read from the "
-                "root instead; `runlake doctor --fix` adds them to the log"
-            )
-        return repaired
 
     def _atomically(self, fold: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         """Run `fold` in one transaction; if it raises, the tables and every Python-side index
@@ -534,10 +360,9 @@ class Catalog:
             con.register_filesystem(self.storage.fs)
         cur = self.cursor()
         try:
-            query = "SELECT getvariable('runlake_parts'), getvariable('runlake_packs')"
-            files = cur.execute(query).fetchall()[0]
-            con.execute("SET VARIABLE runlake_parts = ?", [files[0]])
-            con.execute("SET VARIABLE runlake_packs = ?", [files[1]])
+            for var in sql.FILE_LISTS:
+                value = cur.execute(f"SELECT getvariable('{var}')").fetchall()[0][0]
+                con.execute(f"SET VARIABLE {var} = ?", [value])
             sql.install(con)
             for table in persist.TABLES:
                 rows = cur.sql(f"SELECT * FROM {table}").to_arrow_table()
@@ -554,12 +379,15 @@ class Catalog:
         with self._lock:
             cur = self.cursor(with_parts=True)
             try:
-                query = "SELECT getvariable('runlake_parts'), getvariable('runlake_packs')"
-                parts, packs = cur.execute(query).fetchall()[0]
+                lists = {
+                    v: cur.execute(f"SELECT getvariable('{v}')").fetchall()[0][0] for v in sql.FILE_LISTS
+                }
                 tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SANDBOX_TABLES}
                 files = [
                     (p, b)
-                    for p, b in cur.execute("SELECT path, max(bytes) FROM parts GROUP BY path").fetchall()
+                    for p, b in cur.execute(
+                        "SELECT path, max(bytes) FROM parts GROUP BY path UNION ALL SELECT path, bytes FROM stream_files"
+                    ).fetchall()
                 ]
             finally:
                 cur.close()
@@ -567,24 +395,15 @@ class Catalog:
             tmp = self._tmp.rstrip("/") + "/"
             allowed = list(dict.fromkeys([root, tmp, *sql.literal([root, tmp])]))  # file lists are escaped
             fs = None if self.storage.is_local else self.storage.fs
-            empty = (sql.literal([self._empty[False]])[0], sql.literal([self._empty[True]])[0])
-            box = Sandbox(tables, parts, packs, allowed, empty, fs=fs, memory=memory)
+            empty = {v: sql.literal([path])[0] for v, path in self._empty.items()}
+            box = Sandbox(tables, lists, allowed, empty, fs=fs, memory=memory)
             return self.state.generation, box, files
 
     def cursor(self, with_parts: bool = True) -> duckdb.DuckDBPyConnection:
         """A cursor on the index; `raw_history`/`history` see the parts as of now."""
         cur = self.con.cursor()
         if with_parts:
-            files = [
-                r[0] for r in cur.execute("SELECT path FROM parts WHERE NOT pack ORDER BY path").fetchall()
-            ]
-            packs = [
-                r[0]
-                for r in cur.execute("SELECT DISTINCT path FROM parts WHERE pack ORDER BY path").fetchall()
-            ]
-            parts = sql.literal(files or [self._empty[False]])
-            cur.execute("SET VARIABLE runlake_parts = ?", [parts]).fetchall()
-            cur.execute(
-                "SET VARIABLE runlake_packs = ?", [sql.literal(packs or [self._empty[True]])]
-            ).fetchall()
+            for var, (_, query) in sql.FILE_LISTS.items():
+                files = [r[0] for r in cur.execute(query).fetchall()]
+                cur.execute(f"SET VARIABLE {var} = ?", [sql.literal(files or [self._empty[var]])]).fetchall()
         return cur

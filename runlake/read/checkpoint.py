@@ -34,6 +34,7 @@ from .tail import TailState
 
 FORMAT = 1
 STAMP = "checkpoint.json"
+RELATIVE = ("parts", "stream_files")  # tables whose `path` is stored relative to the root
 KEEP = 3  # the newest checkpoints compaction keeps (a damaged one falls back to the previous)
 
 
@@ -48,8 +49,11 @@ def write(catalog: Any) -> str:
         try:
             tables = {}
             for name in persist.TABLES:
-                if name == "parts":
-                    query = "SELECT * REPLACE (CASE WHEN starts_with(path, ?) THEN substr(path, ?) ELSE path END AS path) FROM parts"
+                if name in RELATIVE:
+                    query = (
+                        "SELECT * REPLACE (CASE WHEN starts_with(path, ?) THEN substr(path, ?) ELSE path END AS path) "
+                        f"FROM {name}"
+                    )
                     tables[name] = cur.sql(query, params=[root, len(root) + 1]).to_arrow_table()
                 else:
                     tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..store.layout import (
     PACKED_RE,
     RELIST_RE,
     SEGMENT_RE,
+    SHARED_RE,
     parse_part,
     split_meta_path,
     visible_parts,
@@ -30,18 +30,18 @@ from ..store.manifests import (
     AlertDoc,
     ArtifactEdgeDoc,
     BeatDoc,
-    PackManifest,
     RepairDoc,
     RunIdentity,
     SegmentDoc,
     StateDoc,
-    read_packed,
 )
 from ..store.storage import written_at
-from . import records, tables
+from . import pack_index, records, tables
 from .lineage import Node, own_parts, walk
 
 NodeKey = tuple[str, str, int]  # project, run_id, segment
+# the tables with rows of a run (a run whose run.json is gone leaves all of them)
+_RUN_TABLES = ("run_meta", "segments", "parts", "archived_parts", "alerts", "artifact_usage", "stream_files")
 
 # The registry: a manifest's file name -> its document type (segment-<k>.json: SegmentDoc)
 # -> the Folding method that folds a batch of them into the tables. FOLDS is in fold order: a
@@ -92,6 +92,7 @@ class Folding:
         self.forced: set[NodeKey] = set()  # nodes listed for real even when following the log
         self.relisted: set[NodeKey] = set()  # the nodes the current refresh listed again
         self.listing_all = False  # the current refresh lists the root whole: segments too
+        self.stream_listing: dict[str, int] | None = None  # the stream files a full listing found
 
     def read_json(self, path: str) -> dict[str, Any] | None:
         """A manifest: the content its log entry carried, else the file."""
@@ -115,7 +116,7 @@ class Folding:
             self.state.broken.pop(path, None)
             project, run_id, name = split_meta_path(path)
             if name == "run.json":
-                for table in ("run_meta", "segments", "parts", "archived_parts", "alerts", "artifact_usage"):
+                for table in _RUN_TABLES:
                     cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 self.forget_links(cur, [n for n in self.state.links if n[0] == run_id])
                 cur.execute(
@@ -151,6 +152,10 @@ class Folding:
                         repair = None
                     if repair is not None and repair.parts is not None:
                         accepted.append((run_id, int(m[1]), int(repair.parts)))
+                self.state.seen[path] = listing[path]
+                continue
+            if (m := SHARED_RE.fullmatch(name)) is not None:  # a shared-mode process flushed parts
+                dirty.add((project, run_id, int(m[1])))
                 self.state.seen[path] = listing[path]
                 continue
             if (m := PACKED_RE.fullmatch(name)) is not None:  # checked against the pack manifests
@@ -318,77 +323,16 @@ class Folding:
         tables.replace_closure(cur, todo, cols)
 
     def packs(self, cur: duckdb.DuckDBPyConnection, dirty: set[NodeKey], pointed: set[NodeKey]) -> bool:
-        """Index new pack manifests (their members' own parts drop out) and forget removed ones
-        (their members are checked against their pack pointers again)."""
-        listing = self.pack_listing
-        changed = sorted(p for p, token in listing.items() if self.state.seen.get(p) != token)
-        removed = [p for p in self.state.pack_manifests if p not in listing and p in self.state.seen]
-        self.state.pack_manifests = set(listing)
-        if not changed and not removed:
-            return False
-        for path in removed:  # a pack taken away (doctor's quarantine): its nodes are listed again
-            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
-            members = cur.execute(
-                "SELECT s.project, p.run_id, p.segment FROM parts AS p JOIN segments AS s USING (run_id, segment) "
-                "WHERE p.path = ? AND p.pack",
-                [pack],
-            ).fetchall()
-            cur.execute("DELETE FROM parts WHERE path = ? AND pack", [pack])
-            dirty.update((p, r, int(s)) for p, r, s in members)
-            pointed.update((p, r, int(s)) for p, r, s in members)
-            self.forced.update((p, r, int(s)) for p, r, s in members)  # its parts were left out
-            self.state.seen.pop(path, None)
-        for path in changed:
-            try:
-                doc = self.read_json(path)
-                manifest = (
-                    None if doc is None else PackManifest.from_json(doc, self.storage.engine_path(path))
-                )
-            except RunlakeError as exc:  # its members are read through their pointers meanwhile
-                self.problems.append(f"skipping unreadable pack manifest: {exc}")
-                self.state.pack_problems[self.storage.engine_path(path)] = (None, str(exc))
-                continue
-            self.state.pack_problems.pop(self.storage.engine_path(path), None)
-            if manifest is None:
-                continue
-            pack = self.storage.engine_path(path[: -len(".json")] + ".parquet")
-            tables.index_pack(
-                cur,
-                pack,
-                [(m.run_id, m.segment, m.step_lo, m.step_hi, m.bytes, m.parts) for m in manifest.members],
-            )
-            self.state.seen[path] = listing[path]
-        return True
+        return pack_index.fold_packs(self, cur, dirty, pointed)
 
     def pointers(self, cur: duckdb.DuckDBPyConnection, nodes: set[NodeKey]) -> bool:
-        """A pack a member's pointer names but whose manifest is missing (lost, or a crash
-        between quarantining a pack and its manifest) is indexed from the pointers, so its rows
-        neither vanish from reads nor look orphaned to `compact`."""
-        changed = False
-        for project, run_id, segment in sorted(nodes):
-            pointer = read_packed(self.storage, project, run_id, segment)
-            for entry in pointer.packs if pointer else []:
-                base = f"{self.storage.root}/{entry['pack'][: -len('.parquet')]}"
-                if f"{base}.json" in self.state.pack_manifests or not self.storage.exists(f"{base}.parquet"):
-                    continue
-                pack = self.storage.engine_path(f"{base}.parquet")
-                self.state.pack_problems[pack] = (
-                    run_id,
-                    f"pack has no manifest ({base}.json): its rows are read through its members' "
-                    "pointers (meta/packed-<k>.json); `runlake compact` writes packs with manifests again",
-                )
-                if pack not in self.warned_packs:
-                    self.warned_packs.add(pack)
-                    warnings.warn(
-                        f"pack {pack} has no manifest ({base}.json); its rows are read through its "
-                        "members' pointers (meta/packed-<k>.json); `runlake doctor` reports it",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                row = (run_id, segment, int(entry["step_lo"]), int(entry["step_hi"]), 0, None)
-                tables.index_pack(cur, pack, [row])
-                changed = True
-        return changed
+        return pack_index.fold_pointers(self, cur, nodes)
+
+    def streams_pending(self, cur: duckdb.DuckDBPyConnection) -> bool:
+        return records.streams_pending(self, cur)
+
+    def streams(self, cur: duckdb.DuckDBPyConnection) -> bool:
+        return records.fold_streams(self, cur)
 
     def running_rows(self, cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         """The runs whose writer last said `running` (cached per generation)."""

@@ -18,9 +18,9 @@ from ..store.storage import Storage, remove_quietly
 from . import sql as sqlmod
 from .tail import TailState
 
-SCHEMA_VERSION = 9  # 3: the materialised closure table; 4: run_meta.seen_at; 5: W&B attributes;
+SCHEMA_VERSION = 10  # 3: the materialised closure table; 4: run_meta.seen_at; 5: W&B attributes;
 # 6: run_meta.parts_written, parts.files, archived_parts (a part deleted by hand is found);
-# 7: run_meta.deleted_at; 8: alerts, artifact_usage, artifact_files; 9: the commit log's position
+# 7: run_meta.deleted_at; 8: alerts, artifact_usage, artifact_files; 9: the commit log's position; 10: stream_files
 TABLES = sqlmod.TABLES  # the catalog's tables (read/sql.py)
 
 

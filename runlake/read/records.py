@@ -1,6 +1,7 @@
-"""Folding the write-once records of a run's meta directory into the catalog: alerts
-(`alerts`) and artifact records (`artifact_usage`, `artifact_files`). Each file is inserted
-once; a file seen again changes nothing."""
+"""Folding write-once records into the catalog: alerts (`alerts`) and artifact records
+(`artifact_usage`, `artifact_files`) from a run's meta directory, each file inserted once (a file
+seen again changes nothing); and the files of runs' console lines and system metrics
+(`stream_files`), from the commit log or a full listing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from ..store.layout import split_meta_path
+from ..store.layout import STREAM_RE, hive_node, split_meta_path
 from ..store.manifests import AlertDoc, ArtifactEdgeDoc
 from . import tables
 
@@ -89,3 +90,59 @@ def fold_artifact_edges(
             ):
                 files[key].append(value)
     tables.insert_artifact_usage(cur, usage, files)
+
+
+# ---- stream files: runs' console lines and system metrics ---------------------------------
+def indexed_streams(cur: duckdb.DuckDBPyConnection) -> set[str]:
+    return {p for (p,) in cur.execute("SELECT path FROM stream_files").fetchall()}
+
+
+def streams_pending(fold: Any, cur: duckdb.DuckDBPyConnection) -> bool:
+    """Has anything to do with the stream files changed (what a quiet refresh checks)?"""
+    tail = fold.catalog.tail
+    if fold.stream_listing is not None:
+        listed = {fold.storage.engine_path(p) for p in fold.stream_listing}
+        return listed != indexed_streams(cur)
+    return bool(tail.streams or tail.streams_dropped_trees)
+
+
+def fold_streams(fold: Any, cur: duckdb.DuckDBPyConnection) -> bool:
+    """Index the files of runs' console lines and system metrics: what the log said was
+    stored or removed, or (a full listing) every one there is."""
+    tail = fold.catalog.tail
+    if fold.stream_listing is not None:  # a full listing
+        found = {fold.storage.engine_path(p): size for p, size in fold.stream_listing.items()}
+        if set(found) == indexed_streams(cur):
+            return False
+        cur.execute("DELETE FROM stream_files")
+        rows = [r for p, size in found.items() if (r := _stream_row(p, size)) is not None]
+    else:
+        if not tail.streams and not tail.streams_dropped_trees:
+            return False
+        for tree in tail.streams_dropped_trees:
+            cur.execute(
+                "DELETE FROM stream_files WHERE starts_with(path, ?)",
+                [fold.storage.engine_path(tree) + "/"],
+            )
+        gone = [fold.storage.engine_path(p) for p, v in tail.streams.items() if v is None]
+        if gone:
+            cur.execute("DELETE FROM stream_files WHERE path IN (SELECT unnest(?))", [gone])
+        rows = [
+            r
+            for p, v in tail.streams.items()
+            if v is not None and (r := _stream_row(fold.storage.engine_path(p), v[1])) is not None
+        ]
+    if rows:
+        cur.executemany("INSERT OR REPLACE INTO stream_files VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return True
+
+
+def _stream_row(path: str, size: int) -> tuple[Any, ...] | None:
+    """A stream_files row from a stream file's path (its run and segment are in the hive path,
+    its stream and label in its name)."""
+    node = hive_node(path)
+    match = STREAM_RE.fullmatch(path.rsplit("/", 1)[-1])
+    if node is None or match is None:
+        return None
+    label = match[3]
+    return (path, node[0], node[1], match[1], "" if label == "_" else label, size)

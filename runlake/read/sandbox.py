@@ -109,10 +109,9 @@ class Sandbox:
     def __init__(
         self,
         tables: dict[str, pa.Table],
-        parts: Sequence[str],
-        packs: Sequence[str],
+        lists: dict[str, Sequence[str]],
         allowed: Sequence[str],
-        empty: tuple[str, str],
+        empty: dict[str, str],
         fs: Any = None,
         memory: str | None = None,
     ) -> None:
@@ -123,8 +122,8 @@ class Sandbox:
             con.register_filesystem(fs)
         # views over read_parquet(getvariable(...)) are bound when made: made over one empty file
         # each (cheap), they read the lists each cursor sets (binding 10,000 files costs 0.25 s)
-        con.execute("SET VARIABLE runlake_parts = ?", [[empty[0]]])
-        con.execute("SET VARIABLE runlake_packs = ?", [[empty[1]]])
+        for var, path in empty.items():
+            con.execute(f"SET VARIABLE {var} = ?", [[path]])
         for name in TABLES:
             con.register("runlake_copy", tables[name])
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM runlake_copy")
@@ -136,13 +135,13 @@ class Sandbox:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         self.con = con
-        self._files = (list(parts), list(packs))
+        self._files = {var: list(files) for var, files in lists.items()}
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor with the file lists set (variables belong to a connection, not its database)."""
         cur = self.con.cursor()
-        cur.execute("SET VARIABLE runlake_parts = ?", [self._files[0]])
-        cur.execute("SET VARIABLE runlake_packs = ?", [self._files[1]])
+        for var, files in self._files.items():
+            cur.execute(f"SET VARIABLE {var} = ?", [files])
         return cur
 
     def close(self) -> None:

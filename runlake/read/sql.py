@@ -23,18 +23,31 @@ TABLES = (
     "alerts",
     "artifact_usage",
     "artifact_files",
+    "stream_files",
 )
+# The file lists the views read, each a variable set on every cursor: variable -> (the kind of
+# its empty file, the query listing its files).
+FILE_LISTS = {
+    "runlake_parts": ("part", "SELECT path FROM parts WHERE NOT pack ORDER BY path"),
+    "runlake_packs": ("pack", "SELECT DISTINCT path FROM parts WHERE pack ORDER BY path"),
+    "runlake_console": ("console", "SELECT path FROM stream_files WHERE stream = 'console' ORDER BY path"),
+    "runlake_system": ("system", "SELECT path FROM stream_files WHERE stream = 'system' ORDER BY path"),
+}
 # Tables first, then what reads them.
 ORDER = (
     *TABLES,
     "part_rows",
     "pack_rows",
+    "console_rows",
+    "system_rows",
     "closure_of",
     "lineage",
     "raw_history",
     "history",
     "runs",
     "artifacts",
+    "console",
+    "system_metrics",
 )
 
 

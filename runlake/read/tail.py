@@ -24,7 +24,7 @@ from typing import Any
 from ..store import settings
 from ..store.journal import classify, logged_tree
 from ..store.layout import LOG_ENTRY_RE, is_pack_manifest
-from ..store.storage import Storage, _change_token, _listed, _path_token, _scandir
+from ..store.storage import Storage, _change_token, _path_token, _scandir, listed
 
 NodeKey = tuple[str, str, int]  # project, run_id, segment
 _HOUR_NS = 3600 * 1_000_000_000
@@ -63,7 +63,7 @@ class TailState:
     mode: str = ""  # "" not decided yet, "log" following the log, "list" listing the root whole
     position_ns: int = 0  # the next listing starts here
     recent: set[str] = field(default_factory=set)  # entries at or after the position, applied
-    full_listed_ns: int = 0  # the last full listing: its tokens describe files as they were then
+    fulllisted_ns: int = 0  # the last full listing: its tokens describe files as they were then
     applied: int = 0  # entries applied since the newest checkpoint this reader knows
 
     def to_json(self) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class TailState:
             "mode": self.mode,
             "position_ns": self.position_ns,
             "recent": sorted(self.recent),
-            "full_listed_ns": self.full_listed_ns,
+            "fulllisted_ns": self.fulllisted_ns,
             "applied": self.applied,
         }
 
@@ -81,7 +81,7 @@ class TailState:
             str(doc.get("mode") or ""),
             int(doc.get("position_ns") or 0),
             {str(n) for n in doc.get("recent") or []},
-            int(doc.get("full_listed_ns") or 0),
+            int(doc.get("fulllisted_ns") or 0),
             int(doc.get("applied") or 0),
         )
 
@@ -98,6 +98,8 @@ class Tail:
         self.dropped: set[str] = set()  # parts removed
         self.dropped_trees: list[str] = []  # history directories removed
         self.touched: set[NodeKey] = set()  # nodes whose parts changed
+        self.streams: dict[str, tuple[NodeKey, int] | None] = {}  # stream files stored (None: removed)
+        self.streams_dropped_trees: list[str] = []  # runs' stream directories removed
         self.problems: list[str] = []
         self.last_full = time.monotonic()
 
@@ -116,7 +118,7 @@ class Tail:
         self.listing = {p: t for p, t in listing.items() if kept(self.storage, p)}
         self.docs.clear()
         self.state.mode = "log" if following else "list"
-        self.state.full_listed_ns = listed_ns
+        self.state.fulllisted_ns = listed_ns
         self.state.position_ns = listed_ns - window
         self.state.recent = set()
         self.last_full = time.monotonic()
@@ -170,6 +172,11 @@ class Tail:
         out.update(self.added.get(node, {}))
         return [(p, b) for p, b in out.items() if p not in self.dropped]
 
+    def streams_settled(self) -> None:
+        """The stream files the log named are in the catalog now."""
+        self.streams = {}
+        self.streams_dropped_trees = []
+
     def settled(self, nodes: set[NodeKey]) -> None:
         """These nodes' parts are in the catalog now: their log changes are folded."""
         for node in nodes:
@@ -186,7 +193,7 @@ class Tail:
             self.problems.append(f"log entry {name} is not a runlake log entry: skipped")
             return
         when = entry_time(name)
-        if when < self.state.full_listed_ns:
+        if when < self.state.fulllisted_ns:
             return  # the full listing taken after it saw the files as they were then
         root = self.storage.root
         for index, change in enumerate(changes):
@@ -197,7 +204,14 @@ class Tail:
                 continue
             path = f"{root}/{rel}"
             kind = classify(rel)
-            if kind == "part" and op in ("part", "del"):
+            if kind == "stream" and op in ("part", "del"):
+                node = part_node(rel)
+                if node is not None:
+                    size = change.get("size")
+                    self.streams[path] = (
+                        (node, int(size) if isinstance(size, int) else 0) if op == "part" else None
+                    )
+            elif kind == "part" and op in ("part", "del"):
                 node = part_node(rel)
                 if node is None:
                     continue
@@ -226,6 +240,9 @@ class Tail:
                 for known in [p for p in self.listing if p.startswith(path + "/")]:
                     self.listing.pop(known, None)
                     self.docs.pop(known, None)
+                if rel.startswith("streams/"):
+                    self.streams_dropped_trees.append(path)
+                    self.streams = {p: v for p, v in self.streams.items() if not p.startswith(path + "/")}
                 if rel.startswith("history/"):
                     self.dropped_trees.append(path)
                     for node in [
@@ -245,7 +262,7 @@ class Tail:
         entry = token_entry(current)
         if entry is not None:
             return entry > name
-        return when < self.state.full_listed_ns  # the full listing saw this change or a later one
+        return when < self.state.fulllisted_ns  # the full listing saw this change or a later one
 
     def _list_entries(self, since_ns: int, until_ns: int) -> list[tuple[str, str, float]]:
         """(name, path, stored at) of the log entries named at or after `since_ns`."""
@@ -304,7 +321,7 @@ class Tail:
                 kwargs["ContinuationToken"] = response["NextContinuationToken"]
         try:
             fs.invalidate_cache(bucket)
-            infos = _listed(fs.ls, bucket, detail=True)
+            infos = listed(fs.ls, bucket, detail=True)
         except FileNotFoundError:
             return []
         out = []

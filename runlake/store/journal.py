@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import settings
-from .layout import PACK_MANIFEST_RE, PART_RE
+from .layout import PACK_MANIFEST_RE, PART_RE, STREAM_RE
 
 FORMAT = 1
 INLINE_LIMIT = 256 * 1024  # a manifest larger than this is named in its entry, not carried
@@ -58,6 +58,8 @@ def classify(rel: str) -> str | None:
         return "part"
     if len(parts) == 3 and parts[0] == "packs" and PACK_MANIFEST_RE.fullmatch(parts[2]):
         return "pack"
+    if len(parts) == 5 and parts[0] == "streams" and STREAM_RE.fullmatch(parts[4]):
+        return "stream"
     return None
 
 
@@ -65,7 +67,7 @@ def logged_tree(rel: str) -> bool:
     """A directory whose removal is logged: a run's manifests or a run's history."""
     parts = rel.rstrip("/").split("/")
     return (len(parts) == 3 and parts[0] == "runs") or (
-        len(parts) == 3 and parts[0] == "history" and parts[2].startswith("run_id=")
+        len(parts) == 3 and parts[0] in ("history", "streams") and parts[2].startswith("run_id=")
     )
 
 
@@ -98,7 +100,7 @@ class Journal:
         kind = classify(rel) if rel is not None else None
         if kind is None or rel is None:
             return
-        if kind == "part":
+        if kind in ("part", "stream"):
             with self._lock:
                 self._waiting.append({"op": "part", "path": rel, "size": len(data)})
             return

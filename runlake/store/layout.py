@@ -16,6 +16,7 @@
 <root>/runs/<project>/<run_id>/meta/artifact-<ns>-<id>.json  a run logged or used an artifact version
 <root>/sweeps/<project>/<sweep_id>/sweep.json         a sweep's configuration, write-once
 <root>/sweeps/<project>/<sweep_id>/trials/<n>.json    trial n: claimed exclusively by one agent
+<root>/streams/project=<p>/run_id=<id>/segment=<k>/<stream>-<t0_ns>-<label>-<id>.parquet  system metrics, console lines
 <root>/_log/<yyyy>/<mm>/<dd>/<hh>/<time_ns>-<writer>-<seq>.json  commit log: what one write changed
 <root>/_log/origin.json                               when the log began, and whether it holds everything
 <root>/_log/_checkpoints/<time_ns>-<id>/checkpoint.json  a checkpoint (its tables beside it), written last
@@ -30,11 +31,14 @@ from dataclasses import dataclass
 
 MAX_STEP = 2**63 - 1  # the largest step a BIGINT holds; also "no upper bound" in a closure
 # `cpart-` files were written by the compaction before packs (release 0.1.0 roots may hold them).
-PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+\.parquet")
+# `@<label>`: written by a process of a shared-mode run (its x_label)
+PART_RE = re.compile(r"(c?)part-(\d+)-(\d+)-[0-9a-f]+(?:@[A-Za-z0-9_.-]{1,128})?\.parquet")
 SEGMENT_RE = re.compile(r"segment-(\d+)\.json")
 PACKED_RE = re.compile(r"packed-(\d+)\.json")
 # parts of segment k were swapped (old compaction, doctor's quarantine): list the segment again
 RELIST_RE = re.compile(r"(?:compacted|repaired)-(\d+)\.json")
+# meta/shared-<k>-<label>.json: a shared-mode process's state in segment k (its parts: list again)
+SHARED_RE = re.compile(r"shared-(\d+)-([A-Za-z0-9_.-]{1,128})\.json")
 ALERT_RE = re.compile(r"alert-\d+-[0-9a-f]+\.json")  # meta/alert-<time_ns>-<id>.json: one per alert
 ARTIFACT_EDGE_RE = re.compile(
     r"artifact-\d+-[0-9a-f]+\.json"
@@ -43,6 +47,9 @@ VERSION_RE = re.compile(r"v(\d+)\.json")
 PACK_MANIFEST_RE = re.compile(r"pack-([0-9a-z-]+)\.json")
 LOG_ENTRY_RE = re.compile(r"(\d{19})-([0-9a-f]{12})-(\d{8})\.json")  # <time_ns>-<writer>-<seq>.json
 CHECKPOINT_RE = re.compile(r"(\d{19})-([0-9a-f]{12})")
+STREAMS = ("console", "system")
+# <stream>-<t0_ns>-<label>-<id>.parquet: a run's console lines or system metrics ("_": no label)
+STREAM_RE = re.compile(r"(console|system)-(\d{19})-([A-Za-z0-9_.-]{1,128})-([0-9a-f]{12})\.parquet")
 
 
 @dataclass(frozen=True)
@@ -117,11 +124,23 @@ class Layout:
     def segment_dir(self, project: str, run_id: str, segment: int) -> str:
         return f"{self.run_history_dir(project, run_id)}/segment={segment}"
 
-    def part(self, project: str, run_id: str, segment: int, lo: int, hi: int) -> str:
+    def part(
+        self, project: str, run_id: str, segment: int, lo: int, hi: int, label: str | None = None
+    ) -> str:
         if not 0 <= lo <= hi:
             raise ValueError(f"a part holds steps 0 and up, lo <= hi: got {lo}..{hi}")
-        name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}.parquet"
+        name = f"part-{lo:012d}-{hi:012d}-{uuid.uuid4().hex[:12]}{f'@{label}' if label else ''}.parquet"
         return f"{self.segment_dir(project, run_id, segment)}/{name}"
+
+    def run_streams_dir(self, project: str, run_id: str) -> str:
+        return f"{self.root}/streams/project={project}/run_id={run_id}"
+
+    def stream_part(
+        self, project: str, run_id: str, segment: int, stream: str, label: str, t0_ns: int
+    ) -> str:
+        """A file of a run's console lines or system metrics, by the process labelled `label`."""
+        name = f"{stream}-{max(t0_ns, 0):019d}-{label or '_'}-{uuid.uuid4().hex[:12]}.parquet"
+        return f"{self.run_streams_dir(project, run_id)}/segment={segment}/{name}"
 
     def pack_dir(self, project: str) -> str:
         return f"{self.root}/packs/project={project}"

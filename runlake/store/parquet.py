@@ -70,9 +70,33 @@ def encode_pack(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_empty(path: str, pack: bool = False) -> None:
-    """A zero-row part (or pack) file (used where a file list must not be empty)."""
-    pq.write_table((PACK_SCHEMA if pack else SCHEMA).empty_table(), path)
+# A run's streams beside its history (write/streams.py): console lines and system metrics.
+CONSOLE_SCHEMA = pa.schema(
+    [
+        ("line", pa.int64()),  # the line's number in its writer's output, from 0
+        ("time", pa.float64()),
+        ("step", pa.int64()),  # the run's step when it was printed
+        ("stream", pa.string()),  # stdout / stderr
+        ("content", pa.string()),
+        ("label", pa.string()),  # the writing process (shared mode's x_label), "" alone
+    ]
+)
+SYSTEM_SCHEMA = pa.schema(
+    [
+        ("time", pa.float64()),
+        ("runtime", pa.float64()),
+        ("step", pa.int64()),  # the run's step when it was sampled (never advanced by it)
+        ("key", pa.string()),
+        ("value", pa.float64()),
+        ("label", pa.string()),
+    ]
+)
+EMPTY_SCHEMAS = {"part": SCHEMA, "pack": PACK_SCHEMA, "console": CONSOLE_SCHEMA, "system": SYSTEM_SCHEMA}
+
+
+def write_empty(path: str, kind: str = "part") -> None:
+    """A zero-row file of a kind (part, pack, console, system): where a file list must not be empty."""
+    pq.write_table(EMPTY_SCHEMAS[kind].empty_table(), path)
 
 
 def read_parts(fs: Any, paths: Sequence[str]) -> pa.Table:

@@ -111,6 +111,42 @@ def log_grace() -> float:
     return _float("RUNLAKE_LOG_GRACE", 3600.0, minimum=0.0)
 
 
+CONSOLE_MODES = ("auto", "off", "wrap", "redirect", "wrap_raw", "wrap_emu")
+
+
+def console(given: Any = None) -> bool:
+    """Is console output captured? `settings.console` as W&B ("auto", the default, and every
+    other mode but "off" capture by wrapping sys.stdout/sys.stderr), else $WANDB_CONSOLE."""
+    value = given if given is not None else (os.environ.get("WANDB_CONSOLE") or "auto")
+    if value not in CONSOLE_MODES:
+        raise RunlakeError(
+            f"settings.console must be one of {', '.join(map(repr, CONSOLE_MODES))}, got {value!r}"
+        )
+    return value != "off"
+
+
+def stats_interval(given: Any = None) -> float:
+    """Seconds between system-metric samples: `settings.x_stats_sampling_interval` as wandb 0.31
+    (default 15), else $WANDB_X_STATS_SAMPLING_INTERVAL."""
+    raw = given if given is not None else os.environ.get("WANDB_X_STATS_SAMPLING_INTERVAL")
+    if raw is None:
+        return 15.0
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RunlakeError(f"x_stats_sampling_interval must be a number of seconds, got {raw!r}") from None
+    if not value >= 0.1:
+        raise RunlakeError(f"x_stats_sampling_interval must be at least 0.1 s, got {raw!r}")
+    return value
+
+
+def stats_disabled(given: Any = None) -> bool:
+    """`settings.x_disable_stats` (wandb 0.31), else $WANDB_X_DISABLE_STATS: no system metrics."""
+    if given is not None:
+        return bool(given)
+    return os.environ.get("WANDB_X_DISABLE_STATS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def flush_rows() -> int:
     """Buffered rows that trigger an early flush ($RUNLAKE_FLUSH_ROWS, default 10,000)."""
     raw = os.environ.get("RUNLAKE_FLUSH_ROWS")

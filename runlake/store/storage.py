@@ -6,6 +6,7 @@ the `Storage` and never names a storage SDK.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import RunlakeError
 from .journal import Journal
-from .layout import PACK_MANIFEST_RE, Layout, PartFile, parse_part, visible_parts
+from .layout import PACK_MANIFEST_RE, STREAM_RE, Layout, PartFile, parse_part, visible_parts
 
 # the manifest a writer or an edit (name, tags, notes, config, summary, state) may rewrite in
 # place; the others are write-once or replaced whole (which moves the directory's mtime)
@@ -151,7 +152,7 @@ class Storage:
             if self.is_local:
                 return os.listdir(path)
             self.fs.invalidate_cache(path)
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in _listed(self.fs.ls, path, detail=False)]
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in listed(self.fs.ls, path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -163,7 +164,7 @@ class Storage:
         else:
             try:
                 self.fs.invalidate_cache(segment_dir)
-                infos = _listed(self.fs.ls, segment_dir, detail=True)
+                infos = listed(self.fs.ls, segment_dir, detail=True)
             except FileNotFoundError:
                 return []
             found = [
@@ -215,6 +216,26 @@ class Storage:
                 out.update(files)
         return out, cache
 
+    def list_streams(self) -> dict[str, int]:
+        """Every file of runs' console lines and system metrics, with its size (a full listing)."""
+        top = f"{self.root}/streams"
+        out: dict[str, int] = {}
+        if self.is_local:
+            for directory, _, names in os.walk(top):
+                for name in names:
+                    if STREAM_RE.fullmatch(name):
+                        with contextlib.suppress(OSError):
+                            out[f"{directory}/{name}"] = os.stat(f"{directory}/{name}").st_size
+            return out
+        try:
+            self.fs.invalidate_cache(top)
+            found = listed(self.fs.find, top, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            p: int(i.get("size") or 0) for p, i in found.items() if STREAM_RE.fullmatch(p.rsplit("/", 1)[-1])
+        }
+
     def list_pack_manifests(self) -> dict[str, str]:
         """Every pack manifest (`packs/project=<p>/pack-<id>.json`) with a change token."""
         if not self.is_local:
@@ -237,27 +258,10 @@ class Storage:
         """Change tokens of the objects under `prefix` that `keep` selects: one recursive listing."""
         try:
             self.fs.invalidate_cache(prefix)
-            found = _listed(self.fs.find, prefix, detail=True)
+            found = listed(self.fs.find, prefix, detail=True)
         except FileNotFoundError:
             return {}
         return {path: _change_token(info) for path, info in found.items() if keep(path)}
-
-    def strays(self) -> list[str]:
-        """Directories named like a history part or a pack manifest: never read, but a sign that
-        something wrote where runlake's files go (what `doctor` reports)."""
-        out = []
-        for top in (f"{self.root}/history", self.paths.packs_dir):
-            try:
-                found = _listed(self.fs.find, top, withdirs=True, detail=True)
-            except FileNotFoundError:
-                continue
-            for path, info in found.items():
-                name = path.rstrip("/").rsplit("/", 1)[-1]
-                if info.get("type") == "directory" and (
-                    parse_part(path, 0) is not None or PACK_MANIFEST_RE.fullmatch(name)
-                ):
-                    out.append(path.rstrip("/"))
-        return sorted(out)
 
     def modified(self, path: str) -> float | None:
         """When `path` was last written, by the storage's clock (seconds since the epoch)."""
@@ -400,7 +404,7 @@ _TOKEN_FIELDS = (
 )
 
 
-def _listed(listing: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def listed(listing: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """A driver's listing, once more if another thread changed the directory under it: fsspec's
     memory:// iterates its one dict, and a file closed meanwhile (by a flusher, or by the
     garbage collector) makes that raise "dictionary changed size during iteration"."""

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from typing import Any
@@ -221,6 +222,119 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     media = [{"key": k, "value": v} for k, v in sorted(record["summary"].items()) if _is_media(v)]
     alerts = json_rows(lake.alerts(run_id).drop("path"))
     return {**record, "keys": keys, "groups": groups, "media": media, "alerts": alerts}
+
+
+GROUP_FIELDS = ("group", "job_type", "sweep")  # and config.<key>
+
+
+def group_lines(
+    lake: Lake, run_ids: list[str], key: str, by: str, band: str = "std", buckets: int = 200
+) -> dict[str, Any]:
+    """A workspace panel grouped: the runs' effective histories of `key` binned on a common step
+    grid, then per group (by "group", "job_type", "sweep" or "config.<key>") and bin the mean of
+    the runs' values with a band (`band` "std": mean ± one standard deviation; "minmax": the
+    runs' min and max) and how many runs it holds: 1,000 runs draw as a few bands."""
+    if not run_ids:
+        raise ValueError("runs= names no run")
+    if by not in GROUP_FIELDS and not by.startswith("config."):
+        raise ValueError(f"group by one of {', '.join(GROUP_FIELDS)} or config.<key>, got {by!r}")
+    if band not in ("std", "minmax"):
+        raise ValueError(f"band must be std or minmax, got {band!r}")
+    buckets = max(10, min(int(buckets), 2000))
+    field = {"group": '"group"', "job_type": "job_type", "sweep": "sweep_id"}.get(by)
+    label_sql = field if field else "json_extract_string(config, ?)"
+    params: list[Any] = [] if field else ["$." + json.dumps(by[len("config.") :])]
+    runs = lake.sql(
+        f"SELECT run_id, coalesce(CAST({label_sql} AS VARCHAR), '(none)') AS label FROM runs "
+        "WHERE run_id IN (SELECT unnest(?))",
+        [*params, run_ids],
+    )
+    points = lake.sql(
+        "SELECT run_id, step, value FROM history WHERE key = ? AND value IS NOT NULL "
+        "AND run_id IN (SELECT unnest(?))",
+        [key, run_ids],
+    ).filter(pl.col("value").is_finite())
+    if points.is_empty():
+        return {"key": key, "by": by, "band": band, "groups": []}
+    lo, hi = int(points["step"].min()), int(points["step"].max())  # type: ignore[arg-type]
+    width = max(1.0, (hi - lo + 1) / buckets)
+    per_run = (
+        points.with_columns(((pl.col("step") - lo) / width).floor().cast(pl.Int64).alias("bin"))
+        .group_by("run_id", "bin")
+        .agg(pl.col("value").mean(), pl.col("step").mean().alias("x"))
+        .join(runs, on="run_id")
+    )
+    stats = (
+        per_run.group_by("label", "bin")
+        .agg(
+            pl.col("x").mean(),
+            pl.col("value").mean().alias("mean"),
+            pl.col("value").std(ddof=0).fill_null(0.0).alias("std"),
+            pl.col("value").min().alias("min"),
+            pl.col("value").max().alias("max"),
+        )
+        .sort("label", "bin")
+    )
+    counts = dict(per_run.group_by("label").agg(pl.col("run_id").n_unique()).iter_rows())
+    groups = []
+    for (label,), rows in stats.group_by(["label"], maintain_order=True):
+        mean = rows["mean"].to_numpy()
+        low = mean - rows["std"].to_numpy() if band == "std" else rows["min"].to_numpy()
+        high = mean + rows["std"].to_numpy() if band == "std" else rows["max"].to_numpy()
+        groups.append(
+            {
+                "label": str(label),
+                "runs": int(counts.get(label, 0)),
+                "x": _floats(rows["x"].to_numpy()),
+                "mean": _floats(mean),
+                "lo": _floats(low),
+                "hi": _floats(high),
+            }
+        )
+    return {"key": key, "by": by, "band": band, "groups": groups}
+
+
+SYSTEM_PANELS = 12  # system charts on a run page (the first keys by name: cpu, memory, ...)
+
+
+def console(lake: Lake, run_id: str, grep: str | None, label: str | None, limit: int) -> dict[str, Any]:
+    """A run's console tab: its last `limit` lines (matching `grep`, a regular expression)."""
+    if grep:
+        try:
+            re.compile(grep)
+        except re.error as exc:
+            raise ValueError(f"grep is not a regular expression: {exc}") from None
+    lines = lake.console(run_id, label=label or None, grep=grep or None)
+    shown = lines.tail(limit)
+    return {
+        "total": lines.height,
+        "labels": sorted(set(lines["label"].to_list())),
+        "lines": [
+            {
+                "line": r["line"],
+                "step": r["step"],
+                "stream": r["stream"],
+                "label": r["label"],
+                "content": r["content"],
+            }
+            for r in shown.iter_rows(named=True)
+        ],
+    }
+
+
+def system(lake: Lake, run_id: str) -> dict[str, Any]:
+    """A run's system charts: per key, one series per process label, x = seconds since start."""
+    metrics = lake.system_metrics(run_id)
+    out: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    for key in sorted(set(metrics["key"].to_list()))[:SYSTEM_PANELS]:
+        rows = metrics.filter(metrics["key"] == key)
+        for label in sorted(set(rows["label"].to_list())):
+            mine = rows.filter(rows["label"] == label)
+            out.setdefault(key, {})[label or "main"] = {
+                "x": _floats(mine["runtime"].to_numpy()),
+                "y": _floats(mine["value"].to_numpy()),
+            }
+    return {"keys": out, "total_keys": metrics["key"].n_unique() if metrics.height else 0}
 
 
 def _floats(values: np.ndarray) -> list[float | None]:

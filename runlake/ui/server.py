@@ -140,6 +140,30 @@ def create_app(
     def run(request: Request) -> Any:
         return api.run(lake, request.path_params["run_id"])
 
+    def console(request: Request) -> Any:
+        q = request.query_params
+        return api.console(
+            lake,
+            request.path_params["run_id"],
+            q.get("grep"),
+            q.get("label"),
+            _int(request, "limit", 2000, 1, 100_000),
+        )
+
+    def group(request: Request) -> Any:
+        q = request.query_params
+        return api.group_lines(
+            lake,
+            _list(request, "runs"),
+            q.get("key") or "",
+            q.get("by") or "group",
+            q.get("band") or "std",
+            _int(request, "buckets", 200, 10, 2000),
+        )
+
+    def system(request: Request) -> Any:
+        return api.system(lake, request.path_params["run_id"])
+
     def series(request: Request) -> Any:
         q = request.query_params
         segment = q.get("segment")
@@ -236,7 +260,10 @@ def create_app(
         Route("/api/runs", endpoint(runs)),
         Route("/api/runs/{run_id}", endpoint(run)),
         Route("/api/runs/{run_id}/series", endpoint(series)),
+        Route("/api/runs/{run_id}/console", endpoint(console)),
+        Route("/api/runs/{run_id}/system", endpoint(system)),
         Route("/api/compare", endpoint(compare)),
+        Route("/api/group", endpoint(group)),
         Route("/api/population", endpoint(population)),
         Route("/api/changes", endpoint(changes)),
         Route("/api/media", endpoint(media)),

@@ -238,7 +238,7 @@ class Run(RunArtifacts):
 
     @property
     def has_packed(self) -> bool:
-        return bool(self._buffer.packed)
+        return bool(self._buffer.packed) or self._syncer.due
 
     def flush_if_dirty(self) -> None:
         """Flush when there is something to write (a read of the same root is about to start)."""

@@ -15,7 +15,7 @@ from ..store.manifests import (
 )
 from ..store.names import check_name, new_run_id
 from ..store.storage import Storage
-from . import flusher, nodes, registry, tensorboard_sync
+from . import flusher, nodes, registry, shared, tensorboard_sync
 from . import trial as sweep_trial
 from .config import filter_keys
 from .disabled import DisabledRun
@@ -31,6 +31,7 @@ from .options import (
     settings_dict,
 )
 from .run import Run, RunMeta
+from .streams import open_streams, stream_options
 
 _RESUME_MODES = ("allow", "must", "never", "auto")
 
@@ -105,6 +106,7 @@ def init(
             f"{' and '.join(given)} cannot be combined: fork_from starts a new run from a step of "
             "another, resume_from rewinds a run to a step, resume continues a run where it stopped"
         )
+    streams = stream_options(given_settings)  # checked before anything is written
     config_dict = filter_keys(
         {**config_defaults(), **check_config(config)}, config_include_keys, config_exclude_keys
     )
@@ -161,6 +163,25 @@ def init(
         registry.add(run)
         return run
 
+    x_label = given_settings.get("x_label") or None
+    if run_mode == "shared" and not given_settings.get(
+        "x_primary", given_settings.get("x_primary_node", True)
+    ):
+        if id is None:
+            raise InvalidSpecError(
+                "shared mode: a process that is not the primary needs the run's id= (the same in every process)"
+            )
+        if x_label is None:
+            raise InvalidSpecError(
+                "shared mode: a process that is not the primary needs settings x_label (its name in the run)"
+            )
+        run = shared.attach(storage, id, x_label, config_dict, extras)
+        registry.add(run)
+        flusher.register(run)
+        run._syncer.streams = open_streams(run, streams)
+        return run
+    if run_mode == "shared" and id is not None and resume is None and fork is None and rewind is None:
+        resume = "allow"  # the primary: creates the shared run, or continues it
     resume_file = None
     if resume == "auto":
         resume_file = ResumeFile(local_dir, storage.url, project)
@@ -199,6 +220,7 @@ def init(
         run._resume_file = resume_file
     registry.add(run)
     flusher.register(run)
+    run._syncer.streams = open_streams(run, streams)  # console lines and system metrics
     run.sweep_id = trial.sweep_id if trial is not None else None
     if sync_tensorboard or tensorboard:
         tensorboard_sync.patch()  # SummaryWriters log into this run too

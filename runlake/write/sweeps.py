@@ -5,9 +5,12 @@ agent died while it ran reads `crashed` (its run, and the history it logged, sta
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
+
+import polars as pl
 
 from ..errors import RunlakeError
 from ..store import settings
@@ -113,3 +116,57 @@ def end(storage: Storage, sweep: SweepDoc, trial: TrialDoc, state: str) -> None:
     """The trial's outcome (finished, failed, early_terminated), written whole over its claim."""
     trial.state, trial.ended_at = state, time.time()
     write(storage, storage.paths.trial(sweep.project, sweep.sweep_id, trial.number), trial)
+
+
+def sweeps_frame(storage: Storage, project: str | None = None) -> pl.DataFrame:
+    """`Lake.sweeps()`: one row per sweep with its trials' states counted."""
+    rows = []
+    for doc in sweeps(storage, project):
+        states = [t.state for t in trials(storage, doc)]
+        rows.append(
+            {
+                "sweep_id": doc.sweep_id,
+                "project": doc.project,
+                "entity": doc.entity,
+                "method": doc.config.get("method"),
+                "metric": json.dumps(doc.config.get("metric")) if doc.config.get("metric") else None,
+                "created_at": doc.created_at,
+                "config": json.dumps(doc.config),
+                "trials": len(states),
+                "running": states.count("running"),
+                "finished": states.count("finished"),
+                "failed": states.count("failed") + states.count("crashed"),
+                "early_terminated": states.count("early_terminated"),
+            }
+        )
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def trials_frame(storage: Storage, sweep_id: str, project: str | None = None) -> pl.DataFrame:
+    """`Lake.trials()`: a sweep's trials in order."""
+    doc = find(storage, sweep_id, project)
+    return pl.DataFrame(
+        [
+            {
+                "number": t.number,
+                "run_id": t.run_id,
+                "state": t.state,
+                "params": json.dumps(t.params),
+                "at": t.at,
+                "ended_at": t.ended_at,
+                "host": t.host,
+                "pid": t.pid,
+            }
+            for t in trials(storage, doc)
+        ],
+        schema={
+            "number": pl.Int64,
+            "run_id": pl.String,
+            "state": pl.String,
+            "params": pl.String,
+            "at": pl.Float64,
+            "ended_at": pl.Float64,
+            "host": pl.String,
+            "pid": pl.Int64,
+        },
+    )

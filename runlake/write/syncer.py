@@ -26,6 +26,12 @@ class Syncer:
         self.run = run
         self.lock = threading.Lock()  # one flush at a time
         self._spill_warned = False  # said once: the spill directory refused rows (they wait in memory)
+        self.streams: Any = None  # the run's console and system metrics (streams.py), when on
+
+    @property
+    def due(self) -> bool:
+        """A stream's buffer is full: the flusher stores it now."""
+        return self.streams is not None and self.streams.due
 
     def wait(self) -> None:
         """Return once no flush is in flight (its rows have landed, or gone back to the buffer)."""
@@ -104,6 +110,10 @@ class Syncer:
                         raise
                     run._stored(last_step, last)
                 buffer.landed()
+            if self.streams is not None:  # console and system rows, before the state (its entry names them)
+                if final:
+                    self.streams.close()
+                wrote = self.streams.store(run._writer) or wrote
             if wrote or run._meta_dirty or final:
                 run._writer.store_state(run._state_doc())
                 run._meta_dirty = False

@@ -34,8 +34,10 @@ class Writer:
         segment: int,
         seq: int = 0,
         local_dir: str | None = None,
+        label: str | None = None,
     ) -> None:
         self.storage = storage
+        self.label = label  # a shared-mode process that is not the primary: writes beside it
         self.local_dir = local_dir  # init(dir=): the spill directory goes under it
         self.project = project
         self.run_id = run_id
@@ -44,6 +46,7 @@ class Writer:
         self._history_prefix = storage.paths.relative(storage.paths.run_history_dir(project, run_id))
         self._runs_prefix = f"runs/{project}/{run_id}"
         self._media_prefix = f"media/{project}/{run_id}"
+        self._streams_prefix = storage.paths.relative(storage.paths.run_streams_dir(project, run_id))
         self.spilled = bool(spill.pending(storage, self._history_prefix, local_dir))
         # media files neither storage nor the spill disk could take (both full or down): kept
         # here and stored again by the next flush; log() never raises for storage trouble
@@ -79,10 +82,11 @@ class Writer:
         must start after them, or those steps would be written twice)."""
         if not any(
             spill.pending(self.storage, prefix, self.local_dir)
-            for prefix in (self._history_prefix, self._runs_prefix, self._media_prefix)
+            for prefix in (self._history_prefix, self._runs_prefix, self._media_prefix, self._streams_prefix)
         ):
             return None
         spill.upload(self.storage, self._media_prefix, attempts=4, local_dir=self.local_dir)
+        spill.upload(self.storage, self._streams_prefix, attempts=4, local_dir=self.local_dir)
         _, waiting = spill.upload(self.storage, self._history_prefix, attempts=4, local_dir=self.local_dir)
         if not waiting:
             _, waiting = spill.upload(self.storage, self._runs_prefix, attempts=4, local_dir=self.local_dir)
@@ -101,7 +105,8 @@ class Writer:
 
     def store_part(self, first: int, last: int, data: bytes) -> None:
         # one name per part: a retried upload rewrites it, never duplicates it
-        self.store(self.storage.paths.part(self.project, self.run_id, self.segment, first, last), data)
+        path = self.storage.paths.part(self.project, self.run_id, self.segment, first, last, self.label)
+        self.store(path, data)
 
     def spill_part(self, first: int, last: int, data: bytes) -> None:
         """Straight to the spill directory (backpressure: storage is too slow to keep up);
@@ -153,7 +158,7 @@ class Writer:
     def store_beat(self, beat: BeatDoc) -> None:
         """A heartbeat is only worth anything now: never spilled, never retried. While this
         run's data waits in the spill directory the next data flush carries the state anyway."""
-        if self.spilled:
+        if self.spilled or self.label is not None:  # (a shared process's state is its heartbeat)
             return
         try:
             self.storage.write_atomic(
@@ -163,7 +168,24 @@ class Writer:
             pass  # storage is down: the next flush spills what matters
 
     def store_state(self, state: StateDoc) -> None:
-        self.store(self.storage.paths.meta(self.project, self.run_id, "state.json"), state.encode())
+        # a shared-mode process that is not the primary keeps its own state beside the run's
+        name = "state.json" if self.label is None else f"shared-{self.segment}-{self.label}.json"
+        self.store(self.storage.paths.meta(self.project, self.run_id, name), state.encode())
+
+    def _moved_on(self) -> str | None:
+        """A shared-mode process is fenced when the run moved to another segment (a rewind)."""
+        try:
+            state = read(
+                self.storage, self.storage.paths.meta(self.project, self.run_id, "state.json"), StateDoc
+            )
+        except OSError:
+            return None
+        if state is None or int(state.segment) == self.segment:
+            return None
+        return (
+            f"run {self.run_id!r} moved on to segment {state.segment} (a rewind); this process "
+            f"({self.label!r}, shared mode) stopped writing it"
+        )
 
     def store(self, target: str, data: bytes) -> None:
         """Upload one file (after any backlog of this run), or keep it in the spill directory."""
@@ -172,6 +194,8 @@ class Writer:
         while self.spilled:
             spills = self._spills
             _, waiting = spill.upload(self.storage, self._media_prefix, local_dir=self.local_dir)
+            if not waiting:
+                _, waiting = spill.upload(self.storage, self._streams_prefix, local_dir=self.local_dir)
             if not waiting:
                 _, waiting = spill.upload(self.storage, self._history_prefix, local_dir=self.local_dir)
             if not waiting:

@@ -104,7 +104,7 @@ function yRange(u, min, max) {  // a constant series gets a band around its valu
   if (min === max) { const pad = Math.abs(min) * 0.05 || 1; return [min - pad, max + pad]; }
   return uPlot.rangeNum(min, max, 0.1, true);
 }
-function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom }) {
+function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom, bands }) {
   const width = Math.max(300, container.clientWidth - 16);
   const opts = {
     width, height: 220,
@@ -115,6 +115,7 @@ function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom })
     hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
     cursor: { drag: { x: true, y: false, setScale: false } },
     legend: { show: series.length > 1 },
+    bands: bands || [],  // a group's band: filled between its high and low series (workspace.js)
   };
   const chart = new uPlot(opts, [xs, ...series.map((s) => s.ys)], container);
   state.charts.push(chart);
@@ -154,6 +155,7 @@ async function viewRuns(q) {
     el("select", { id: "add-config-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), config: [...chosenConfig, e.target.value].join(",") }) },
       el("option", { value: "", text: "+ config column" }), (data.config_keys || []).filter((k) => !chosenConfig.includes(k)).map((k) => el("option", { value: k, text: k }))),
     el("button", { id: "compare-selected", onclick: () => selected.size && go("compare", { runs: [...selected].join(",") }), text: "Compare selected" }),
+    el("button", { id: "workspace-selected", onclick: () => selected.size && go("workspace", { runs: [...selected].join(",") }), text: "Workspace" }),
   );
   const all = !project;  // every project's runs: say which project each is in
   const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null]), ...chosenConfig.map((k) => ["config." + k, null])];
@@ -249,6 +251,39 @@ function alertsSection(info) {
       el("td", { text: a.alerted_at ? when(a.alerted_at) : "" }), el("td", { class: "num", text: fmt(a.step) }),
       el("td", { text: a.level }), el("td", { text: a.title }), el("td", { text: a.text })))));
 }
+function systemSection(runId) {  // system metrics, one chart per key, a series per process label
+  const box = el("div", { id: "system" });
+  get(`api/runs/${encodeURIComponent(runId)}/system`).then((data) => {
+    const keys = Object.keys(data.keys);
+    if (!keys.length) return;
+    const grid = el("div", { class: "grid" });
+    box.append(el("h2", { text: "System" }), grid);
+    keys.forEach((key) => {
+      const labels = Object.keys(data.keys[key]);
+      const chart = el("div", { class: "chart system-chart", "data-key": key, "data-series": String(labels.length) });
+      grid.appendChild(el("div", {}, el("h3", { text: key.replace(/^system\./, "") }), chart));
+      const { xs, ys } = mergeXs(labels.map((l) => data.keys[key][l]));
+      makeChart(chart, { xs, xLabel: "seconds", series: labels.map((l, i) => ({ label: l, color: PALETTE[i % PALETTE.length], ys: ys[i], width: 1.5 })), markers: [] });
+    });
+  }).catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
+  return box;
+}
+function consoleSection(runId) {  // the console tab: the last lines, searchable
+  const box = el("div", { id: "console" });
+  const out = el("pre", { class: "console" });
+  const count = el("span", { class: "muted" });
+  const load = (grep) => get(`api/runs/${encodeURIComponent(runId)}/console?` + new URLSearchParams({ grep: grep || "", limit: 2000 }))
+    .then((data) => {
+      if (!data.total && !grep && !box.childElementCount) return;
+      if (!box.childElementCount) box.append(el("h2", { text: "Console" }), el("div", { class: "toolbar" }, "search:", search, count), out);
+      count.textContent = ` ${data.total} line(s)` + (data.total > data.lines.length ? `, the last ${data.lines.length} shown` : "");
+      out.replaceChildren(...data.lines.map((l) => el("div", { class: "console-line " + l.stream, "data-step": l.step },
+        el("span", { class: "muted", text: (l.label ? `[${l.label}] ` : "") }), l.content)));
+    }).catch((e) => { count.textContent = " " + e.message; });
+  const search = el("input", { type: "search", id: "console-search", placeholder: "regular expression", onchange: (e) => load(e.target.value) });
+  load("");
+  return box;
+}
 function pick(runId, checked) {  // a lineage node's tick: pick runs to compare from the tree
   return el("input", { type: "checkbox", class: "pick", value: runId, checked, title: "compare this run" });
 }
@@ -313,7 +348,8 @@ async function viewRun(runId, q) {
     "smoothing:", el("input", { type: "range", id: "smoothing", min: 0, max: 0.99, step: 0.01, value: opts.smoothing, onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), smooth: e.target.value }) }),
     el("label", {}, el("input", { type: "checkbox", id: "log-scale", checked: opts.log, onchange: (e) => go("run/" + encodeURIComponent(runId), { ...Object.fromEntries(q), log: e.target.checked ? "1" : "" }) }), " log scale"),
     el("label", {}, archivedToggle, " archived segments"),
-    el("button", { id: "compare-descendants", onclick: () => go("compare", { runs: [runId, ...info.descendants.map((d) => d.run_id)].join(",") }), text: "Compare with its descendants" }));
+    el("button", { id: "compare-descendants", onclick: () => go("compare", { runs: [runId, ...info.descendants.map((d) => d.run_id)].join(",") }), text: "Compare with its descendants" }),
+    el("button", { id: "workspace-descendants", onclick: () => go("workspace", { runs: [runId, ...info.descendants.map((d) => d.run_id)].join(",") }), text: "Workspace: it and its descendants" }));
   const charts = el("div", { id: "charts" });
   if (stale(seq)) return;
   app.replaceChildren(
@@ -325,7 +361,7 @@ async function viewRun(runId, q) {
       el("div", {}, el("h2", { text: "Config" }), kvTable(info.config, "config")),
       el("div", {}, el("h2", { text: "Summary" }), kvTable(info.summary, "summary"))),
     alertsSection(info), mediaSection(info),
-    el("h2", { text: "Charts" }), controls, charts);
+    el("h2", { text: "Charts" }), controls, charts, systemSection(runId), consoleSection(runId));
   const archivedSegments = q.get("archived") === "1" ? info.segments.filter((s) => s.segment !== run.segment).map((s) => s.segment) : [];
   // A run may have thousands of keys: the page shows CHART_PAGE charts at a time (a filter
   // narrows them, "more" adds a page), and beyond one page a chart is fetched only when it
@@ -529,6 +565,7 @@ async function route(keepScroll) {
   try {
     if (r.startsWith("run/")) await viewRun(decodeURIComponent(r.slice(4)), q);
     else if (r === "compare") await viewCompare(q);
+    else if (r === "workspace") await viewWorkspace(q);
     else if (r === "population") await viewPopulation(q);
     else if (r === "sql") viewSql(q);
     else await viewRuns(q);
