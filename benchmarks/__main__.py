@@ -13,7 +13,8 @@ scan_history of a 1M-step run next to history(), api.runs with a filter over 10,
 artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging it unchanged), log
 (reads of a 100,000-run local root and a 10,000-run root on the S3 API with the commit log, timed
 and counted, next to listing the root whole), streams (ingest with console capture and system
-metrics on and off, interleaved; a 100,000-line console read back).
+metrics on and off, interleaved; a 100,000-line console read back), workspace (200 runs grouped
+into 4 bands; a 20-run x 12-key workspace's panels).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pyarrow as pa
 
 import runlake
 
-from . import artifacts, commit_log, public_api, scenarios, streams
+from . import artifacts, commit_log, public_api, scenarios, streams, workspace
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
@@ -55,6 +56,7 @@ ORDER = (
     "artifacts",
     "log",
     "streams",
+    "workspace",
 )
 
 
@@ -90,9 +92,13 @@ def main() -> None:
         for name in chosen:
             t0 = time.time()
             print(f"[{name}] ...", file=sys.stderr, flush=True)
-            module = {"api": public_api, "artifacts": artifacts, "log": commit_log, "streams": streams}.get(
-                name, scenarios
-            )
+            module = {
+                "api": public_api,
+                "artifacts": artifacts,
+                "log": commit_log,
+                "streams": streams,
+                "workspace": workspace,
+            }.get(name, scenarios)
             out, table = getattr(module, name)(os.path.join(base, name), quick=args.quick)
             results[name] = out
             rows += table

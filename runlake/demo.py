@@ -1,4 +1,7 @@
-"""The README's demo: log a run, fork it, rewind it, query the lake. `python -m runlake.demo`."""
+"""The README's demo: log a run, fork it, rewind it, query the lake. `python -m runlake.demo`;
+`python -m runlake.demo --population` (or `runlake demo --population`) adds a 16-member
+population-based-training project with exploits, a fine-tuning fork, images and histograms:
+what the web app's screenshots show."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import math
 import os
 import random
 import sys
+import zlib
 
 import polars as pl
 
@@ -81,5 +85,87 @@ def main() -> None:
     )
 
 
+def population(
+    root: str | None = None,
+    project: str = "pbt-demo",
+    members: int = 16,
+    generations: int = 4,
+    steps: int = 40,
+) -> list[str]:
+    """A population-based training run of `members` members: each generation the worst
+    quarter exploits the best (a fork of a better member's history at its last step, re-using
+    its own id, with a perturbed learning rate) and explores; every member logs a loss, an
+    accuracy, a histogram of its weights and, each generation, a small image. Then a fine-tuning
+    fork of the best. Returns the run ids."""
+    import numpy as np
+
+    lake = runlake.Lake(root)
+    rng = random.Random(7)
+    names = [f"member-{i:02d}" for i in range(members)]
+    lrs = {m: 10 ** rng.uniform(-2.5, -0.7) for m in names}
+    loss: dict[str, float] = {}
+    quiet = {"console": "off", "x_disable_stats": True}
+
+    def train(run: runlake.Run, member: str, generation: int) -> None:
+        value = loss.get(member, 2.5)
+        noise = np.random.default_rng(zlib.crc32(f"{member}/{generation}".encode()))
+        for _ in range(steps):
+            value = max(0.02, value * (1 - lrs[member]) + float(noise.normal(0, 0.01)))
+            weights = noise.normal(0, 1 / (1 + run.step / 50), 256)
+            run.log({"loss": value, "acc": 1 - math.exp(-1 / value), "weights": runlake.Histogram(weights)})
+        shade = int(255 * min(1.0, value / 2.5))
+        picture = np.zeros((32, 32, 3), dtype=np.uint8)
+        picture[..., 0], picture[..., 2] = shade, 255 - shade
+        run.log({"samples": runlake.Image(picture, caption=f"{member} gen {generation}")}, commit=False)
+        loss[member] = value
+
+    for member in names:
+        run = lake.init(project, id=member, group="pbt", config={"lr": lrs[member]}, settings=quiet)
+        train(run, member, 0)
+        run.finish()
+    for generation in range(1, generations):
+        ranked = sorted(names, key=lambda m: loss[m])
+        quarter = max(1, members // 4)
+        exploits = dict(zip(ranked[-quarter:], ranked[:quarter], strict=True))
+        for member in names:
+            if member in exploits:  # exploit: a fork of the better member at its last step, then explore
+                winner = exploits[member]
+                lrs[member] = lrs[winner] * rng.choice((0.8, 1.25))
+                loss[member] = loss[winner]
+                step = lake.run(winner).last_step
+                run = lake.init(
+                    project,
+                    id=member,
+                    fork_from=f"{winner}?_step={step}",
+                    resume="allow",
+                    config={"lr": lrs[member]},
+                    settings=quiet,
+                )
+            else:
+                run = lake.init(project, id=member, resume="allow", settings=quiet)
+            train(run, member, generation)
+            run.finish()
+    best = min(names, key=lambda m: loss[m])
+    tune = lake.init(
+        project,
+        id="finetune",
+        fork_from=f"{best}?_step={lake.run(best).last_step}",
+        config={"lr": lrs[best] / 10},
+        group="finetune",
+        settings=quiet,
+    )
+    lrs["finetune"], loss["finetune"] = lrs[best] / 10, loss[best]
+    train(tune, "finetune", generations)
+    tune.finish()
+    lake.close()
+    return [*names, "finetune"]
+
+
 if __name__ == "__main__":
-    main()
+    if "--population" in sys.argv[1:]:
+        main()
+        print("\nadding a population-based training project (pbt-demo)...")
+        population()
+        print("done: `runlake ui` shows it")
+    else:
+        main()

@@ -152,7 +152,7 @@ def test_runs_table_filters_sorts_and_escapes(server, page, tmp_path):
         "m2",
         "m3",
     ]
-    _shot(page, "runs.png", tmp_path)
+    _shot(page, "fixture-runs.png", tmp_path)
 
 
 def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
@@ -173,7 +173,7 @@ def test_a_run_with_a_fork_and_a_rewind(server, page, tmp_path):
     assert loss.get_attribute("data-markers") == "1" and loss.get_attribute("data-inherited") == "0"
     assert page.locator('.chart[data-key="<b>key</b>"] h3').inner_text() == "<b>key</b>"
     assert page.locator(".chart canvas").count() == 3
-    _shot(page, "run.png", tmp_path)
+    _shot(page, "fixture-run.png", tmp_path)
     _open(page, server + "#/run/hot")
     hot = page.locator('.chart[data-key="loss"] .chart-body')
     page.wait_for_function("document.querySelector('.chart[data-key=\"loss\"] .chart-body')?.dataset.points")
@@ -224,7 +224,7 @@ def test_population_view(server, page, tmp_path):
     assert "exploited m3 @7" in exploit.locator("title").text_content()
     assert "3 generations" in page.locator(".toolbar").inner_text()
     assert "1 exploit (dashed" in page.locator(".toolbar").inner_text()
-    _shot(page, "population.png", tmp_path)
+    _shot(page, "fixture-population.png", tmp_path)
     page.locator('#population g.member[data-run="g2"] circle').click()
     page.wait_for_function("location.hash.startsWith('#/run/g2')")
 
@@ -638,7 +638,7 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
             "[...document.querySelectorAll('.ws-panel')].map(p => p.querySelector('.u-legend .u-series:nth-child(2) .u-marker')?.style.borderColor)"
         )
         assert len(set(strokes)) == 1  # the first run drawn in the same colour in every panel
-        _shot(page, "workspace.png", tmp_path)
+        _shot(page, "fixture-workspace.png", tmp_path)
         page.click("#ws-legend .ws-run[data-run=w5] input")  # off in every panel
         page.wait_for_function(
             "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '5')"
@@ -652,7 +652,7 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
             "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.groups === '2' && b.dataset.bands === '2')"
         )
         assert page.get_attribute(".ws-panel[data-key=loss] .chart-body", "data-runs") == "3,3"
-        _shot(page, "workspace-grouped.png", tmp_path)
+        _shot(page, "fixture-workspace-grouped.png", tmp_path)
         try:
             urllib.request.urlopen(
                 base + "api/group?" + urllib.parse.urlencode({"runs": "w0", "key": "loss", "by": "nonsense"})
@@ -663,3 +663,64 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
     finally:
         context.close()
         _stop(proc)
+
+
+def test_the_readmes_screenshots_are_of_the_demo_population(tmp_path, browser, capsys):
+    """#29: the README's pictures are of a realistic root (`runlake demo --population`: a
+    16-member PBT population with exploits, a fine-tuning fork, images and histograms), made
+    here: RUNLAKE_SCREENSHOTS=docs/screenshots keeps them."""
+    from runlake import demo
+
+    root = str(tmp_path / "root")
+    ids = demo.population(root)
+    capsys.readouterr()
+    lake = runlake.Lake(root)
+    exploited = lake.sql(
+        "SELECT DISTINCT run_id FROM segments WHERE segment > 0 AND parent_run_id <> run_id ORDER BY run_id"
+    )["run_id"].to_list()
+    assert exploited  # members that took a better member's history (PBT's exploit)
+    forked = exploited[-1]
+    assert lake.runs().height == 17 and lake.lineage("finetune").height >= 2
+    lake.close()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        base = f"http://127.0.0.1:{port}/"
+        _open(page, base + "#/?project=pbt-demo&summary=loss,acc")
+        page.wait_for_selector("#runs-body tr")
+        _shot(page, "runs.png", tmp_path)
+        _open(page, base + "#/run/" + forked)
+        page.wait_for_selector("#charts .chart[data-key=loss] canvas")
+        page.wait_for_selector("#media img")
+        _shot(page, "run.png", tmp_path)
+        _open(page, base + "#/population?project=pbt-demo&metric=loss")
+        page.wait_for_selector("#population g.member")
+        _shot(page, "population.png", tmp_path)
+        _open(page, base + "#/workspace?group=group&band=minmax&keys=^(loss|acc)$&runs=" + ",".join(ids))
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.groups === '2')"
+        )
+        _shot(page, "workspace.png", tmp_path)
+    finally:
+        context.close()
+        _stop(proc)
+
+
+def test_the_runs_table_takes_the_apis_filter_language(server, page):
+    """#29: the runs table filters with W&B's MongoDB-style filters (runlake.Api's language);
+    a filter that is not JSON, or names an unknown operator, is a 400 saying so."""
+    import urllib.parse
+
+    _open(page, server + "#/?project=demo")
+    page.fill("#filters", '{"config.lr": {"$gt": 0.2}}')
+    page.press("#filters", "Enter")
+    page.wait_for_function("document.querySelectorAll('#runs-body tr').length === 1")
+    assert page.locator("#runs-body tr").get_attribute("data-run") == "hot"  # lr 0.5; base has 0.1
+    for bad, said in (("{not json", "not JSON"), ('{"config.lr": {"$near": 1}}', "$near")):
+        try:
+            urllib.request.urlopen(
+                server + "api/runs?" + urllib.parse.urlencode({"project": "demo", "filters": bad})
+            )
+            raise AssertionError(f"{bad} was answered")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and said in json.loads(exc.read())["error"]

@@ -4,6 +4,7 @@ runs into it, or serve it."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -111,6 +112,25 @@ def ui(
         sql_timeout=sql_timeout,
         echo=click.echo,
     )
+
+
+@main.command()
+@root_option
+@click.option(
+    "--population", is_flag=True, help="Also a 16-member population-based training project (pbt-demo)."
+)
+@click.pass_context
+def demo(ctx: click.Context, population: bool) -> None:
+    """Log the README's demo runs (a run, a fork, a rewind) into the root; --population adds a PBT project."""
+    from .. import demo as demo_module
+
+    lake = lake_of(ctx)
+    os.environ["RUNLAKE_ROOT"] = lake.url  # the demo logs through the module-level functions
+    demo_module.main()
+    if population:
+        with busy("training a 16-member population"):
+            demo_module.population(lake.url)
+        click.echo("added project pbt-demo: 16 members, 4 generations of exploits, a fine-tuning fork")
 
 
 @main.group()

@@ -71,6 +71,8 @@ def write(catalog: Any) -> str:
             schema=pa.schema([("path", pa.string()), ("token", pa.string()), ("seen", pa.string())]),
         )
         state = tail.state.to_json()
+        if tail.touched or tail.added or tail.streams or tail.dropped_trees or tail.streams_dropped_trees:
+            state["mode"] = ""  # log changes not folded yet: a reader of it lists the root first
     now = time.time_ns()
     directory = storage.paths.checkpoint(now, uuid.uuid4().hex[:12])
     stamp: dict[str, Any] = {

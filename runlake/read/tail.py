@@ -179,6 +179,7 @@ class Tail:
 
     def settled(self, nodes: set[NodeKey]) -> None:
         """These nodes' parts are in the catalog now: their log changes are folded."""
+        self.dropped_trees = []  # (what they took away is out of the tables and `added` now)
         for node in nodes:
             self.added.pop(node, None)
         if nodes:

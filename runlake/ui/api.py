@@ -20,6 +20,7 @@ import polars as pl
 
 from ..errors import RunlakeError
 from ..lake import Lake
+from ..public.filters import where as filter_where
 from ..read.charts import downsample
 from ..store import settings
 from ..store.layout import MAX_STEP
@@ -78,8 +79,10 @@ def runs(
     limit: int = 100,
     summary_keys: list[str] | None = None,
     config_keys: list[str] | None = None,
+    filters: str | None = None,
 ) -> dict[str, Any]:
-    """One page of the runs table: filtered and sorted in SQL, with chosen summary/config columns."""
+    """One page of the runs table: filtered and sorted in SQL, with chosen summary/config columns;
+    `filters`: W&B's MongoDB-style filter as JSON, the `Api`'s language (public/filters.py)."""
     if sort not in SORTABLE:
         raise RunlakeError(f"cannot sort by {sort!r}: one of {', '.join(SORTABLE)}")
     where, params = ["true"], []
@@ -95,6 +98,16 @@ def runs(
             "(run_id ILIKE ? OR name ILIKE ? OR coalesce(\"group\", '') ILIKE ? OR array_to_string(tags, ' ') ILIKE ?)"
         )
         params += [f"%{q}%"] * 4
+    if filters:
+        try:
+            parsed = json.loads(filters)
+        except ValueError as exc:
+            raise ValueError(f"filters is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError('filters must be a JSON object, e.g. {"config.lr": {"$gt": 0.01}}')
+        condition, values = filter_where(parsed)
+        where.append(f"({condition})")
+        params += values
     limit = max(1, min(int(limit), 1000))
     offset = max(0, int(offset))
     extra, extra_params = [], []

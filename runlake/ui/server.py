@@ -135,6 +135,7 @@ def create_app(
             limit=_int(request, "limit", 100, 1, 10_000),
             summary_keys=_list(request, "summary"),
             config_keys=_list(request, "config"),
+            filters=q.get("filters") or None,
         )
 
     def run(request: Request) -> Any:

@@ -137,7 +137,7 @@ async function viewRuns(q) {
   const chosen = (q.get("summary") || "").split(",").filter(Boolean);
   const chosenConfig = (q.get("config") || "").split(",").filter(Boolean);
   const projects = await get("api/projects");
-  const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", sort, order, offset: page * limit, limit, summary: chosen.join(","), config: chosenConfig.join(",") });
+  const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", filters: q.get("filters") || "", sort, order, offset: page * limit, limit, summary: chosen.join(","), config: chosenConfig.join(",") });
   const data = await get("api/runs?" + query);
   const sweeps = await get("api/sweeps?" + new URLSearchParams({ project }));
   const selected = new Set();
@@ -150,6 +150,7 @@ async function viewRuns(q) {
       ["", "running", "finished", "failed", "crashed", "preempted"].map((s) => el("option", { value: s, selected: s === (q.get("state") || ""), text: s || "any state" }))),
     el("input", { id: "group", placeholder: "group", value: q.get("group") || "", size: 10, onchange: (e) => go("", { ...Object.fromEntries(q), group: e.target.value, page: "" }) }),
     el("input", { id: "tag", placeholder: "tag", value: q.get("tag") || "", size: 10, onchange: (e) => go("", { ...Object.fromEntries(q), tag: e.target.value, page: "" }) }),
+    el("input", { id: "filters", placeholder: '{"config.lr": {"$gt": 0.01}}', title: "W&B's filter language (as runlake.Api().runs(filters=...))", value: q.get("filters") || "", size: 28, onchange: (e) => go("", { ...Object.fromEntries(q), filters: e.target.value, page: "" }) }),
     el("select", { id: "add-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), summary: [...chosen, e.target.value].join(",") }) },
       el("option", { value: "", text: "+ summary column" }), data.summary_keys.filter((k) => !chosen.includes(k)).map((k) => el("option", { value: k, text: k }))),
     el("select", { id: "add-config-column", onchange: (e) => e.target.value && go("", { ...Object.fromEntries(q), config: [...chosenConfig, e.target.value].join(",") }) },
