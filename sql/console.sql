@@ -13,7 +13,6 @@ SELECT
     CASE WHEN c.stream = 'stderr' THEN 'error' ELSE '' END AS level,
     c.content,
     c.segment
-FROM run_meta AS r
-JOIN closure AS l ON l.node_run_id = r.run_id AND l.node_segment = r.segment AND l.run_id = r.run_id
+FROM own_segments AS r
 JOIN console_rows(getvariable('runlake_console')) AS c
-    ON c.run_id = l.run_id AND c.segment = l.segment AND c.step > l.step_lo AND c.step <= l.step_hi;
+    ON c.run_id = r.run_id AND c.segment = r.segment AND c.step > r.step_lo AND c.step <= r.step_hi;

@@ -12,7 +12,6 @@ SELECT
     m.key,
     m.value,
     m.segment
-FROM run_meta AS r
-JOIN closure AS l ON l.node_run_id = r.run_id AND l.node_segment = r.segment AND l.run_id = r.run_id
+FROM own_segments AS r
 JOIN system_rows(getvariable('runlake_system')) AS m
-    ON m.run_id = l.run_id AND m.segment = l.segment AND m.step > l.step_lo AND m.step <= l.step_hi;
+    ON m.run_id = r.run_id AND m.segment = r.segment AND m.step > r.step_lo AND m.step <= r.step_hi;

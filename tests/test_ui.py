@@ -724,3 +724,45 @@ def test_the_runs_table_takes_the_apis_filter_language(server, page):
             raise AssertionError(f"{bad} was answered")
         except urllib.error.HTTPError as exc:
             assert exc.code == 400 and said in json.loads(exc.read())["error"]
+
+
+def test_a_histogram_over_steps_is_a_heat_map_and_an_image_has_a_step_slider(tmp_path, browser):
+    """#29: W&B's default view of a histogram over time (bins x steps), and images by step."""
+    import numpy as np
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    run = lake.init("kinds", id="k", settings={"console": "off", "x_disable_stats": True})
+    rng = np.random.default_rng(0)
+    for step in range(20):
+        row = {
+            "weights": runlake.Histogram(rng.normal(step / 5, 1, 500), num_bins=16),
+            "loss": 1 / (step + 1),
+        }
+        if step % 5 == 0:
+            row["sample"] = runlake.Image(
+                np.full((8, 8, 3), step * 10, dtype=np.uint8), caption=f"step {step}"
+            )
+        run.log(row)
+    run.finish()
+    lake.close()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        _open(page, f"http://127.0.0.1:{port}/#/run/k")
+        page.wait_for_selector("#media .chart[data-key=weights] canvas.heatmap")
+        canvas = page.locator("#media .chart[data-key=weights] canvas.heatmap")
+        assert canvas.get_attribute("data-steps") == "20" and canvas.get_attribute("data-bins") == "32"
+        page.wait_for_selector("#media .chart[data-key=sample] .step-slider")
+        last = page.get_attribute("#media .chart[data-key=sample] img.stepped", "src")
+        page.eval_on_selector(
+            "#media .chart[data-key=sample] .step-slider",
+            "s => { s.value = 0; s.dispatchEvent(new Event('input')); }",
+        )
+        first = page.get_attribute("#media .chart[data-key=sample] img.stepped", "src")
+        assert first != last and "sample_0_" in first
+        assert "step 0" in page.inner_text("#media .chart[data-key=sample] .over-steps")
+        assert page.locator("#charts .chart").count() == 1  # loss only: no empty frames for media
+    finally:
+        context.close()
+        _stop(proc)

@@ -251,35 +251,40 @@ def _write_streams(
     storage: Storage, project: str, run_id: str, segment: int, seg: SourceSegment, origin: float
 ) -> None:
     """The source's system metrics and console lines of a new segment, as one file each."""
-    if seg.system:
-        rows = sorted(seg.system)
-        table = pa.table(
-            {
-                "time": [r[0] for r in rows],
-                "runtime": [r[0] - (origin or rows[0][0]) for r in rows],
-                "step": [r[1] for r in rows],
-                "key": [r[2] for r in rows],
-                "value": [r[3] for r in rows],
-                "label": [""] * len(rows),
+    system = sorted(seg.system)
+    start = origin or (system[0][0] if system else 0.0)
+    columns: dict[str, tuple[list[Any], pa.Schema, Callable[[Any], dict[str, Any]]]] = {
+        "system": (
+            system,
+            SYSTEM_SCHEMA,
+            lambda r: {
+                "time": r[0],
+                "runtime": r[0] - start,
+                "step": r[1],
+                "key": r[2],
+                "value": r[3],
+                "label": "",
             },
-            schema=SYSTEM_SCHEMA,
-        )
-        path = storage.paths.stream_part(project, run_id, segment, "system", "", int(rows[0][0] * 1e9))
-        storage.write_with_retry(path, encode_any(table))
-    if seg.console:
-        lines = seg.console  # in the order the source wrote them
-        table = pa.table(
-            {
-                "line": list(range(len(lines))),
-                "time": [r[0] for r in lines],
-                "step": [r[1] for r in lines],
-                "stream": [r[2] for r in lines],
-                "content": [r[3] for r in lines],
-                "label": [""] * len(lines),
+        ),
+        "console": (  # in the order the source wrote them
+            list(enumerate(seg.console)),
+            CONSOLE_SCHEMA,
+            lambda r: {
+                "line": r[0],
+                "time": r[1][0],
+                "step": r[1][1],
+                "stream": r[1][2],
+                "content": r[1][3],
+                "label": "",
             },
-            schema=CONSOLE_SCHEMA,
-        )
-        path = storage.paths.stream_part(project, run_id, segment, "console", "", int(lines[0][0] * 1e9))
+        ),
+    }
+    for stream, (rows, schema, row) in columns.items():
+        if not rows:
+            continue
+        table = pa.Table.from_pylist([row(r) for r in rows], schema=schema)
+        first = table.column("time")[0].as_py()
+        path = storage.paths.stream_part(project, run_id, segment, stream, "", int(first * 1e9))
         storage.write_with_retry(path, encode_any(table))
 
 

@@ -175,65 +175,59 @@ def _write_pack(
     then the old parts removed (only with no grace: else a later compaction removes them); all
     of it one commit-log entry."""
     with storage.journal.batch():
-        return _write_pack_now(storage, batch, grace)
-
-
-def _write_pack_now(
-    storage: Storage, batch: list[tuple[str, str, int, list[PartFile]]], grace: float
-) -> list[dict[str, Any]]:
-    project = batch[0][0]
-    ordered = sorted(batch, key=lambda b: (b[1], b[2]))  # (run_id, segment): the order inside a key
-    table = read_node_rows(storage.fs, [(r, s, [p.path for p in parts]) for _, r, s, parts in ordered])
-    table = _sort_by_key(table)
-    data = encode_pack(table)
-    pack_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
-    base = storage.paths.pack_base(project, pack_id)
-    storage.write_atomic(f"{base}.parquet", data)
-    counts = _rows_per_node(table)
-    members = [
-        PackMember(
-            run_id=run_id,
-            segment=segment,
-            step_lo=min(p.step_lo for p in parts),
-            step_hi=max(p.step_hi for p in parts),
-            rows=counts.get((run_id, segment), 0),
-            bytes=sum(p.size for p in parts),
-            parts=len(parts),
+        project = batch[0][0]
+        ordered = sorted(batch, key=lambda b: (b[1], b[2]))  # (run_id, segment): the order inside a key
+        table = read_node_rows(storage.fs, [(r, s, [p.path for p in parts]) for _, r, s, parts in ordered])
+        table = _sort_by_key(table)
+        data = encode_pack(table)
+        pack_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+        base = storage.paths.pack_base(project, pack_id)
+        storage.write_atomic(f"{base}.parquet", data)
+        counts = _rows_per_node(table)
+        members = [
+            PackMember(
+                run_id=run_id,
+                segment=segment,
+                step_lo=min(p.step_lo for p in parts),
+                step_hi=max(p.step_hi for p in parts),
+                rows=counts.get((run_id, segment), 0),
+                bytes=sum(p.size for p in parts),
+                parts=len(parts),
+            )
+            for _, run_id, segment, parts in ordered
+        ]
+        manifest = PackManifest(
+            pack=f"pack-{pack_id}.parquet",
+            project=project,
+            created_at=time.time(),
+            rows=table.num_rows,
+            bytes=len(data),
+            members=members,
         )
-        for _, run_id, segment, parts in ordered
-    ]
-    manifest = PackManifest(
-        pack=f"pack-{pack_id}.parquet",
-        project=project,
-        created_at=time.time(),
-        rows=table.num_rows,
-        bytes=len(data),
-        members=members,
-    )
-    manifests.write(storage, f"{base}.json", manifest)  # the switch
-    relative = pack_relative(f"{base}.parquet")
-    out = []
-    for (_, run_id, segment, parts), member in zip(ordered, members, strict=True):
-        _point_and_remove(
-            storage,
-            project,
-            run_id,
-            segment,
-            [(relative, member.step_lo, member.step_hi)],
-            [] if grace > 0 else parts,
-        )
-        out.append(
-            {
-                "run_id": run_id,
-                "segment": segment,
-                "parts_before": len(parts),
-                "parts_after": 1,
-                "bytes_before": member.bytes,
-                "bytes_after": round(len(data) * member.rows / max(table.num_rows, 1)),
-                "pack": manifest.pack,
-            }
-        )
-    return out
+        manifests.write(storage, f"{base}.json", manifest)  # the switch
+        relative = pack_relative(f"{base}.parquet")
+        out = []
+        for (_, run_id, segment, parts), member in zip(ordered, members, strict=True):
+            _point_and_remove(
+                storage,
+                project,
+                run_id,
+                segment,
+                [(relative, member.step_lo, member.step_hi)],
+                [] if grace > 0 else parts,
+            )
+            out.append(
+                {
+                    "run_id": run_id,
+                    "segment": segment,
+                    "parts_before": len(parts),
+                    "parts_after": 1,
+                    "bytes_before": member.bytes,
+                    "bytes_after": round(len(data) * member.rows / max(table.num_rows, 1)),
+                    "pack": manifest.pack,
+                }
+            )
+        return out
 
 
 def _point_and_remove(
@@ -244,29 +238,21 @@ def _point_and_remove(
     packs: list[tuple[str, int, int]],
     parts: list[PartFile],
 ) -> None:
-    """Record where a node's rows went (before they leave its directory), then remove `parts`."""
-    with storage.journal.batch():  # one commit-log entry for the pointer and the removals
-        _point_and_remove_now(storage, project, run_id, segment, packs, parts)
-
-
-def _point_and_remove_now(
-    storage: Storage,
-    project: str,
-    run_id: str,
-    segment: int,
-    packs: list[tuple[str, int, int]],
-    parts: list[PartFile],
-) -> None:
-    doc = manifests.read_packed(storage, project, run_id, segment) or PackedPointer(segment=segment)
-    known = {p["pack"] for p in doc.packs}
-    missing = [(pack_relative(pack), lo, hi) for pack, lo, hi in packs if pack_relative(pack) not in known]
-    for relative, lo, hi in missing:
-        doc.packs.append({"pack": relative, "step_lo": lo, "step_hi": hi})
-    if missing:
-        doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
-        manifests.write(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), doc)
-    for part in parts:
-        storage.remove(part.path)
+    """Record where a node's rows went (before they leave its directory), then remove `parts`:
+    one commit-log entry for the pointer and the removals."""
+    with storage.journal.batch():
+        doc = manifests.read_packed(storage, project, run_id, segment) or PackedPointer(segment=segment)
+        known = {p["pack"] for p in doc.packs}
+        missing = [
+            (pack_relative(pack), lo, hi) for pack, lo, hi in packs if pack_relative(pack) not in known
+        ]
+        for relative, lo, hi in missing:
+            doc.packs.append({"pack": relative, "step_lo": lo, "step_hi": hi})
+        if missing:
+            doc.step_hi = max(int(p["step_hi"]) for p in doc.packs)
+            manifests.write(storage, storage.paths.meta(project, run_id, f"packed-{segment}.json"), doc)
+        for part in parts:
+            storage.remove(part.path)
 
 
 def _past_grace(

@@ -46,6 +46,7 @@ ORDER = (
     "history",
     "runs",
     "artifacts",
+    "own_segments",
     "console",
     "system_metrics",
 )

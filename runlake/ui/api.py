@@ -237,6 +237,46 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     return {**record, "keys": keys, "groups": groups, "media": media, "alerts": alerts}
 
 
+HEATMAP_BINS = 32
+
+
+def steps_of(lake: Lake, run_id: str, key: str, limit: int = 200) -> dict[str, Any]:
+    """A media or histogram key over the run's steps (its effective history), at most `limit`
+    steps evenly spaced (the first and last kept): images for a step slider; for a histogram
+    key also a heat map, each step's counts re-binned onto one grid of HEATMAP_BINS bins over
+    every step's range (W&B's default view of a histogram over time)."""
+    frame = lake.history(run_id, [key])
+    if key not in frame.columns:
+        raise ValueError(f"run {run_id!r} has no key {key!r}")
+    frame = frame.select("_step", key).drop_nulls(key)
+    if frame.height > limit:
+        picks = sorted({round(i * (frame.height - 1) / (limit - 1)) for i in range(limit)})
+        frame = frame[picks]
+    steps, values = [], []
+    for step, raw in frame.iter_rows():
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            value = raw
+        steps.append(step)
+        values.append(value)
+    out: dict[str, Any] = {"key": key, "steps": steps, "values": values}
+    hists = [v for v in values if isinstance(v, dict) and v.get("_type") == "histogram" and v.get("bins")]
+    if hists and len(hists) == len(values):
+        lo = min(float(h["bins"][0]) for h in hists)
+        hi = max(float(h["bins"][-1]) for h in hists)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HEATMAP_BINS + 1)
+        grid = []
+        for h in hists:
+            bins = np.asarray(h["bins"], dtype=np.float64)
+            centres = (bins[:-1] + bins[1:]) / 2 if len(bins) > len(h["values"]) else bins[: len(h["values"])]
+            counts, _ = np.histogram(centres, bins=edges, weights=np.asarray(h["values"], dtype=np.float64))
+            grid.append(_floats(counts))
+        out["heatmap"] = {"edges": _floats(edges), "counts": grid}
+        out["values"] = []  # the heat map says it; the latest histogram is on the page already
+    return out
+
+
 GROUP_FIELDS = ("group", "job_type", "sweep")  # and config.<key>
 
 

@@ -151,6 +151,12 @@ def create_app(
             _int(request, "limit", 2000, 1, 100_000),
         )
 
+    def steps(request: Request) -> Any:
+        q = request.query_params
+        return api.steps_of(
+            lake, request.path_params["run_id"], q.get("key") or "", _int(request, "limit", 200, 2, 2000)
+        )
+
     def group(request: Request) -> Any:
         q = request.query_params
         return api.group_lines(
@@ -262,6 +268,7 @@ def create_app(
         Route("/api/runs/{run_id}", endpoint(run)),
         Route("/api/runs/{run_id}/series", endpoint(series)),
         Route("/api/runs/{run_id}/console", endpoint(console)),
+        Route("/api/runs/{run_id}/steps", endpoint(steps)),
         Route("/api/runs/{run_id}/system", endpoint(system)),
         Route("/api/compare", endpoint(compare)),
         Route("/api/group", endpoint(group)),

@@ -242,7 +242,35 @@ function mediaView(ref) {
 function mediaSection(info) {
   if (!info.media.length) return "";
   return el("div", { id: "media" }, el("h2", { text: "Media" }), el("div", { class: "grid" },
-    info.media.map((m) => el("div", { class: "chart", "data-key": m.key }, el("h3", { text: m.key }), mediaView(m.value)))));
+    info.media.map((m) => el("div", { class: "chart", "data-key": m.key }, el("h3", { text: m.key }), overSteps(info.run.run_id, m), mediaView(m.value)))));
+}
+function overSteps(runId, m) {  // a histogram's heat map over steps; an image's step slider
+  const kind = (m.value || {})._type;
+  if (kind !== "histogram" && kind !== "image-file") return "";
+  const box = el("div", { class: "over-steps" });
+  get(`api/runs/${encodeURIComponent(runId)}/steps?` + new URLSearchParams({ key: m.key, limit: 200 })).then((data) => {
+    if (data.heatmap) return box.appendChild(heatmap(data));
+    if (data.steps.length < 2) return;
+    const img = el("img", { class: "stepped", alt: m.key, src: mediaSrc(data.values[data.values.length - 1]) });
+    const label = el("span", { class: "muted", text: `step ${data.steps[data.steps.length - 1]}` });
+    const slider = el("input", { type: "range", class: "step-slider", min: 0, max: data.steps.length - 1, value: data.steps.length - 1, oninput: (e) => {
+      const i = +e.target.value; img.src = mediaSrc(data.values[i]); label.textContent = `step ${data.steps[i]}` + (data.values[i].caption ? ` · ${data.values[i].caption}` : "");
+    } });
+    box.parentNode?.querySelector(":scope > figure.media")?.remove();  // the slider shows the latest too
+    label.textContent += data.values[data.values.length - 1].caption ? ` · ${data.values[data.values.length - 1].caption}` : "";
+    box.append(img, el("div", {}, slider, " ", label));
+  }).catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
+  return box;
+}
+function heatmap(data) {  // bins (rows, low at the bottom) x steps (columns), darker = more
+  const counts = data.heatmap.counts, edges = data.heatmap.edges, cols = counts.length, rows = edges.length - 1;
+  const canvas = el("canvas", { class: "heatmap", width: 360, height: 120, "data-steps": String(cols), "data-bins": String(rows) });
+  const ctx = canvas.getContext("2d"), cw = 360 / cols, ch = 120 / rows;
+  counts.forEach((col, i) => {
+    const max = Math.max(1, ...col.map((v) => v || 0));
+    col.forEach((v, j) => { ctx.fillStyle = colour((v || 0) / max); ctx.fillRect(i * cw, 120 - (j + 1) * ch, Math.ceil(cw), Math.ceil(ch)); });
+  });
+  return el("div", {}, canvas, el("div", { class: "muted", text: `steps ${data.steps[0]} … ${data.steps[data.steps.length - 1]} · values ${fmt(edges[0])} … ${fmt(edges[edges.length - 1])}` }));
 }
 function alertsSection(info) {
   if (!info.alerts.length) return "";
