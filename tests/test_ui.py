@@ -743,6 +743,7 @@ def test_a_histogram_over_steps_is_a_heat_map_and_an_image_has_a_step_slider(tmp
             row["sample"] = runlake.Image(
                 np.full((8, 8, 3), step * 10, dtype=np.uint8), caption=f"step {step}"
             )
+            row["note"] = f"<b>checkpoint</b> {step}"  # text: a table of step -> text, shown as text
         run.log(row)
     run.finish()
     lake.close()
@@ -762,7 +763,14 @@ def test_a_histogram_over_steps_is_a_heat_map_and_an_image_has_a_step_slider(tmp
         first = page.get_attribute("#media .chart[data-key=sample] img.stepped", "src")
         assert first != last and "sample_0_" in first
         assert "step 0" in page.inner_text("#media .chart[data-key=sample] .over-steps")
-        assert page.locator("#charts .chart").count() == 1  # loss only: no empty frames for media
+        page.wait_for_selector("#media .chart[data-key=note] table.text-steps td")
+        texts = page.eval_on_selector_all(
+            "#media .chart[data-key=note] table.text-steps tr td:nth-child(2)",
+            "ts => ts.map(t => t.textContent)",
+        )
+        assert texts == [f"<b>checkpoint</b> {s}" for s in (0, 5, 10, 15)]
+        assert page.locator("#media b").count() == 0  # shown as text, never as markup
+        assert page.locator("#charts .chart").count() == 1  # loss only: no empty frames for media or text
     finally:
         context.close()
         _stop(proc)

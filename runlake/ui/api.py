@@ -233,6 +233,11 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
     for key in keys:
         groups.setdefault(key.split("/", 1)[0] if "/" in key else "", []).append(key)
     media = [{"key": k, "value": v} for k, v in sorted(record["summary"].items()) if _is_media(v)]
+    media += [
+        {"key": k, "value": {"_type": "text", "text": v}}
+        for k, v in sorted(record["summary"].items())
+        if isinstance(v, str) and not k.startswith("_")
+    ]  # text keys: a table of step -> text
     alerts = json_rows(lake.alerts(run_id).drop("path"))
     return {**record, "keys": keys, "groups": groups, "media": media, "alerts": alerts}
 

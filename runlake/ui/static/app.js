@@ -228,6 +228,7 @@ function mediaView(ref) {
     case "html-file": return el("iframe", { class: "media-html", sandbox: "", src: mediaSrc(ref), title: "logged HTML" });
     case "plotly-file": return el("a", { href: mediaSrc(ref), target: "_blank", rel: "noopener", text: "plotly figure (JSON)" });
     case "histogram": return histogramView(ref);
+    case "text": return "";  // shown by step (overSteps)
     case "table-file": {
       const box = el("div", { class: "media-table" }, el("div", { class: "muted", text: (ref.chart ? `chart ${ref.chart.type}${ref.chart.title ? ": " + ref.chart.title : ""} · ` : "") + `${ref.nrows} rows × ${ref.ncols} columns` }));
       get("api/table?" + new URLSearchParams({ path: ref.path, limit: 20 })).then((t) => box.appendChild(el("table", {},
@@ -244,12 +245,14 @@ function mediaSection(info) {
   return el("div", { id: "media" }, el("h2", { text: "Media" }), el("div", { class: "grid" },
     info.media.map((m) => el("div", { class: "chart", "data-key": m.key }, el("h3", { text: m.key }), overSteps(info.run.run_id, m), mediaView(m.value)))));
 }
-function overSteps(runId, m) {  // a histogram's heat map over steps; an image's step slider
+function overSteps(runId, m) {  // a histogram's heat map over steps; an image's step slider; text by step
   const kind = (m.value || {})._type;
-  if (kind !== "histogram" && kind !== "image-file") return "";
+  if (kind !== "histogram" && kind !== "image-file" && kind !== "text") return "";
   const box = el("div", { class: "over-steps" });
   get(`api/runs/${encodeURIComponent(runId)}/steps?` + new URLSearchParams({ key: m.key, limit: 200 })).then((data) => {
     if (data.heatmap) return box.appendChild(heatmap(data));
+    if (kind === "text") return box.appendChild(el("table", { class: "text-steps" }, el("tr", {}, el("th", { text: "step" }), el("th", { text: "text" })),
+      data.steps.map((st, i) => el("tr", {}, el("td", { class: "num", text: fmt(st) }), el("td", { text: typeof data.values[i] === "string" ? data.values[i] : fmt(data.values[i]) })))));
     if (data.steps.length < 2) return;
     const img = el("img", { class: "stepped", alt: m.key, src: mediaSrc(data.values[data.values.length - 1]) });
     const label = el("span", { class: "muted", text: `step ${data.steps[data.steps.length - 1]}` });
