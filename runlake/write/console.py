@@ -6,6 +6,7 @@ its last state, as W&B keeps it. Nothing here ever raises into the program's own
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -80,11 +81,14 @@ class Capture:
     """The process's one capture: installed while a run that captures is open."""
 
     def __init__(self) -> None:
+        self.pid = os.getpid()
         self.sinks: list[Sink] = []
         self.lock = threading.Lock()
         self.tees: dict[str, _Tee] = {}
 
     def emit(self, stream: str, line: str, at: float) -> None:
+        if os.getpid() != self.pid:  # a fork()ed child (a data-loader worker): not the run's process
+            return
         for sink in list(self.sinks):
             try:
                 sink(stream, line, at)
@@ -93,6 +97,8 @@ class Capture:
 
     def add(self, sink: Sink) -> None:
         with self.lock:
+            if not self.sinks:
+                self.pid = os.getpid()
             self.sinks.append(sink)
             for name in ("stdout", "stderr"):
                 current = getattr(sys, name)
