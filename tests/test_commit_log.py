@@ -172,6 +172,9 @@ def test_a_writer_killed_between_a_manifest_and_its_entry_is_found_and_repaired(
             runs = lake.runs()
             assert sorted(runs["run_id"].to_list()) == ["other", "victim"]
             assert runs.filter(runs["run_id"] == "victim")["state"].to_list() == ["crashed"]
+    with runlake.Lake(root) as fresh:  # a new process's doctor too (it follows the log first)
+        rows = [r["path"] for r in fresh.doctor().iter_rows(named=True) if "commit-log" in r["problem"]]
+        assert rows == [os.path.join(root, "runs/p/victim/meta/state.json")]
     report = reader.doctor()  # a full listing: what the log lacks is found, read and reported
     assert [r["path"] for r in report.iter_rows(named=True) if "commit-log" in r["problem"]] == [
         os.path.join(root, "runs/p/victim/meta/state.json")

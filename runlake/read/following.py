@@ -71,7 +71,9 @@ class Following:
                 cur.close()
             files = tables["files"].to_pydict()
             paths = [local_root + p for p in files["path"]]
+            generation = self.state.generation  # keeps moving: caches keyed by it must not match
             self.state = type(self.state)()
+            self.state.generation = generation + 1
             self.state.seen = {p: t for p, t in zip(paths, files["seen"], strict=True) if t is not None}
             self.tail.listing = {p: t for p, t in zip(paths, files["token"], strict=True) if t is not None}
             self.tail.state = tail_state
@@ -93,7 +95,6 @@ class Following:
                 self.refresh()
             finally:
                 self._relist_now = False
-            self.unlogged.update(self._repaired)
             return sorted(self.unlogged)
 
     def _log_listed_at(self) -> float:
@@ -143,15 +144,15 @@ class Following:
             # the entries after its position; a newer checkpoint replaces what it knows
             if checkpoint.load(self, newer_than=tail.state.position_ns):
                 self.fold.forced.clear()
+        if tail.state.mode == "log":  # what the log says first: a full listing then finds only its gaps
+            running = self.fold.running_rows(self.con)
+            tail.follow([self.storage.paths.meta(p, r, "beat.json") for r, p, *_ in running])
         if (
             tail.state.mode == "log"
             and not tail.relist_due()
             and not self._relist_now
             and not self._start_relist
         ):
-            running = self.fold.running_rows(self.con)
-            beats = [self.storage.paths.meta(p, r, "beat.json") for r, p, *_ in running]
-            tail.follow(beats)
             if self.unlogged:  # an entry describes them now (doctor --fix, their writer again)
                 self.unlogged = {
                     p for p in self.unlogged if not tail.listing.get(p, "log:").startswith("log:")
@@ -170,6 +171,7 @@ class Following:
             self._repaired = self._reconcile(
                 {**listing, **packs}, quiet=self._relist_now or self._start_relist
             )
+            self.unlogged.update(self._repaired)  # until an entry describes them (doctor reports them)
             tail.last_full = time.monotonic()
         else:
             tail.took_full_listing({**listing, **packs}, listed_ns, following)
