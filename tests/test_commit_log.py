@@ -213,6 +213,7 @@ def test_a_corrupt_checkpoint_is_ignored_and_the_previous_one_used(tmp_path):
     fresh.close()
 
 
+@pytest.mark.slow
 def test_a_reader_racing_a_checkpoint_write_reads_a_whole_one(tmp_path, monkeypatch):
     """Checkpoints are written (tables first, the stamp last) while new readers start: every
     reader sees every run, whichever checkpoint it found (a half-written one has no stamp)."""
@@ -257,6 +258,7 @@ def test_a_reader_racing_a_checkpoint_write_reads_a_whole_one(tmp_path, monkeypa
     reader.close()
 
 
+@pytest.mark.slow
 def test_an_old_root_without_a_log_reads_by_listing_and_upgrades(tmp_path):
     root = tmp_path / "root"
     lake = runlake.Lake(str(root))
@@ -289,6 +291,7 @@ def test_an_old_root_without_a_log_reads_by_listing_and_upgrades(tmp_path):
     new.close()
 
 
+@pytest.mark.slow
 def test_compaction_removes_log_entries_a_checkpoint_made_old(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNLAKE_LOG_GRACE", "0")
     monkeypatch.setenv("RUNLAKE_LOG_WINDOW", str(WINDOW))
@@ -359,6 +362,7 @@ def test_log_entries_carry_what_a_reader_needs_and_only_valid_paths_are_applied(
     lake.close()
 
 
+@pytest.mark.slow
 def test_a_reader_away_longer_than_the_logs_retention_starts_from_a_newer_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNLAKE_LOG_WINDOW", str(WINDOW))
     root = str(tmp_path / "root")
