@@ -10,6 +10,7 @@ fork starts with none of its parent's (they were another process's)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -51,12 +52,10 @@ class Streams:
         self._started = time.time()
         if console:
             CAPTURE.add(self._on_line)
-        self._thread: threading.Thread | None = None
+        self.interval = interval
+        self.next_sample = time.monotonic() + interval
         if stats:
-            self._thread = threading.Thread(
-                target=self._sample_loop, args=(interval,), name="runlake-system-metrics", daemon=True
-            )
-            self._thread.start()
+            SAMPLER.add(self)
 
     # ---- collecting (off the training path: print()s and a background thread) ------------------
     def _on_line(self, stream: str, content: str, at: float) -> None:
@@ -68,24 +67,9 @@ class Streams:
             self.due = True
             flusher.wake()
 
-    def _sample_loop(self, interval: float) -> None:
-        # the probe (psutil's import, its counters) is made a little after the start, not while
-        # init() returns and the training loop begins: a short run pays nothing for it
-        settle = min(interval / 2, 2.0)
-        if self._stop.wait(settle):
-            return
-        try:
-            probe = Probe()
-        except Exception:  # noqa: BLE001 - psutil missing or refused: no system metrics, no crash
-            return
-        if self._stop.wait(interval - settle):
-            return
-        self.sample(probe)
-        while not self._stop.wait(interval):
-            self.sample(probe)
-
-    def sample(self, probe: Probe) -> None:
-        values = probe.sample()
+    def sample(self, probe: Probe, values: dict[str, float] | None = None) -> None:
+        """One sample into this run's rows (`values`: taken already, for several runs at once)."""
+        values = probe.sample() if values is None else values
         at = time.time()
         runtime = at - self._started + getattr(self.run, "_runtime_offset", 0.0)
         step = self.run._step
@@ -136,11 +120,72 @@ class Streams:
     def close(self) -> None:
         """Stop sampling and capturing (a last line without its newline is kept)."""
         self._stop.set()
+        SAMPLER.remove(self)
         if self._capturing:
             self._capturing = False
             CAPTURE.remove(self._on_line)
-        # the sampler is not joined (it may be building its probe): it stops at its next check,
-        # and a sample taken meanwhile is not kept
+
+
+class _Sampler:
+    """The process's one sampling thread: one probe (psutil's counters, GPUs), sampled for each
+    open run when its interval comes round. It starts with the first run that samples and ends
+    with the last; the probe is made a little after the start, not while init() returns and the
+    training loop begins (a short run pays nothing for it)."""
+
+    SETTLE = 2.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.streams: dict[int, Streams] = {}
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()
+        self.probe: Probe | None = None
+
+    def add(self, streams: Streams) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # a fork()ed child: its own thread and probe
+                self.pid, self.thread, self.probe, self.streams = os.getpid(), None, None, {}
+            self.streams[id(streams)] = streams
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="runlake-system-metrics", daemon=True)
+                self.thread.start()
+            self.lock.notify()
+
+    def remove(self, streams: Streams) -> None:
+        with self.lock:
+            self.streams.pop(id(streams), None)
+            self.lock.notify()
+
+    def _loop(self) -> None:
+        with self.lock:
+            self.lock.wait_for(lambda: not self.streams, timeout=self.SETTLE)
+        while True:
+            with self.lock:
+                if not self.streams:
+                    self.thread = None
+                    return
+                now = time.monotonic()
+                due = [s for s in self.streams.values() if s.next_sample <= now]
+                wake = min(s.next_sample for s in self.streams.values())
+            if due:
+                try:
+                    if self.probe is None:
+                        self.probe = Probe()
+                    values = self.probe.sample()
+                except Exception:  # noqa: BLE001 - psutil missing or refused: no system metrics
+                    with self.lock:
+                        self.streams.clear()
+                        self.thread = None
+                    return
+                for stream in due:
+                    stream.sample(self.probe, values)
+                    stream.next_sample = now + stream.interval
+                continue
+            with self.lock:
+                self.lock.wait(timeout=max(0.01, wake - time.monotonic()))
+
+
+SAMPLER = _Sampler()
 
 
 def stream_options(given: dict[str, Any]) -> dict[str, Any] | None:
