@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -77,6 +78,7 @@ class Journal:
     def __init__(self, storage: Any) -> None:  # a Storage: storage.py imports this module
         self.storage = storage
         self.writer = uuid.uuid4().hex[:12]
+        self._pid = os.getpid()
         self._seq = 0
         self._last_ns = 0
         self._lock = threading.Lock()
@@ -211,6 +213,8 @@ class Journal:
     def _write(self, changes: list[dict[str, Any]]) -> None:
         data = json.dumps({"v": FORMAT, "changes": changes}, allow_nan=True).encode()
         window_ns = int(settings.log_window() * 1e9)
+        if os.getpid() != self._pid:  # a fork()ed child: names of its own, never its parent's
+            self._pid, self.writer, self._seq = os.getpid(), uuid.uuid4().hex[:12], 0
         for _ in range(3):
             now = max(time.time_ns(), self._last_ns + 1)
             self._last_ns = now

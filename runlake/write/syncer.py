@@ -90,6 +90,8 @@ class Syncer:
                 raise
             if why is not None:
                 buffer.give_back(packed, batch, text)
+                if self.streams is not None:  # no more console lines or samples for a run it lost
+                    self.streams.close()
                 run._fence(why)
                 raise RunlakeError(why)
             wrote = bool(packed or batch[2])
