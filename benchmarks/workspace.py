@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import runlake
-from runlake.ui import api
+from runlake.ui import api, panels
 
 Rows = list[tuple[str, str, str]]
 
@@ -41,11 +41,11 @@ def workspace(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     lake.compact(progress=False)
     out: dict[str, Any] = {"runs": len(ids), "steps": steps}
     for band in ("std", "minmax"):
-        api.group_lines(lake, ids, "k00", "group", band)  # warm: the catalog read once
+        panels.group_lines(lake, ids, "k00", "group", band)  # warm: the catalog read once
         times = []
         for _ in range(5):
             t0 = time.perf_counter()
-            groups = api.group_lines(lake, ids, "k00", "group", band)
+            groups = panels.group_lines(lake, ids, "k00", "group", band)
             times.append(time.perf_counter() - t0)
         assert len(groups["groups"]) == 4
         out[f"group_{band}_ms"] = statistics.median(times) * 1e3

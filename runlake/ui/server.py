@@ -50,7 +50,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import QueryError, RunlakeError, RunNotFoundError
 from ..lake import Lake
-from . import api
+from . import api, panels
 from .guard import HTML_MEDIA_HEADERS, LOOPBACK, MEDIA_CONTENT, Guard, Json, error, hosts_for
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -143,7 +143,7 @@ def create_app(
 
     def console(request: Request) -> Any:
         q = request.query_params
-        return api.console(
+        return panels.console(
             lake,
             request.path_params["run_id"],
             q.get("grep"),
@@ -153,13 +153,13 @@ def create_app(
 
     def steps(request: Request) -> Any:
         q = request.query_params
-        return api.steps_of(
+        return panels.steps_of(
             lake, request.path_params["run_id"], q.get("key") or "", _int(request, "limit", 200, 2, 2000)
         )
 
     def group(request: Request) -> Any:
         q = request.query_params
-        return api.group_lines(
+        return panels.group_lines(
             lake,
             _list(request, "runs"),
             q.get("key") or "",
@@ -169,7 +169,7 @@ def create_app(
         )
 
     def system(request: Request) -> Any:
-        return api.system(lake, request.path_params["run_id"])
+        return panels.system(lake, request.path_params["run_id"])
 
     def series(request: Request) -> Any:
         q = request.query_params
