@@ -200,6 +200,7 @@ def test_the_api_reads_console_logs_output_log_and_system_history(tmp_path, caps
         api_run.file("model.pt")
     system = api_run.history(stream="system", pandas=False)
     assert len(system) == 1 and system[0]["system.memory_percent"] > 0
+    assert api_run.system_metrics["system.memory_percent"] == system[0]["system.memory_percent"]
     with pytest.raises(ValueError, match="stream"):
         api_run.history(stream="events")
 

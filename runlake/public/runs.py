@@ -238,8 +238,9 @@ class Run:
 
     @property
     def system_metrics(self) -> dict[str, Any]:
-        """{}: runlake does not record system metrics yet."""
-        return {}
+        """The last sample of each system metric (W&B's `system.*` keys), as W&B's public API."""
+        last = self._lake.system_metrics(self.id).sort("time").group_by("key", maintain_order=True).last()
+        return dict(zip(last["key"].to_list(), last["value"].to_list(), strict=True))
 
     # ---- edits ---------------------------------------------------------------------------
     def _write(self, **changes: Any) -> None:
