@@ -337,3 +337,38 @@ def test_a_wandb_runs_console_and_system_metrics_are_imported(tmp_path):
     system = lake.system_metrics(run_id)
     assert system.height == stats and all(k.startswith("system.") for k in system["key"])
     assert not [c for c in lake.history(run_id).columns if c.startswith("system")]
+
+
+def test_nvidia_gpus_are_sampled_under_wandbs_names_and_a_failing_probe_leaves_its_keys_out(monkeypatch):
+    """No GPU here: nvidia-ml-py's module is stood in for with the calls it answers."""
+    import types
+
+    from runlake.write import system_stats
+
+    class Util:
+        gpu, memory = 87, 40
+
+    class Mem:
+        used, total = 3 * 2**30, 12 * 2**30
+
+    def no_power(handle):
+        raise RuntimeError("not supported on this board")
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetCount=lambda: 2,
+        nvmlDeviceGetHandleByIndex=lambda i: f"gpu{i}",
+        nvmlDeviceGetUtilizationRates=lambda h: Util,
+        nvmlDeviceGetMemoryInfo=lambda h: Mem,
+        NVML_TEMPERATURE_GPU=0,
+        nvmlDeviceGetTemperature=lambda h, kind: 61,
+        nvmlDeviceGetPowerUsage=no_power,
+        nvmlDeviceGetEnforcedPowerLimit=lambda h: 300_000,
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sample = system_stats._nvidia()()
+    assert sample["system.gpu.0.gpu"] == 87.0 and sample["system.gpu.1.memory"] == 40.0
+    assert sample["system.gpu.1.memoryAllocated"] == 25.0 and sample["system.gpu.0.temp"] == 61.0
+    assert not [k for k in sample if "power" in k.lower()]  # the probe that failed: left out
+    monkeypatch.setattr(fake, "nvmlDeviceGetCount", lambda: 0)
+    assert system_stats._nvidia() is None  # no device: no GPU keys at all

@@ -155,28 +155,27 @@ def update_states(cur: duckdb.DuckDBPyConnection, columns: dict[str, list[Any]])
     cur.unregister("new_states")
 
 
-def packed_ranges(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
-    """(run_id, segment, step_lo, step_hi) of the packs holding rows of these nodes."""
+def _node_parts(
+    cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]], what: str, pack: bool
+) -> list[tuple[Any, ...]]:
     cur.register("the_nodes", _arrow(cur, "segments", nodes))
     try:
         return cur.execute(
-            "SELECT p.run_id, p.segment, p.step_lo, p.step_hi FROM parts AS p "
-            "JOIN the_nodes AS n ON p.run_id = n.run_id AND p.segment = n.segment WHERE p.pack"
+            f"SELECT p.run_id, p.segment, {what} FROM parts AS p "
+            f"JOIN the_nodes AS n ON p.run_id = n.run_id AND p.segment = n.segment WHERE {'' if pack else 'NOT '}p.pack"
         ).fetchall()
     finally:
         cur.unregister("the_nodes")
+
+
+def packed_ranges(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """(run_id, segment, step_lo, step_hi) of the packs holding rows of these nodes."""
+    return _node_parts(cur, nodes, "p.step_lo, p.step_hi", pack=True)
 
 
 def own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
     """(run_id, segment, path, bytes) of these nodes' own (listed) parts as indexed now."""
-    cur.register("the_nodes", _arrow(cur, "segments", nodes))
-    try:
-        return cur.execute(
-            "SELECT p.run_id, p.segment, p.path, p.bytes FROM parts AS p "
-            "JOIN the_nodes AS n ON p.run_id = n.run_id AND p.segment = n.segment WHERE NOT p.pack"
-        ).fetchall()
-    finally:
-        cur.unregister("the_nodes")
+    return _node_parts(cur, nodes, "p.path, p.bytes", pack=False)
 
 
 def delete_own_parts(cur: duckdb.DuckDBPyConnection, nodes: dict[str, list[Any]]) -> None:

@@ -84,6 +84,21 @@ def _quiet(fn: Any) -> Any:
         return None
 
 
+def _per_device(handles: list[Any], probes: list[Any]) -> Any:
+    """A sampler of `handles` (GPUs): each probe (handle, index) -> {key: value} is asked for
+    every device, and one that fails leaves its keys out of that sample."""
+
+    def sample() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, handle in enumerate(handles):
+            for probe in probes:
+                with contextlib.suppress(Exception):
+                    out.update(probe(handle, f"system.gpu.{i}."))
+        return out
+
+    return sample if handles else None
+
+
 def _nvidia() -> Any:
     """A sampler of NVIDIA GPUs (W&B's names), or None without nvidia-ml-py or a device."""
     try:
@@ -95,33 +110,31 @@ def _nvidia() -> Any:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
     except Exception:  # noqa: BLE001 - no driver, no device
         return None
-    if not handles:
-        return None
 
-    def sample() -> dict[str, float]:
-        out: dict[str, float] = {}
-        for i, handle in enumerate(handles):
-            with contextlib.suppress(Exception):
-                util = pynvml.nvmlDeviceGetUtilizationRates(handle)
-                out[f"system.gpu.{i}.gpu"] = float(util.gpu)
-                out[f"system.gpu.{i}.memory"] = float(util.memory)
-            with contextlib.suppress(Exception):
-                mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-                out[f"system.gpu.{i}.memoryAllocated"] = 100.0 * mem.used / mem.total
-                out[f"system.gpu.{i}.memoryAllocatedBytes"] = float(mem.used)
-            with contextlib.suppress(Exception):
-                out[f"system.gpu.{i}.temp"] = float(
-                    pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
-                )
-            with contextlib.suppress(Exception):
-                watts = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-                out[f"system.gpu.{i}.powerWatts"] = watts
-                limit = pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
-                out[f"system.gpu.{i}.enforcedPowerLimitWatts"] = limit
-                out[f"system.gpu.{i}.powerPercent"] = 100.0 * watts / limit if limit else 0.0
-        return out
+    def utilisation(handle: Any, key: str) -> dict[str, float]:
+        util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+        return {key + "gpu": float(util.gpu), key + "memory": float(util.memory)}
 
-    return sample
+    def memory(handle: Any, key: str) -> dict[str, float]:
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        return {
+            key + "memoryAllocated": 100.0 * mem.used / mem.total,
+            key + "memoryAllocatedBytes": float(mem.used),
+        }
+
+    def temperature(handle: Any, key: str) -> dict[str, float]:
+        return {key + "temp": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))}
+
+    def power(handle: Any, key: str) -> dict[str, float]:
+        watts = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+        limit = pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
+        return {
+            key + "powerWatts": watts,
+            key + "enforcedPowerLimitWatts": limit,
+            key + "powerPercent": 100.0 * watts / limit if limit else 0.0,
+        }
+
+    return _per_device(handles, [utilisation, memory, temperature, power])
 
 
 def _amd() -> Any:
@@ -132,24 +145,20 @@ def _amd() -> Any:
         return None
     try:
         amdsmi.amdsmi_init()
-        handles = amdsmi.amdsmi_get_processor_handles()
-    except Exception:  # noqa: BLE001
-        return None
-    if not handles:
+        handles = list(amdsmi.amdsmi_get_processor_handles())
+    except Exception:  # noqa: BLE001 - no driver, no device
         return None
 
-    def sample() -> dict[str, float]:
-        out: dict[str, float] = {}
-        for i, handle in enumerate(handles):
-            with contextlib.suppress(Exception):
-                activity = amdsmi.amdsmi_get_gpu_activity(handle)
-                out[f"system.gpu.{i}.gpu"] = float(activity["gfx_activity"])
-                out[f"system.gpu.{i}.memory"] = float(activity["umc_activity"])
-            with contextlib.suppress(Exception):
-                used = amdsmi.amdsmi_get_gpu_memory_usage(handle, amdsmi.AmdSmiMemoryType.VRAM)
-                total = amdsmi.amdsmi_get_gpu_memory_total(handle, amdsmi.AmdSmiMemoryType.VRAM)
-                out[f"system.gpu.{i}.memoryAllocated"] = 100.0 * used / total if total else 0.0
-                out[f"system.gpu.{i}.memoryAllocatedBytes"] = float(used)
-        return out
+    def activity(handle: Any, key: str) -> dict[str, float]:
+        found = amdsmi.amdsmi_get_gpu_activity(handle)
+        return {key + "gpu": float(found["gfx_activity"]), key + "memory": float(found["umc_activity"])}
 
-    return sample
+    def memory(handle: Any, key: str) -> dict[str, float]:
+        used = amdsmi.amdsmi_get_gpu_memory_usage(handle, amdsmi.AmdSmiMemoryType.VRAM)
+        total = amdsmi.amdsmi_get_gpu_memory_total(handle, amdsmi.AmdSmiMemoryType.VRAM)
+        return {
+            key + "memoryAllocated": 100.0 * used / total if total else 0.0,
+            key + "memoryAllocatedBytes": float(used),
+        }
+
+    return _per_device(handles, [activity, memory])
