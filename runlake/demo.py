@@ -110,7 +110,8 @@ def population(
         value = loss.get(member, 2.5)
         noise = np.random.default_rng(zlib.crc32(f"{member}/{generation}".encode()))
         for _ in range(steps):
-            value = max(0.02, value * (1 - lrs[member]) + float(noise.normal(0, 0.01)))
+            floor = 0.05 + 0.5 * lrs[member]  # a high learning rate is fast but settles higher
+            value = floor + (value - floor) * (1 - lrs[member]) * math.exp(float(noise.normal(0, 0.03)))
             weights = noise.normal(0, 1 / (1 + run.step / 50), 256)
             run.log({"loss": value, "acc": 1 - math.exp(-1 / value), "weights": runlake.Histogram(weights)})
         shade = int(255 * min(1.0, value / 2.5))
@@ -127,16 +128,16 @@ def population(
         ranked = sorted(names, key=lambda m: loss[m])
         quarter = max(1, members // 4)
         exploits = dict(zip(ranked[-quarter:], ranked[:quarter], strict=True))
+        at = {m: lake.run(m).last_step for m in names}  # where each member ended the last generation
         for member in names:
             if member in exploits:  # exploit: a fork of the better member at its last step, then explore
                 winner = exploits[member]
                 lrs[member] = lrs[winner] * rng.choice((0.8, 1.25))
                 loss[member] = loss[winner]
-                step = lake.run(winner).last_step
                 run = lake.init(
                     project,
                     id=member,
-                    fork_from=f"{winner}?_step={step}",
+                    fork_from=f"{winner}?_step={at[winner]}",
                     resume="allow",
                     config={"lr": lrs[member]},
                     settings=quiet,

@@ -217,13 +217,29 @@ def test_population_view(server, page, tmp_path):
     _open(page, server + "#/population?project=pbt&metric=score")
     members = page.locator("#population g.member")
     assert members.count() == 6
-    assert page.locator("#population line").count() == 2
+    # lanes in fork-forest order: a fork right under its parent (g1 under m3, g2 under g1)
+    assert members.evaluate_all("gs => gs.map(g => g.dataset.run)") == ["m0", "m1", "m2", "m3", "g1", "g2"]
+    forks = page.locator("#population line.fork")
+    assert forks.count() == 2
+    assert forks.evaluate_all("ls => ls.map(l => l.dataset.from + '>' + l.dataset.run)") == ["m3>g1", "g1>g2"]
     exploit = page.locator("#population path.exploit")
     assert exploit.count() == 1
     assert (exploit.get_attribute("data-from"), exploit.get_attribute("data-run")) == ("m3", "m0")
     assert "exploited m3 @7" in exploit.locator("title").text_content()
-    assert "3 generations" in page.locator(".toolbar").inner_text()
-    assert "1 exploit (dashed" in page.locator(".toolbar").inner_text()
+    # m0's lane: its first segment, then the one continued from m3's step 7 (one exploit round)
+    assert page.locator('#population g.segment[data-run="m0"]').count() == 2
+    assert page.locator("#population .round-label").all_text_contents() == ["exploit round 1 (1)"]
+    assert "1 exploit in 1 round (dashed" in page.locator(".toolbar").inner_text()
+    # lanes on one step axis: g1 (forked from m3 at 9) and g2 (from g1 at 9, a step g1 inherited)
+    # both start at step 10, right of m3's start and of the fork line at step 9
+    starts = {
+        run: float(page.locator(f'#population g.segment[data-run="{run}"] rect').first.get_attribute("x"))
+        for run in ("m3", "g1", "g2")
+    }
+    fork_x = float(forks.first.get_attribute("x1"))
+    assert starts["m3"] < fork_x < starts["g1"] == starts["g2"]
+    # m0's first segment past step 7 is abandoned (the exploit continued from m3's step 7)
+    assert page.locator('#population g.segment[data-run="m0"][data-segment="0"] rect.abandoned').count() == 2
     _shot(page, "fixture-population.png", tmp_path)
     page.locator('#population g.member[data-run="g2"] circle').click()
     page.wait_for_function("location.hash.startsWith('#/run/g2')")

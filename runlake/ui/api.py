@@ -344,51 +344,6 @@ def compare(
     return {"key": key, "x_label": plot.x_key, "lines": lines, "markers": markers}
 
 
-def population(lake: Lake, project: str, metric: str | None = None) -> dict[str, Any]:
-    """The fork forest of a project: every run with its parent, generation (depth) and the
-    chosen summary metric (its value, or a define_metric aggregate's first number); and each
-    run's exploits: later segments forked from another member (how Ray's PBT continues a
-    trial from a better one's checkpoint)."""
-    forest = lake.tree(project)
-    meta = lake.sql(
-        "SELECT run_id, name, state, parent_run_id, fork_step, summary, created_at FROM runs WHERE project = ?",
-        [project],
-    )
-    info = {r["run_id"]: r for r in meta.iter_rows(named=True)}
-    exploits: dict[str, list[dict[str, Any]]] = {}  # a member re-forked from another (Ray's PBT)
-    for row in lake.sql(
-        "SELECT run_id, segment, parent_run_id, cutoff FROM segments WHERE project = ? AND segment > 0 "
-        "AND kind = 'fork' ORDER BY run_id, segment",
-        [project],
-    ).iter_rows(named=True):
-        exploits.setdefault(row["run_id"], []).append(
-            {"segment": row["segment"], "from": row["parent_run_id"], "step": row["cutoff"]}
-        )
-    nodes = []
-    keys: set[str] = set()
-    for row in forest.iter_rows(named=True):
-        m = info.get(row["run_id"], {})
-        summary = json.loads(m.get("summary") or "{}")
-        keys.update(k for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool))
-        value = summary.get(metric) if metric else None
-        if isinstance(value, dict):
-            value = next((v for v in value.values() if isinstance(v, int | float)), None)
-        nodes.append(
-            {
-                "run_id": row["run_id"],
-                "name": m.get("name"),
-                "state": m.get("state"),
-                "parent": m.get("parent_run_id"),
-                "fork_step": m.get("fork_step"),
-                "generation": row.get("depth", 0),
-                "root": row.get("root_run_id"),
-                "value": value if isinstance(value, int | float) and math.isfinite(value) else None,
-                "exploits": exploits.get(row["run_id"], []),
-            }
-        )
-    return {"project": project, "metric": metric, "metrics": sorted(keys), "nodes": nodes}
-
-
 def verify_root(lake: Lake, stop: threading.Event) -> None:
     """Check the page checksums of every file of a local root once, biggest first, one file at
     a time, until `stop` (what a read would otherwise do on its first visit of a run). A

@@ -52,6 +52,7 @@ from ..errors import QueryError, RunlakeError, RunNotFoundError
 from ..lake import Lake
 from . import api, panels
 from .guard import HTML_MEDIA_HEADERS, LOOPBACK, MEDIA_CONTENT, Guard, Json, error, hosts_for
+from .population import population as population_of
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -197,7 +198,7 @@ def create_app(
         )
 
     def population(request: Request) -> Any:
-        return api.population(
+        return population_of(
             lake, request.query_params.get("project") or "", request.query_params.get("metric") or None
         )
 
