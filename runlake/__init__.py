@@ -384,4 +384,7 @@ __all__ = [
 ]
 
 from . import plot, sklearn, tensorboard  # noqa: E402
+from .plot import plot_table  # noqa: E402 - wandb.plot_table, as wandb exports it at the top
 from .sweeps import agent, sweep  # noqa: E402 - wandb.sweep / wandb.agent, offline - namespaces (wandb.plot.*, wandb.sklearn.*, wandb.tensorboard.patch)
+
+__all__ += ["plot_table"]

@@ -509,12 +509,15 @@ def test_media_alerts_and_tables_are_shown_on_the_run_page(tmp_path, browser):
         assert page.locator("#media .chart[data-key=batch] img").count() == 3
         page.wait_for_selector("#media .chart[data-key=cells] table img")  # an image in a table cell
         page.wait_for_selector("#media .chart[data-key=cm_table] table td")
-        assert "chart wandb/confusion_matrix/v1" in page.inner_text("#media .chart[data-key=cm_table]")
+        assert "wandb/confusion_matrix/v1" in page.inner_text("#media .chart[data-key=cm_table]")
+        page.wait_for_selector("#media .chart[data-key=cm_table] .spec-body[data-drawn=confusion_matrix]")
         assert (
             page.locator("#media audio").count() == 1
             and page.locator("#media svg.histogram rect").count() == 5
         )
         assert page.locator("#media iframe[sandbox]").count() == 1
+        assert page.locator("#summary svg.histogram rect").count() == 5  # a picture, not JSON
+        assert "image 6×6 · zeros" in page.inner_text("#summary")
         assert "diverging" in page.inner_text("#alerts") and "loss went up" in page.inner_text("#alerts")
         _shot(page, "media.png", tmp_path)
         # the files: served by path, HTML sandboxed, anything outside media/ refused
@@ -537,6 +540,91 @@ def test_media_alerts_and_tables_are_shown_on_the_run_page(tmp_path, browser):
         context.close()
         _stop(proc)
     assert dialogs == []  # the logged page's script never ran
+
+
+def test_logged_charts_are_drawn_as_their_charts(tmp_path, browser):
+    """#29: a chart logged with `wandb.plot.*` was shown as its table. Each is drawn as the
+    chart its spec names — lines, scatters, line series and PR/ROC curves with one series per
+    line or class, bars and histograms as bars, a confusion matrix as a grid of counts —, its
+    data one click away; a chart nobody can draw shows its table; a table is paged."""
+    import numpy as np
+
+    root = str(tmp_path / "root")
+    lake = runlake.Lake(root)
+    run = lake.init("charts", id="ch")
+    points = runlake.Table(columns=["x", "y"], data=[[i, i * i] for i in range(30)])
+    scores = np.random.default_rng(0).random((40, 2))
+    truth = [0, 1] * 20
+    probas = np.column_stack([1 - scores[:, 0], scores[:, 0]])
+    bars = runlake.Table(columns=["name", "n"], data=[["a", 3], ["b", 5], ["c", -1]])
+    run.log(
+        {
+            "curve": runlake.plot.line(points, "x", "y", title="y over x"),
+            "cloud": runlake.plot.scatter(points, "x", "y"),
+            "counts": runlake.plot.bar(bars, "name", "n"),
+            "spread": runlake.plot.histogram(
+                runlake.Table(columns=["v"], data=[[float(v)] for v in range(100)]), "v"
+            ),
+            "two": runlake.plot.line_series([0, 1, 2], [[1, 2, 3], [3, 2, 1]], keys=["up", "down"]),
+            "cm": runlake.plot.confusion_matrix(
+                y_true=[0, 1, 1, 0, 1], preds=[0, 1, 0, 0, 1], class_names=["a", "b"]
+            ),
+            "pr": runlake.plot.pr_curve(truth, probas, labels=["neg", "pos"]),
+            "roc": runlake.plot.roc_curve(truth, probas, labels=["neg", "pos"]),
+            "odd": runlake.plot_table("someone/custom/v3", bars, {"name": "name"}),
+            "long": runlake.Table(columns=["i"], data=[[i] for i in range(45)]),
+        }
+    )
+    run.finish()
+    lake.close()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        _open(page, f"http://127.0.0.1:{port}/#/run/ch")
+
+        def drawn(key):
+            body = f"#media .chart[data-key={key}_table] .spec-body"
+            page.wait_for_selector(body + "[data-drawn]", state="attached")
+            return page.locator(body)
+
+        line = drawn("curve")
+        assert line.locator("canvas").count() >= 1
+        assert (line.get_attribute("data-series"), line.get_attribute("data-points")) == ("1", "30")
+        assert "y over x" in page.inner_text("#media .chart[data-key=curve_table]")
+        assert drawn("cloud").get_attribute("data-points") == "30"
+        counts = drawn("counts")
+        assert counts.locator("rect.bar").count() == 3
+        assert counts.locator("rect.bar title").all_text_contents() == ["a: 3", "b: 5", "c: -1"]
+        assert drawn("spread").locator("rect.bar").count() == 20  # 100 values in 20 bins
+        assert drawn("two").get_attribute("data-series") == "2"
+        grid = drawn("cm")
+        assert grid.get_attribute("data-cells") == "4"
+        assert sorted(grid.locator("td").all_inner_texts()) == ["0", "1", "2", "2"]
+        assert drawn("pr").get_attribute("data-series") == "2"  # a curve per class
+        assert drawn("roc").get_attribute("data-series") == "2"
+        odd = drawn("odd")
+        assert "no drawing for chart someone/custom/v3" in odd.inner_text()
+        page.wait_for_selector("#media .chart[data-key=odd_table] .spec-data table td")  # its data, open
+        # the data of a drawn chart is one click away
+        page.click("#media .chart[data-key=counts_table] .spec-data summary")
+        page.wait_for_selector("#media .chart[data-key=counts_table] .spec-data table td")
+        # a table of 45 rows, 20 at a time
+        table = page.locator("#media .chart[data-key=long] .media-table")
+        page.wait_for_selector("#media .chart[data-key=long] .table-range")
+        assert table.locator(".table-range").inner_text() == "rows 1–20 of 45 × 1 columns"
+        table.locator(".table-next").click()
+        page.wait_for_function(
+            "document.querySelector('#media .chart[data-key=long] .table-range').textContent.startsWith('rows 21')"
+        )
+        assert table.locator("td").first.inner_text() == "20"
+        # the summary says what each value is, never its JSON
+        summary = page.inner_text("#summary")
+        assert "chart wandb/bar/v0" in summary and "table, 45 rows × 1 columns" in summary
+        assert '"_type"' not in summary
+        _shot(page, "charts.png", tmp_path)
+    finally:
+        context.close()
+        _stop(proc)
 
 
 def test_small_values_get_readable_ticks_and_a_constant_a_band(server, page):

@@ -202,12 +202,16 @@ def sweeps(lake: Lake, project: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def table(lake: Lake, path: str, limit: int = 50) -> dict[str, Any]:
-    """The first `limit` rows of a logged table (its Parquet file), for the run page."""
+TABLE_ROWS = 10_000  # rows one request of a table may ask for (a chart draws up to this many)
+
+
+def table(lake: Lake, path: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """`limit` rows of a logged table (its Parquet file) from row `offset`: a page of it on the
+    run page, or the rows a logged chart draws."""
     if not path.endswith(".parquet"):
         raise ValueError(f"not a table file: {path!r:.120}")
     stored = decode_any(lake.media(path))
-    head = stored.slice(0, limit)
+    head = stored.slice(min(offset, stored.num_rows), limit)
     rows = [[_cell(v) for v in row.values()] for row in head.to_pylist()]
     return {"columns": stored.column_names, "nrows": stored.num_rows, "rows": rows}
 

@@ -219,7 +219,12 @@ def create_app(
         return api.sweeps(lake, request.query_params.get("project") or None) if lake.exists() else []
 
     def table(request: Request) -> Any:
-        return api.table(lake, request.query_params.get("path") or "", _int(request, "limit", 50, 1, 1000))
+        return api.table(
+            lake,
+            request.query_params.get("path") or "",
+            _int(request, "limit", 50, 1, api.TABLE_ROWS),
+            _int(request, "offset", 0, 0),
+        )
 
     def changes(request: Request) -> Any:
         since = api.bound(request.query_params.get("since"), steps=False) or 0.0

@@ -25,6 +25,14 @@ function el(tag, attrs, ...children) {
   }
   return node;
 }
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) node.setAttribute(k, String(v));
+  for (const child of children) if (child) node.appendChild(child);
+  return node;
+}
+function svgTitle(text) { const t = svgEl("title"); t.textContent = text; return t; }
 // the per-start secret this server put in its page: a POST without it is refused (another
 // origin cannot read the page, so it cannot send it)
 const SECRET = document.querySelector('meta[name="runlake-secret"]').content;
@@ -104,13 +112,15 @@ function yRange(u, min, max) {  // a constant series gets a band around its valu
   if (min === max) { const pad = Math.abs(min) * 0.05 || 1; return [min - pad, max + pad]; }
   return uPlot.rangeNum(min, max, 0.1, true);
 }
-function makeChart(container, { xs, series, markers, logScale, xLabel, onZoom, bands }) {
+function makeChart(container, { xs, series, markers, logScale, xLabel, yLabel, onZoom, bands }) {
   const width = Math.max(300, container.clientWidth - 16);
   const opts = {
     width, height: 220,
     scales: { x: { time: xLabel === "wall" }, y: logScale ? { distr: 3 } : { distr: 1, range: yRange } },
-    axes: [{ label: xLabel === "wall" ? "" : xLabel }, logScale ? {} : { values: (u, splits) => tickText(splits), size: 60 }],
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: s.width || 1.6, dash: s.dash || undefined, spanGaps: true, points: { show: false } }))],
+    axes: [{ label: xLabel === "wall" ? "" : xLabel }, { label: yLabel || undefined, ...(logScale ? {} : { values: (u, splits) => tickText(splits), size: 60 }) }],
+    series: [{}, ...series.map((s) => (s.points  // a scatter: points, no line
+      ? { label: s.label, stroke: s.color, fill: s.color, width: 0, paths: () => null, points: { show: true, size: 5, fill: s.color } }
+      : { label: s.label, stroke: s.color, width: s.width || 1.6, dash: s.dash || undefined, spanGaps: true, points: { show: false } }))],
     plugins: [markersPlugin(markers || [])],
     hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
     cursor: { drag: { x: true, y: false, setScale: false } },
@@ -199,14 +209,23 @@ async function viewRuns(q) {
 // ---- one run ------------------------------------------------------------------------------
 function kvTable(obj, id) {
   const entries = Object.entries(obj || {});
-  // a media value is named by its kind (it is drawn under Media), not printed as JSON
-  const show = (v) => (v && typeof v === "object" && typeof v._type === "string" ? `‹${v._type}›` : fmt(v));
-  return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", { text: show(v) })]) : el("div", { class: "muted", text: "—" }));
+  // a media value is summarised by its kind (it is drawn under Media), never printed as JSON
+  const show = (v) => (v && typeof v === "object" && typeof v._type === "string" ? summaryOf(v) : fmt(v));
+  return el("div", { class: "kv", id }, entries.length ? entries.flatMap(([k, v]) => [el("div", { class: "muted", text: k }), el("div", {}, show(v))]) : el("div", { class: "muted", text: "—" }));
+}
+function summaryOf(v) {  // a summary value by kind: a histogram as a small picture, a table as its size
+  switch (v._type) {
+    case "histogram": return el("span", { class: "summary-histogram" }, histogramView(v, 120, 22));
+    case "table-file": return v.chart ? `chart ${v.chart.type}${v.chart.title ? ": " + v.chart.title : ""}` : `table, ${v.nrows} rows × ${v.ncols} columns`;
+    case "image-file": return `image ${v.width || "?"}×${v.height || "?"}${v.caption ? " · " + v.caption : ""}`;
+    case "images/separated": case "media-list": return `${(v.items || []).length || v.count || ""} images`;
+    default: return `‹${v._type.replace(/-file$/, "")}›`;
+  }
 }
 // ---- logged media: each kind shown as what it is (files come from api/media) -----------------
 function mediaSrc(ref) { return "api/media?" + new URLSearchParams({ path: ref.path }); }
-function histogramView(ref) {  // W&B's histogram JSON as bars
-  const values = ref.values || [], max = Math.max(1, ...values), w = 240, h = 60, bw = w / Math.max(1, values.length);
+function histogramView(ref, w = 240, h = 60) {  // W&B's histogram JSON as bars
+  const values = ref.values || [], max = Math.max(1, ...values), bw = w / Math.max(1, values.length);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("class", "histogram");
   values.forEach((v, i) => {
@@ -229,14 +248,7 @@ function mediaView(ref) {
     case "plotly-file": return el("a", { href: mediaSrc(ref), target: "_blank", rel: "noopener", text: "plotly figure (JSON)" });
     case "histogram": return histogramView(ref);
     case "text": return "";  // shown by step (overSteps)
-    case "table-file": {
-      const box = el("div", { class: "media-table" }, el("div", { class: "muted", text: (ref.chart ? `chart ${ref.chart.type}${ref.chart.title ? ": " + ref.chart.title : ""} · ` : "") + `${ref.nrows} rows × ${ref.ncols} columns` }));
-      get("api/table?" + new URLSearchParams({ path: ref.path, limit: 20 })).then((t) => box.appendChild(el("table", {},
-        el("tr", {}, t.columns.map((c) => el("th", { text: c }))),
-        t.rows.map((row) => el("tr", {}, row.map((v) => el("td", {}, v && typeof v === "object" && v._type ? mediaView(v) : fmt(v))))))))
-        .catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
-      return box;
-    }
+    case "table-file": return ref.chart ? specChart(ref) : tableView(ref);
     default: return el("span", { text: fmt(ref) });
   }
 }

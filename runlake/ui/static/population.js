@@ -6,14 +6,6 @@
 // PBT continues a trial from another's checkpoint) is a dashed arc from the donor's lane; each
 // round of exploits is a labelled guide. A rewind's abandoned steps are drawn faded.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-function svgEl(tag, attrs, ...children) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) node.setAttribute(k, String(v));
-  for (const child of children) if (child) node.appendChild(child);
-  return node;
-}
-function svgTitle(text) { const t = svgEl("title"); t.textContent = text; return t; }
 function short(id) { return id.length > 18 ? id.slice(0, 8) + "…" + id.slice(-8) : id; }
 function rounds(steps, span) {  // exploit steps within 2% of the axis of each other are one round
   const sorted = [...steps].sort((a, b) => a - b), out = [];
