@@ -743,6 +743,24 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
         )
         assert len(set(strokes)) == 1  # the first run drawn in the same colour in every panel
         _shot(page, "fixture-workspace.png", tmp_path)
+        # the exact values under the cursor: one row per run, largest first
+        page.hover(".ws-panel[data-key=lr] .u-over", position={"x": 150, "y": 60})
+        page.wait_for_selector(".ws-panel[data-key=lr] .chart-tip", state="visible")
+        tip = page.locator(".ws-panel[data-key=lr] .chart-tip b").all_inner_texts()
+        assert tip == ["0.6", "0.5", "0.4", "0.3", "0.2", "0.1"]
+        # x: relative time (`_runtime`), then a logged key as the step metric
+        page.select_option("#ws-x", "_runtime")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.xLabel === '_runtime' && b.dataset.series === '6')"
+        )
+        page.select_option("#ws-x", "acc")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.xLabel === 'acc' && b.dataset.series === '6')"
+        )
+        page.select_option("#ws-x", "step")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.xLabel === 'step')"
+        )
         page.click("#ws-legend .ws-run[data-run=w5] input")  # off in every panel
         page.wait_for_function(
             "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '5')"
@@ -757,6 +775,10 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
         )
         assert page.get_attribute(".ws-panel[data-key=loss] .chart-body", "data-runs") == "3,3"
         _shot(page, "fixture-workspace-grouped.png", tmp_path)
+        page.select_option("#ws-x", "_runtime")  # groups binned over relative time
+        page.wait_for_function(
+            "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.xLabel === '_runtime' && b.dataset.groups === '2')"
+        )
         try:
             urllib.request.urlopen(
                 base + "api/group?" + urllib.parse.urlencode({"runs": "w0", "key": "loss", "by": "nonsense"})

@@ -59,12 +59,20 @@ GROUP_FIELDS = ("group", "job_type", "sweep")  # and config.<key>
 
 
 def group_lines(
-    lake: Lake, run_ids: list[str], key: str, by: str, band: str = "std", buckets: int = 200
+    lake: Lake,
+    run_ids: list[str],
+    key: str,
+    by: str,
+    band: str = "std",
+    buckets: int = 200,
+    x: str | None = None,
 ) -> dict[str, Any]:
-    """A workspace panel grouped: the runs' effective histories of `key` binned on a common step
-    grid, then per group (by "group", "job_type", "sweep" or "config.<key>") and bin the mean of
-    the runs' values with a band (`band` "std": mean ± one standard deviation; "minmax": the
-    runs' min and max) and how many runs it holds: 1,000 runs draw as a few bands."""
+    """A workspace panel grouped: the runs' effective histories of `key` binned on a common
+    grid of x — the step, or `x`, another key logged at the same steps (`_runtime`: seconds
+    since the run started; a step metric such as `epoch`) —, then per group (by "group",
+    "job_type", "sweep" or "config.<key>") and bin the mean of the runs' values with a band
+    (`band` "std": mean ± one standard deviation; "minmax": the runs' min and max) and how many
+    runs it holds: 1,000 runs draw as a few bands."""
     if not run_ids:
         raise ValueError("runs= names no run")
     if by not in GROUP_FIELDS and not by.startswith("config."):
@@ -80,15 +88,27 @@ def group_lines(
         "WHERE run_id IN (SELECT unnest(?))",
         [*params, run_ids],
     )
-    points = lake.sql(
-        "SELECT run_id, step, value FROM history WHERE key = ? AND value IS NOT NULL "
-        "AND run_id IN (SELECT unnest(?))",
-        [key, run_ids],
-    ).filter(pl.col("value").is_finite())
+    x = None if x in (None, "", "step", "_step") else x
+    if x is None:
+        points = lake.sql(
+            "SELECT run_id, CAST(step AS DOUBLE) AS step, value FROM history WHERE key = ? "
+            "AND value IS NOT NULL AND run_id IN (SELECT unnest(?))",
+            [key, run_ids],
+        )
+    else:  # each point at the value `x` had at its step
+        points = lake.sql(
+            "SELECT h.run_id, a.value AS step, h.value FROM history h JOIN history a "
+            "ON a.run_id = h.run_id AND a.step = h.step AND a.key = ? WHERE h.key = ? "
+            "AND h.value IS NOT NULL AND a.value IS NOT NULL AND h.run_id IN (SELECT unnest(?))",
+            [x, key, run_ids],
+        )
+    points = points.filter(pl.col("value").is_finite() & pl.col("step").is_finite())
+    out = {"key": key, "by": by, "band": band, "x": x or "step"}
     if points.is_empty():
-        return {"key": key, "by": by, "band": band, "groups": []}
-    lo, hi = int(points["step"].min()), int(points["step"].max())  # type: ignore[arg-type]
-    width = max(1.0, (hi - lo + 1) / buckets)
+        return {**out, "groups": []}
+    lo, hi = float(points["step"].min()), float(points["step"].max())  # type: ignore[arg-type]
+    width = (hi - lo) / buckets if x else max(1.0, (hi - lo + 1) / buckets)
+    width = width or 1.0
     per_run = (
         points.with_columns(((pl.col("step") - lo) / width).floor().cast(pl.Int64).alias("bin"))
         .group_by("run_id", "bin")
@@ -122,7 +142,7 @@ def group_lines(
                 "hi": json_floats(high),
             }
         )
-    return {"key": key, "by": by, "band": band, "groups": groups}
+    return {**out, "groups": groups}
 
 
 SYSTEM_PANELS = 12  # system charts on a run page (the first keys by name: cpu, memory, ...)

@@ -167,6 +167,7 @@ def create_app(
             q.get("by") or "group",
             q.get("band") or "std",
             _int(request, "buckets", 200, 10, 2000),
+            q.get("x") or None,
         )
 
     def system(request: Request) -> Any:

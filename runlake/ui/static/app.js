@@ -76,20 +76,48 @@ function smooth(values, weight) {
 }
 
 // ---- a chart: uPlot with fork/rewind markers, zoom that refetches at full resolution ---------
-function markersPlugin(markers) {
+function markersPlugin(markers) {  // fork and rewind lines, each labelled ("fork @20 → hot")
   return { hooks: { draw: [(u) => {
     const ctx = u.ctx;
     ctx.save();
-    for (const m of markers) {
-      if (m.x === null || m.x === undefined) continue;
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+    markers.forEach((m, i) => {
+      if (m.x === null || m.x === undefined) return;
       const px = u.valToPos(m.x, "x", true);
-      if (px < u.bbox.left || px > u.bbox.left + u.bbox.width) continue;
-      ctx.strokeStyle = m.kind === "rewind" ? "#D55E00" : "#555";
+      if (px < u.bbox.left || px > u.bbox.left + u.bbox.width) return;
+      ctx.strokeStyle = ctx.fillStyle = m.kind === "rewind" ? "#D55E00" : "#555";
       ctx.setLineDash([4, 3]);
       ctx.beginPath(); ctx.moveTo(px, u.bbox.top); ctx.lineTo(px, u.bbox.top + u.bbox.height); ctx.stroke();
-    }
+      if (!m.label) return;
+      const text = m.label.length > 28 ? m.label.slice(0, 27) + "…" : m.label, w = ctx.measureText(text).width;
+      const x = px + w + 6 > u.bbox.left + u.bbox.width ? px - w - 4 : px + 4;  // stays inside the plot
+      ctx.fillText(text, x, u.bbox.top + (12 + 13 * (i % 4)) * devicePixelRatio);
+    });
     ctx.restore();
   }] } };
+}
+// a tooltip with the exact values under the cursor: x, then each series' value there (the
+// largest first, at most 12), so a chart of 20 runs reads without a legend row per run
+function tooltipPlugin(xLabel) {
+  let tip = null;
+  return { hooks: {
+    init: [(u) => { tip = el("div", { class: "chart-tip" }); tip.style.display = "none"; u.over.appendChild(tip); }],
+    setCursor: [(u) => {
+      const i = u.cursor.idx;
+      if (i === null || i === undefined || u.cursor.left < 0) { tip.style.display = "none"; return; }
+      const rows = u.series.slice(1).map((s, k) => [s, u.data[k + 1][i]]).filter(([s, v]) => s.show && v !== null && v !== undefined && !/ (low|high)$/.test(s.label));
+      if (!rows.length) { tip.style.display = "none"; return; }
+      rows.sort((a, b) => b[1] - a[1]);
+      const x = u.data[0][i];
+      tip.replaceChildren(el("div", { class: "muted", text: `${xLabel === "wall" ? when(x) : (xLabel || "x") + " " + fmt(x)}` }),
+        ...rows.slice(0, 12).map(([s, v]) => el("div", {}, el("span", { class: "swatch", style: `background:${typeof s.stroke === "function" ? s.stroke(u, 1) : s.stroke}` }), ` ${s.label}: `, el("b", { text: fmt(v) }))),
+        rows.length > 12 ? el("div", { class: "muted", text: `and ${rows.length - 12} more` }) : "");
+      tip.style.display = "block";
+      const left = u.cursor.left + 14, width = tip.offsetWidth;
+      tip.style.left = (left + width > u.over.clientWidth ? u.cursor.left - width - 14 : left) + "px";
+      tip.style.top = Math.max(0, u.cursor.top - 10) + "px";
+    }],
+  } };
 }
 // y ticks with as many digits as their spacing needs (uPlot's defaults printed a constant 3e-4
 // as "0.001, 0, 0, 0"): fixed-point while that stays short, else exponent form
@@ -117,14 +145,14 @@ function makeChart(container, { xs, series, markers, logScale, xLabel, yLabel, o
   const opts = {
     width, height: 220,
     scales: { x: { time: xLabel === "wall" }, y: logScale ? { distr: 3 } : { distr: 1, range: yRange } },
-    axes: [{ label: xLabel === "wall" ? "" : xLabel }, { label: yLabel || undefined, ...(logScale ? {} : { values: (u, splits) => tickText(splits), size: 60 }) }],
+    axes: [{ label: xLabel === "wall" ? "" : xLabel === "_runtime" ? "relative time (s)" : xLabel }, { label: yLabel || undefined, ...(logScale ? {} : { values: (u, splits) => tickText(splits), size: 60 }) }],
     series: [{}, ...series.map((s) => (s.points  // a scatter: points, no line
       ? { label: s.label, stroke: s.color, fill: s.color, width: 0, paths: () => null, points: { show: true, size: 5, fill: s.color } }
       : { label: s.label, stroke: s.color, width: s.width || 1.6, dash: s.dash || undefined, spanGaps: true, points: { show: false } }))],
-    plugins: [markersPlugin(markers || [])],
+    plugins: [markersPlugin(markers || []), tooltipPlugin(xLabel)],
     hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
     cursor: { drag: { x: true, y: false, setScale: false } },
-    legend: { show: series.length > 1 },
+    legend: { show: series.length > 1 && series.length <= 8 },  // more: the tooltip says them
     bands: bands || [],  // a group's band: filled between its high and low series (workspace.js)
   };
   const chart = new uPlot(opts, [xs, ...series.map((s) => s.ys)], container);

@@ -22,7 +22,8 @@ async function viewWorkspace(q) {
   const size = q.get("size") || "m";
   let pattern = null;
   try { pattern = q.get("keys") ? new RegExp(q.get("keys"), "i") : null; } catch (e) { pattern = null; }
-  const keys = [...new Set(infos.flatMap((i) => i.keys))].sort().filter((k) => !pattern || pattern.test(k));
+  const allKeys = [...new Set(infos.flatMap((i) => i.keys))].sort();
+  const keys = allKeys.filter((k) => !pattern || pattern.test(k));
   const configKeys = [...new Set(infos.flatMap((i) => Object.keys(i.config || {})))].sort();
   const set = (change) => go("workspace", { ...Object.fromEntries(q), ...change });
   const legend = el("div", { id: "ws-legend", class: "legend" }, runs.map((r) =>
@@ -39,8 +40,11 @@ async function viewWorkspace(q) {
         .map(([v, t]) => el("option", { value: v, selected: v === by, text: t }))),
     "band:", el("select", { id: "ws-band", onchange: (e) => set({ band: e.target.value }) },
       [["std", "± std"], ["minmax", "min – max"]].map(([v, t]) => el("option", { value: v, selected: v === band, text: t }))),
+    // x: the step, wall time, relative time (seconds since the run started: `_runtime`) or any
+    // logged key as a step metric (its value at each step, as define_metric's step_metric)
     "x:", el("select", { id: "ws-x", onchange: (e) => set({ x: e.target.value }) },
-      [["", "auto"], ["step", "step"], ["wall", "wall time"]].map(([v, t]) => el("option", { value: v, selected: v === x, text: t }))),
+      [["", "auto"], ["step", "step"], ["wall", "wall time"], ["_runtime", "relative time"], ...allKeys.map((k) => [k, "x = " + k])]
+        .map(([v, t]) => el("option", { value: v, selected: v === x, text: t }))),
     "smoothing:", el("input", { type: "range", id: "ws-smoothing", min: 0, max: 0.99, step: 0.01, value: smoothing, onchange: (e) => set({ smooth: e.target.value }) }),
     el("label", {}, el("input", { type: "checkbox", id: "ws-log", checked: log, onchange: (e) => set({ log: e.target.checked ? "1" : "" }) }), " log scale"),
     "panels:", el("select", { id: "ws-size", onchange: (e) => set({ size: e.target.value }) },
@@ -57,7 +61,7 @@ async function viewWorkspace(q) {
     box.replaceChildren();
     if (!shown.length) return;
     if (by) {
-      const data = await get("api/group?" + new URLSearchParams({ runs: shown.join(","), key, by, band, buckets: 200 }));
+      const data = await get("api/group?" + new URLSearchParams({ runs: shown.join(","), key, by, band, buckets: 200, x: x === "wall" ? "" : x }));
       const parts = data.groups.flatMap((g) => [{ x: g.x, y: g.mean }, { x: g.x, y: g.lo }, { x: g.x, y: g.hi }]);
       const { xs, ys } = mergeXs(parts);
       const series = [], bands = [];
@@ -72,7 +76,8 @@ async function viewWorkspace(q) {
       box.dataset.groups = String(data.groups.length);
       box.dataset.bands = String(bands.length);
       box.dataset.runs = data.groups.map((g) => g.runs).join(",");
-      makeChart(box, { xs, series, bands, markers: [], logScale: log, xLabel: "step" });
+      box.dataset.xLabel = data.x;
+      makeChart(box, { xs, series, bands, markers: [], logScale: log, xLabel: data.x || "step", yLabel: key });
       return;
     }
     const data = await get("api/compare?" + query);
@@ -80,7 +85,8 @@ async function viewWorkspace(q) {
     const { xs, ys } = mergeXs(lines);
     box.dataset.lines = String(lines.length);
     box.dataset.series = String(new Set(lines.map((l) => l.run_id)).size);
-    makeChart(box, { xs, xLabel: data.x_label, logScale: log, markers: data.markers,
+    box.dataset.xLabel = data.x_label;
+    makeChart(box, { xs, xLabel: data.x_label, yLabel: key, logScale: log, markers: data.markers,
       onZoom: (lo, hi) => { zoom.lo = lo; zoom.hi = hi; panels.forEach((p) => p.draw()); },
       series: lines.map((l) => ({ label: l.label, color: colourOf.get(l.run_id) || "#9aa3ad", dash: runs.includes(l.run_id) ? undefined : [4, 3], ys: smooth(ys[lines.indexOf(l)], smoothing) })) });
   };
