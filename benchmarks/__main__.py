@@ -14,7 +14,8 @@ artifacts (log_artifact of 1 GB of checkpoints next to a plain copy; re-logging 
 (reads of a 100,000-run local root and a 10,000-run root on the S3 API with the commit log, timed
 and counted, next to listing the root whole), streams (ingest with console capture and system
 metrics on and off, interleaved; a 100,000-line console read back), workspace (200 runs grouped
-into 4 bands; a 20-run x 12-key workspace's panels).
+into 4 bands; a 20-run x 12-key workspace's panels; in Chromium, a 20-run x 12-key x 100,000-step
+workspace drawn, 200 runs grouped, a page of a 100,000-run runs table).
 """
 
 from __future__ import annotations

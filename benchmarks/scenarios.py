@@ -833,6 +833,7 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
     import sys
 
     from runlake.ui import api
+    from runlake.ui.population import population
 
     steps = 100_000 if quick else 1_000_000
     runs_count = 1_000 if quick else 10_000
@@ -892,7 +893,7 @@ def ui(path: str, quick: bool) -> tuple[dict[str, Any], Rows]:
         "runs_table_sorted_filtered_ms": _median_ms(
             lambda: api.runs(lake, q="r07", sort="last_step", limit=50)
         ),
-        "population_ms": _median_ms(lambda: api.population(lake, "pbt", "score")),
+        "population_ms": _median_ms(lambda: population(lake, "pbt", "score")),
     }
     lake.close()
     rows: Rows = [

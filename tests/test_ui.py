@@ -779,13 +779,24 @@ def test_a_workspace_of_six_runs_shows_every_key_then_two_groups_with_bands(tmp_
         page.wait_for_function(
             "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.xLabel === '_runtime' && b.dataset.groups === '2')"
         )
-        try:
-            urllib.request.urlopen(
-                base + "api/group?" + urllib.parse.urlencode({"runs": "w0", "key": "loss", "by": "nonsense"})
-            )
-            raise AssertionError("a bad group field was answered")
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 400
+        for query, code in (
+            ("api/group?" + urllib.parse.urlencode({"runs": "w0", "key": "loss", "by": "nonsense"}), 400),
+            ("api/workspace?runs=w0,nope", 404),  # the workspace's runs, read in one request
+            ("api/workspace?runs=" + ",".join(f"r{i}" for i in range(2001)), 400),
+            ("api/workspace?runs=", 400),
+        ):
+            try:
+                urllib.request.urlopen(base + query)
+                raise AssertionError(f"{query[:60]} was answered")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == code, query[:60]
+                assert "error" in json.loads(exc.read())
+        with urllib.request.urlopen(base + "api/workspace?runs=w1,w0") as response:
+            picked = json.loads(response.read())["runs"]
+        assert [(r["run_id"], r["group"], r["keys"]) for r in picked] == [
+            ("w1", "baseline", ["acc", "loss", "lr"]),
+            ("w0", "baseline", ["acc", "loss", "lr"]),
+        ]
     finally:
         context.close()
         _stop(proc)

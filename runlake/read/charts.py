@@ -166,7 +166,7 @@ def build(reader: Reader, run_ids: Sequence[str], key: str, x: str | None = None
                     segment,
                 )
             )
-    step_metric = _step_metric(reader, list(run_ids), key) if x is None else None if x == "step" else x
+    step_metric = step_metric_of(reader, list(run_ids), key) if x is None else None if x == "step" else x
     if step_metric is not None:
         _to_step_metric(plot, reader, list(run_ids), "_timestamp" if step_metric == "wall" else step_metric)
         plot.x_key = step_metric
@@ -191,7 +191,7 @@ def _point_at(own: Own, node: tuple[str, int] | None, step: int) -> tuple[int, f
     return None
 
 
-def _step_metric(reader: Reader, run_ids: list[str], key: str) -> str | None:
+def step_metric_of(reader: Reader, run_ids: list[str], key: str) -> str | None:
     """The x-axis `define_metric(key, step_metric=...)` set for `key` in the first of the runs
     that defines one (W&B's rule: the key's own definition, else the longest matching glob)."""
     found = reader.sql(
@@ -277,17 +277,37 @@ FINE = 8192
 NOTHING: Drawn = (0, [(np.empty(0, np.int64), np.empty(0), 0)] * 2)
 
 
-class _Bounded(OrderedDict[tuple[Any, ...], Any]):
-    """A cache of at most `size` entries, the oldest dropped first."""
+def _nbytes(value: Any) -> int:
+    """The bytes of the arrays in a cached value (tuples and lists of arrays and numbers)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v) for v in value)
+    return 8
 
-    def __init__(self, size: int) -> None:
+
+class _Bounded(OrderedDict[tuple[Any, ...], Any]):
+    """A cache of at most `size` entries and `budget` bytes of arrays, the oldest dropped first
+    (a workspace of 20 runs x 12 keys keeps 240 keys' points; a run of 1M steps, few)."""
+
+    def __init__(self, size: int, budget: int = 256 << 20) -> None:
         super().__init__()
-        self.size = size
+        self.size, self.budget, self.bytes = size, budget, 0
+        self._sizes: dict[tuple[Any, ...], int] = {}
 
     def keep(self, key: tuple[Any, ...], value: Any) -> None:
+        self.bytes -= self._sizes.pop(key, 0)
         self[key] = value
-        while len(self) > self.size:
-            self.popitem(last=False)
+        self._sizes[key] = _nbytes(value)
+        self.bytes += self._sizes[key]
+        while len(self) > self.size or (self.bytes > self.budget and len(self) > 1):
+            old, _ = self.popitem(last=False)
+            self.bytes -= self._sizes.pop(old, 0)
+
+    def clear(self) -> None:
+        super().clear()
+        self._sizes.clear()
+        self.bytes = 0
 
 
 class Charts:
@@ -295,7 +315,7 @@ class Charts:
     has one). Every cache key holds the run's read plan (`version`): a run that grew, was
     rewound or compacted is read again."""
 
-    def __init__(self, reader: Reader, size: int = 64) -> None:
+    def __init__(self, reader: Reader, size: int = 1024) -> None:
         self.reader = reader
         self._lock = threading.Lock()
         self._points: _Bounded = _Bounded(size)  # every point of a key: wall-time and step-metric x

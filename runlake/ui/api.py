@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..errors import RunlakeError
+from ..errors import RunlakeError, RunNotFoundError
 from ..lake import Lake
 from ..public.filters import where as filter_where
 from ..read.charts import downsample
@@ -171,6 +172,50 @@ def _chart_keys(summary: dict[str, Any]) -> list[str]:
         if not k.startswith("_")
         and (isinstance(v, int | float) or (isinstance(v, dict) and not _is_media(v)))
     )
+
+
+WORKSPACE_RUNS = 2_000  # runs one workspace may hold (grouped, 1,000 runs draw as a few bands)
+
+
+PREFETCH_RUNS, PREFETCH_KEYS = 40, 24  # a workspace this small has its panels read ahead
+
+
+def workspace_runs(lake: Lake, run_ids: list[str], keys: str | None = None) -> dict[str, Any]:
+    """What a workspace needs of its runs, in one read of the catalog: per run its name,
+    group, job type, sweep, config and chart keys (`run()` would read each run's record and
+    start reading its first charts: 200 runs, 200 requests). For a workspace of at most
+    PREFETCH_RUNS runs, each run's first PREFETCH_KEYS keys (matching `keys`, the page's
+    regular expression) start being read at once, one scan per run for all of them: the page
+    asks for every panel right after."""
+    if not run_ids:
+        raise ValueError("runs= names no run")
+    if len(run_ids) > WORKSPACE_RUNS:
+        raise ValueError(f"a workspace holds at most {WORKSPACE_RUNS:,} runs, got {len(run_ids):,}")
+    frame = lake.sql(
+        'SELECT run_id, name, project, "group", job_type, sweep_id, config, summary FROM runs '
+        "WHERE run_id IN (SELECT unnest(?))",
+        [run_ids],
+    )
+    found = {}
+    for row in frame.iter_rows(named=True):
+        summary = json.loads(row.pop("summary") or "{}")
+        row["config"] = json.loads(row["config"] or "{}")
+        row["keys"] = _chart_keys(summary)
+        found[row["run_id"]] = row
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise RunNotFoundError(
+            f"no run {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    if len(found) <= PREFETCH_RUNS:
+        try:
+            pattern = re.compile(keys, re.IGNORECASE) if keys else None
+        except re.error:
+            pattern = None  # the page says so; the panels are read as they are asked for
+        for run_id, row in found.items():
+            wanted = [k for k in row["keys"] if pattern is None or pattern.search(k)]
+            lake.charts.prefetch(run_id, wanted[:PREFETCH_KEYS])
+    return {"runs": [found[r] for r in dict.fromkeys(run_ids)]}
 
 
 def sweeps(lake: Lake, project: str | None) -> list[dict[str, Any]]:

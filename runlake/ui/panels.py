@@ -6,6 +6,7 @@ draws a few series whatever the number of runs or steps."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from ..lake import Lake
+from ..read.charts import step_metric_of
 from .api import json_floats
 
 HEATMAP_BINS = 32
@@ -53,6 +55,125 @@ def steps_of(lake: Lake, run_id: str, key: str, limit: int = 200) -> dict[str, A
         out["heatmap"] = {"edges": json_floats(edges), "counts": grid}
         out["values"] = []  # the heat map says it; the latest histogram is on the page already
     return out
+
+
+PANEL_RUNS = 100  # runs a panel draws one by one (more: group them, api/group)
+
+
+def _extremes(
+    px: np.ndarray, py: np.ndarray, lo: float, width: float, buckets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (x ascending) onto a grid of `buckets` equal x buckets, two slots each: per bucket
+    its min and its max, in the order they came (a spike is never lost, the line keeps its
+    shape), as (slot index, value). A few passes of numpy, no loop over buckets."""
+    ok = ~np.isnan(py)
+    px, py = px[ok], py[ok]
+    if not len(px):
+        return np.empty(0, np.int64), np.empty(0)
+    b = np.clip(((px - lo) / width).astype(np.int64), 0, buckets - 1)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])  # x ascending: a bucket is a run
+    counts = np.diff(np.r_[starts, len(px)])
+    position = np.arange(len(px))
+    at_min = np.minimum.reduceat(
+        np.where(py == np.repeat(np.minimum.reduceat(py, starts), counts), position, len(px)), starts
+    )
+    at_max = np.minimum.reduceat(
+        np.where(py == np.repeat(np.maximum.reduceat(py, starts), counts), position, len(px)), starts
+    )
+    first, second = np.minimum(at_min, at_max), np.maximum(at_min, at_max)
+    bucket = b[starts]
+    return np.concatenate([2 * bucket, 2 * bucket + 1]), np.concatenate([py[first], py[second]])
+
+
+def panel(
+    lake: Lake,
+    run_ids: list[str],
+    key: str,
+    buckets: int = 400,
+    x: str | None = "step",
+    lo: float | None = None,
+    hi: float | None = None,
+) -> dict[str, Any]:
+    """A workspace panel: each run's effective history of `key` as a line of its own (its
+    inherited part apart from its own, as lineage says), every run on one shared x grid — per
+    x bucket the min and the max of each run in the order they came —, so the page draws a few
+    hundred points per run whatever the steps and never aligns runs itself. Over [lo, hi] (a
+    zoom); few enough points are sent as they are. `x`: "step", "wall", "_runtime", a step
+    metric, or None for the key's define_metric step metric (else the step). Reads through the web app's chart caches (one scan per run for all its keys when
+    the workspace asked for them, see `workspace_runs`)."""
+    if not run_ids:
+        raise ValueError("runs= names no run")
+    if len(run_ids) > PANEL_RUNS:
+        raise ValueError(
+            f"a panel draws at most {PANEL_RUNS} runs one by one, got {len(run_ids)}: group them"
+        )
+    buckets = max(10, min(int(buckets), 2000))
+    if not x:  # auto: the key's define_metric step metric, else the step
+        x = step_metric_of(lake.reader, list(run_ids), key) or "step"
+    parts: list[tuple[str, str, np.ndarray, np.ndarray, int]] = []
+    markers = []
+    for run_id in dict.fromkeys(run_ids):
+        version, marks, own_from = lake.charts.plan(run_id)
+        if x == "step":
+            window = (None if lo is None else math.ceil(lo), None if hi is None else math.floor(hi))
+            total, pieces = lake.charts.drawn(run_id, key, *window, None, 4 * buckets, version)
+            halves = [(st.astype(np.float64), ys) for st, ys, _ in pieces]
+            for m in marks:
+                m["x"] = float(m["step"])
+        else:
+            steps, xs, values = lake.charts.points(run_id, key, x, None, version)
+            keep = np.ones(len(xs), dtype=bool)
+            if lo is not None:
+                keep &= xs >= lo
+            if hi is not None:
+                keep &= xs <= hi
+            for m in marks:
+                i = int(np.searchsorted(steps, m["step"], side="right")) - 1
+                m["x"] = float(xs[i]) if i >= 0 else None
+            steps, xs, values = steps[keep], xs[keep], values[keep]
+            cut = int(np.searchsorted(steps, own_from, side="right")) if own_from is not None else 0
+            halves = []
+            for hx, hy in ((xs[:cut], values[:cut]), (xs[cut:], values[cut:])):
+                order = np.argsort(hx, kind="stable")  # a step metric need not grow
+                halves.append((hx[order], hy[order]))
+            total = len(xs)
+        for part, (px, py) in zip(("inherited", "own"), halves, strict=True):
+            if len(px):
+                parts.append((run_id, part, px, np.asarray(py, dtype=np.float64), total))
+        markers += [
+            {**m, "run_id": run_id, "label": f"{m['kind']} @{m['step']} ← {m['from']}"} for m in marks
+        ]
+    out: dict[str, Any] = {"key": key, "x_label": x, "markers": markers}
+    if not parts:
+        return {**out, "x": [], "lines": []}
+    if sum(len(px) for _, _, px, _, _ in parts) <= 2 * buckets:  # few points: each as it is
+        grid = np.unique(np.concatenate([px for _, _, px, _, _ in parts]))
+        lines = []
+        for run_id, part, px, py, total in parts:
+            ys = np.full(len(grid), np.nan)
+            ys[np.searchsorted(grid, px)] = py
+            lines.append((run_id, part, ys, total))
+    else:
+        first = min(float(px[0]) for _, _, px, _, _ in parts)
+        last = max(float(px[-1]) for _, _, px, _, _ in parts)
+        g_lo = first if lo is None else max(float(lo), first)
+        g_hi = last if hi is None else min(float(hi), last)
+        width = (g_hi - g_lo) / buckets or 1.0
+        grid = g_lo + width * (np.repeat(np.arange(buckets), 2) + np.tile([0.25, 0.75], buckets))
+        lines = []
+        for run_id, part, px, py, total in parts:
+            ys = np.full(2 * buckets, np.nan)
+            slots, values = _extremes(px, py, g_lo, width, buckets)
+            ys[slots] = values
+            lines.append((run_id, part, ys, total))
+    return {
+        **out,
+        "x": grid.tolist(),
+        "lines": [
+            {"run_id": run_id, "part": part, "y": json_floats(ys), "points": total}
+            for run_id, part, ys, total in lines
+        ],
+    }
 
 
 GROUP_FIELDS = ("group", "job_type", "sweep")  # and config.<key>

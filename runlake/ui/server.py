@@ -158,6 +158,21 @@ def create_app(
             lake, request.path_params["run_id"], q.get("key") or "", _int(request, "limit", 200, 2, 2000)
         )
 
+    def workspace(request: Request) -> Any:
+        return api.workspace_runs(lake, _list(request, "runs"), request.query_params.get("keys") or None)
+
+    def panel(request: Request) -> Any:
+        q = request.query_params
+        return panels.panel(
+            lake,
+            _list(request, "runs"),
+            q.get("key") or "",
+            _int(request, "buckets", 400, 10, 2000),
+            q.get("x") or None,
+            lo=api.bound(q.get("lo"), steps=False),
+            hi=api.bound(q.get("hi"), steps=False),
+        )
+
     def group(request: Request) -> Any:
         q = request.query_params
         return panels.group_lines(
@@ -279,6 +294,8 @@ def create_app(
         Route("/api/runs/{run_id}/system", endpoint(system)),
         Route("/api/compare", endpoint(compare)),
         Route("/api/group", endpoint(group)),
+        Route("/api/workspace", endpoint(workspace)),
+        Route("/api/panel", endpoint(panel)),
         Route("/api/population", endpoint(population)),
         Route("/api/changes", endpoint(changes)),
         Route("/api/media", endpoint(media)),

@@ -14,7 +14,8 @@ async function viewWorkspace(q) {
     app.replaceChildren(el("h1", { text: "Workspace" }), el("p", { class: "muted", text: "Pick runs in the runs table (checkboxes) and press Workspace, or open one from a run page." }));
     return;
   }
-  const infos = await Promise.all(runs.map((r) => get("api/runs/" + encodeURIComponent(r))));
+  // one read for every run (and, for a small workspace, its panels start being read at once)
+  const infos = (await get("api/workspace?" + new URLSearchParams({ runs: runs.join(","), keys: q.get("keys") || "" }))).runs;
   const colourOf = new Map(runs.map((r, i) => [r, PALETTE[i % PALETTE.length]]));
   const hidden = new Set((q.get("hide") || "").split(",").filter(Boolean));
   const by = q.get("group") || "", band = q.get("band") || "std";
@@ -32,7 +33,7 @@ async function viewWorkspace(q) {
         e.target.checked ? hidden.delete(r) : hidden.add(r);
         set({ hide: [...hidden].join(",") });
       } }),
-      el("span", { class: "swatch", style: `background:${colourOf.get(r)}` }), " ", runLink(r, (infos[runs.indexOf(r)].run || {}).name || r))));
+      el("span", { class: "swatch", style: `background:${colourOf.get(r)}` }), " ", runLink(r, (infos.find((i) => i.run_id === r) || {}).name || r))));
   const toolbar = el("div", { class: "toolbar" },
     "keys:", el("input", { id: "ws-keys", placeholder: "regular expression", value: q.get("keys") || "", onchange: (e) => set({ keys: e.target.value }) }),
     "group by:", el("select", { id: "ws-group", onchange: (e) => set({ group: e.target.value }) },
@@ -56,7 +57,7 @@ async function viewWorkspace(q) {
   const zoom = { lo: undefined, hi: undefined };
   const panels = [];
   const drawPanel = async (key, box) => {
-    const query = new URLSearchParams({ runs: shown.join(","), key, buckets: 1000, x });
+    const query = new URLSearchParams({ runs: shown.join(","), key, x });
     if (zoom.lo !== undefined) { query.set("lo", zoom.lo); query.set("hi", zoom.hi); }
     box.replaceChildren();
     if (!shown.length) return;
@@ -80,15 +81,19 @@ async function viewWorkspace(q) {
       makeChart(box, { xs, series, bands, markers: [], logScale: log, xLabel: data.x || "step", yLabel: key });
       return;
     }
-    const data = await get("api/compare?" + query);
-    const lines = data.lines.filter((l) => shown.includes(l.run_id) || !runs.includes(l.run_id));
-    const { xs, ys } = mergeXs(lines);
-    box.dataset.lines = String(lines.length);
-    box.dataset.series = String(new Set(lines.map((l) => l.run_id)).size);
+    // each run's line on one x grid shared by all runs (api/panel): no alignment here
+    query.set("buckets", Math.max(100, Math.min(1000, Math.round(box.clientWidth || 400))));
+    const data = await get("api/panel?" + query);
+    const names = new Map(infos.map((i) => [i.run_id, i.name || i.run_id]));
+    box.dataset.lines = String(data.lines.length);
+    box.dataset.series = String(new Set(data.lines.map((l) => l.run_id)).size);
     box.dataset.xLabel = data.x_label;
-    makeChart(box, { xs, xLabel: data.x_label, yLabel: key, logScale: log, markers: data.markers,
+    box.dataset.points = String(data.lines.reduce((n, l) => n + l.points, 0));
+    makeChart(box, { xs: data.x, xLabel: data.x_label, yLabel: key, logScale: log, markers: data.markers,
       onZoom: (lo, hi) => { zoom.lo = lo; zoom.hi = hi; panels.forEach((p) => p.draw()); },
-      series: lines.map((l) => ({ label: l.label, color: colourOf.get(l.run_id) || "#9aa3ad", dash: runs.includes(l.run_id) ? undefined : [4, 3], ys: smooth(ys[lines.indexOf(l)], smoothing) })) });
+      // a run's inherited steps (before it was forked) dashed, its own solid, in its colour
+      series: data.lines.map((l) => ({ label: names.get(l.run_id) + (l.part === "inherited" ? " (inherited)" : ""),
+        color: colourOf.get(l.run_id), dash: l.part === "inherited" ? [4, 3] : undefined, ys: smooth(l.y, smoothing) })) });
   };
   const lazy = new IntersectionObserver((entries) => {
     for (const entry of entries) if (entry.isIntersecting) { lazy.unobserve(entry.target); entry.target.draw(); }
