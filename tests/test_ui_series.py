@@ -273,3 +273,72 @@ def test_a_rewound_runs_earlier_steps_are_its_own_not_inherited(tmp_path):
     _fresh(lake)
     fork = api.series(lake, "fk", "m", buckets=200)
     assert fork["own_from"] == 69 and _points(fork["inherited"])[-1] == (69.0, -69.0)
+
+
+def test_a_workspace_panel_puts_every_run_on_one_grid_with_its_extremes(tmp_path):
+    """#29: a workspace panel is each run's effective history on one x grid shared by all runs
+    (per bucket each run's lowest and highest point, in the order they came): a spike is never
+    lost, every value drawn is the run's own value in that bucket, a fork's inherited part is
+    apart from its own, a zoom is shown point by point; the workspace's read-ahead (one scan
+    per run for all its keys) draws the same extremes."""
+    from runlake.ui import panels
+
+    lake = _parent_and_fork(tmp_path, "a", "child", 10_000, 4_999, 8_000)
+    run = lake.init("charts", id="b")
+    walk = _walk(3, 10_000)
+    walk[4_321] = -1e6  # a spike down
+    for step, value in enumerate(walk):
+        run.log({"m": float(value)}, step=step)
+    run.finish()
+    truth = {"a": np.arange(10_000, dtype=float), "b": walk}
+
+    def check(out, buckets):
+        grid = np.asarray(out["x"])
+        assert len(grid) == 2 * buckets and bool(np.all(np.diff(grid) > 0))
+        width = (grid[-1] - grid[0]) / (2 * buckets - 1) * 2
+        lines = {(line["run_id"], line["part"]): np.asarray(line["y"], dtype=float) for line in out["lines"]}
+        assert sorted(lines) == [("a", "own"), ("b", "own"), ("child", "inherited"), ("child", "own")]
+        for (run_id, part), ys in lines.items():
+            shown = ~np.isnan(ys)
+            assert 0 < shown.sum() <= 2 * buckets
+            steps = np.arange(10_000) if run_id != "child" else np.arange(8_000)
+            values = truth.get(run_id, np.where(steps <= 4_999, steps, -steps).astype(float))
+            mine = (
+                (steps <= 4_999)
+                if part == "inherited"
+                else (steps > 4_999 if run_id == "child" else steps >= 0)
+            )
+            for x, y in zip(grid[shown], ys[shown], strict=True):  # a value of that run, near x
+                near = mine & (np.abs(steps - x) <= width)
+                assert y in set(values[near].tolist()), (run_id, part, x, y)
+            assert ys[shown].max() == values[mine].max() and ys[shown].min() == values[mine].min()
+        assert lines[("b", "own")][~np.isnan(lines[("b", "own")])].min() == -1e6  # the spike
+        return lines
+
+    _fresh(lake)
+    out = panels.panel(lake, ["a", "b", "child"], "m", buckets=100)
+    cold = check(out, 100)
+    assert [(m["kind"], m["step"], m["run_id"], m["label"]) for m in out["markers"]] == [
+        ("fork", 4_999, "child", "fork @4999 ← a")
+    ]
+    # read ahead as a workspace opens (each run's keys in one scan): the same extremes
+    _fresh(lake)
+    api.workspace_runs(lake, ["a", "b", "child"])
+    warm = check(panels.panel(lake, ["a", "b", "child"], "m", buckets=100), 100)
+    for line in cold:
+        assert np.nanmax(cold[line]) == np.nanmax(warm[line]) and np.nanmin(cold[line]) == np.nanmin(
+            warm[line]
+        )
+    # a zoom with few points: every point as it is
+    zoom = panels.panel(lake, ["a", "b"], "m", buckets=100, lo=4_300, hi=4_340)
+    assert zoom["x"] == list(range(4_300, 4_341))
+    by_run = {line["run_id"]: line["y"] for line in zoom["lines"]}
+    assert by_run["a"] == [float(s) for s in range(4_300, 4_341)]
+    assert by_run["b"][21] == -1e6
+    # relative time on x: the same runs, x in seconds since each run began
+    timed = panels.panel(lake, ["a", "b"], "m", buckets=50, x="_runtime")
+    assert timed["x_label"] == "_runtime" and len(timed["lines"]) == 2 and timed["x"][0] >= 0
+    for bad in ([], [f"r{i}" for i in range(panels.PANEL_RUNS + 1)]):
+        with pytest.raises(ValueError):
+            panels.panel(lake, bad, "m")
+    lake.close()

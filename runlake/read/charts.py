@@ -270,10 +270,14 @@ def downsample(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, 
 
 Points = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, x, y of one key
 Drawn = tuple[int, list[tuple[np.ndarray, np.ndarray, int]]]  # points, (steps, values, in window) per part
+Job = tuple[str, list[str], tuple[Any, ...], threading.Event]  # a run's keys to read ahead
 # What DuckDB reduces a chart key to before Python draws it: first/last/min/max of this many
 # equal step buckets (a few hundred kB of points, whatever the run's size), and again to the
 # chart's pixel buckets. Independent of the chart's width, so one prefetch serves all.
 FINE = 8192
+# A workspace's panels (at most 1,000 px wide): a quarter of the buckets, each bucket's lowest
+# and highest point only (scan.downsampled's `extremes`), about half the cost of FINE's M4
+PANEL_FINE = 2048
 NOTHING: Drawn = (0, [(np.empty(0, np.int64), np.empty(0), 0)] * 2)
 
 
@@ -357,36 +361,72 @@ class Charts:
         own_from = own_start(closure, run_id) if segment is None else None
         return version, markers, own_from
 
-    def prefetch(self, run_id: str, keys: list[str]) -> None:
+    def prefetch(self, run_id: str, keys: list[str], fine: int = FINE) -> None:
         """Reduce every chart key of a run in one scan, in the background: the run page asks for
-        its charts right after its metadata, and one scan of ten keys costs far less than ten."""
-        version = self.plan(run_id)[0]
-        todo = [k for k in keys if (run_id, k, None, None, None, FINE, version) not in self._drawn]
-        if not todo:
-            return
-        done = threading.Event()
-        with self._lock:
-            for key in todo:
-                self._prefetch.setdefault((run_id, key, version), done)
+        its charts right after its metadata, and one scan of ten keys costs far less than ten.
+        `fine`: the step buckets kept (a workspace's small panels: PANEL_FINE, half the cost)."""
+        self.prefetch_many([(run_id, keys)], fine)
 
-        def work() -> None:
-            try:
-                found = self.reader.drawn(run_id, todo, fine=FINE)
+    def prefetch_many(self, wanted: list[tuple[str, list[str]]], fine: int = FINE, workers: int = 2) -> None:
+        """`prefetch` of several runs (a workspace's): each run's keys in one scan, `workers`
+        runs at a time (the cores: more threads only contend), the first runs first. Every
+        key is marked as being read before this returns, so a chart asked for meanwhile waits
+        for its scan instead of reading it again."""
+        jobs = []
+        for run_id, keys in wanted:
+            version = self.plan(run_id)[0]
+            todo = [k for k in keys if (run_id, k, None, None, None, fine, version) not in self._drawn]
+            if not todo:
+                continue
+            done = threading.Event()
+            with self._lock:
                 for key in todo:
-                    drawn = found.get(key, NOTHING)
-                    self._keep(self._drawn, (run_id, key, None, None, None, FINE, version), drawn)
-                    self._keep(self._totals, (run_id, key, None, version), drawn[0])
+                    self._prefetch.setdefault((run_id, key, version), done)
+            jobs.append((run_id, todo, version, done))
+        if not jobs:
+            return
+        queue = list(reversed(jobs))
+
+        self._work(queue, fine, workers)
+
+    def _work(self, queue: list[Job], fine: int, workers: int) -> None:
+        """Read the queued runs' keys, `workers` at a time, each run in its own scan."""
+
+        def one(run_id: str, todo: list[str], version: tuple[Any, ...], done: threading.Event) -> None:
+            try:
+                found = self.reader.drawn(run_id, todo, fine=fine, extremes=fine == PANEL_FINE)
+                self._store(run_id, todo, version, fine, found)
             except Exception:  # noqa: BLE001 - the chart requests read for themselves then
                 pass
             finally:
-                done.set()
-                with self._lock:
-                    for key in todo:
-                        if self._prefetch.get((run_id, key, version)) is done:
-                            del self._prefetch[(run_id, key, version)]
+                self._release(run_id, todo, version, done)
 
-        # not a daemon: a process that ends while DuckDB reads in a daemon thread aborts
-        threading.Thread(target=work, name=f"runlake-ui-prefetch-{run_id}").start()
+        def work() -> None:
+            while True:
+                with self._lock:
+                    if not queue:
+                        return
+                    job = queue.pop()
+                one(*job)
+
+        # not daemons: a process that ends while DuckDB reads in a daemon thread aborts
+        for i in range(max(1, min(workers, len(queue)))):
+            threading.Thread(target=work, name=f"runlake-ui-prefetch-{i}").start()
+
+    def _store(
+        self, run_id: str, todo: list[str], version: tuple[Any, ...], fine: int, found: dict[str, Drawn]
+    ) -> None:
+        for key in todo:
+            drawn = found.get(key, NOTHING)
+            self._keep(self._drawn, (run_id, key, None, None, None, fine, version), drawn)
+            self._keep(self._totals, (run_id, key, None, version), drawn[0])
+
+    def _release(self, run_id: str, todo: list[str], version: tuple[Any, ...], done: threading.Event) -> None:
+        done.set()
+        with self._lock:
+            for key in todo:
+                if self._prefetch.get((run_id, key, version)) is done:
+                    del self._prefetch[(run_id, key, version)]
 
     def drawn(
         self,
@@ -397,17 +437,22 @@ class Charts:
         segment: int | None,
         buckets: int,
         version: tuple[Any, ...],
+        extremes_ok: bool = False,
     ) -> Drawn:
         """A key reduced by DuckDB: the page's prefetch (FINE buckets) when there is one for this
         view, else four step buckets per chart bucket (cheaper to aggregate than FINE). A window
-        (a zoom) of a key whose total is known reads only the files that hold its steps."""
+        (a zoom) of a key whose total is known reads only the files that hold its steps.
+        `extremes_ok`: a workspace's read-ahead (PANEL_FINE: each bucket's lowest and highest
+        point, NaN and text left out) will do (a workspace panel's; a run page counts every
+        point)."""
         whole = (lo, hi) == (None, None)
         pending = self._prefetch.get((run_id, key, version)) if whole and segment is None else None
         if pending is not None:
             pending.wait(timeout=60)
-        prefetched = self._drawn.get((run_id, key, None, None, None, FINE, version))
-        if whole and segment is None and prefetched and FINE >= 2 * buckets:
-            return prefetched  # type: ignore[no-any-return]
+        for fine in (FINE, PANEL_FINE) if extremes_ok else (FINE,):
+            prefetched = self._drawn.get((run_id, key, None, None, None, fine, version))
+            if whole and segment is None and prefetched and fine >= 2 * buckets:
+                return prefetched  # type: ignore[no-any-return]
         cached = (run_id, key, lo, hi, segment, 4 * buckets, version)
         if cached in self._drawn:
             return self._drawn[cached]  # type: ignore[no-any-return]

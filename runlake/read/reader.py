@@ -246,12 +246,14 @@ class Reader:
         hi: int | None = None,
         segment: int | None = None,
         window_only: bool = False,
+        extremes: bool = False,
     ) -> dict[str, tuple[int, list[tuple[Any, Any, int]]]]:
         """Keys of a run's effective history over steps [lo, hi], reduced to `fine` step buckets
         where the rows are (see `scan.downsampled`): per key its point count and, for its inherited
         part and its own part (a segment read has no inherited part), the (steps, values,
         points in the window) to draw. `window_only` reads only the files that hold steps in
-        [lo, hi] (a zoom): the point count is then the window's."""
+        [lo, hi] (a zoom): the point count is then the window's. `extremes`: of each bucket its
+        lowest and highest point only (a workspace panel's)."""
         check_name(run_id, "run id")
         key_list = check_keys(list(keys)) or []
         with self.reading() as cur:
@@ -270,7 +272,15 @@ class Reader:
                     min(whole[1], whole[1] if hi is None else hi),
                 )
                 found = downsampled(
-                    cur, self.storage, closure, files, key_list, fine=fine, span=span, own_from=own
+                    cur,
+                    self.storage,
+                    closure,
+                    files,
+                    key_list,
+                    fine=fine,
+                    span=span,
+                    own_from=own,
+                    extremes=extremes,
                 )
                 for key, (total, pieces) in list(found.items()):
                     # a key logged over a small part of the span got few buckets: again over its own
@@ -281,7 +291,15 @@ class Reader:
                     if 4 * (last - first + 1) < span[1] - span[0] + 1:
                         narrow = (first, last)
                         again = downsampled(
-                            cur, self.storage, closure, files, [key], fine=fine, span=narrow, own_from=own
+                            cur,
+                            self.storage,
+                            closure,
+                            files,
+                            [key],
+                            fine=fine,
+                            span=narrow,
+                            own_from=own,
+                            extremes=extremes,
                         )
                         found[key] = (total, again[key][1])
                 return found

@@ -21,7 +21,7 @@ import polars as pl
 from ..errors import RunlakeError, RunNotFoundError
 from ..lake import Lake
 from ..public.filters import where as filter_where
-from ..read.charts import downsample
+from ..read.charts import PANEL_FINE, downsample
 from ..store import settings
 from ..store.layout import MAX_STEP
 from ..store.parquet import UnreadablePart, decode_any, verify_local
@@ -212,9 +212,14 @@ def workspace_runs(lake: Lake, run_ids: list[str], keys: str | None = None) -> d
             pattern = re.compile(keys, re.IGNORECASE) if keys else None
         except re.error:
             pattern = None  # the page says so; the panels are read as they are asked for
-        for run_id, row in found.items():
-            wanted = [k for k in row["keys"] if pattern is None or pattern.search(k)]
-            lake.charts.prefetch(run_id, wanted[:PREFETCH_KEYS])
+        wanted = [
+            (
+                run_id,
+                [k for k in found[run_id]["keys"] if pattern is None or pattern.search(k)][:PREFETCH_KEYS],
+            )
+            for run_id in dict.fromkeys(run_ids)
+        ]
+        lake.charts.prefetch_many(wanted, fine=PANEL_FINE)
     return {"runs": [found[r] for r in dict.fromkeys(run_ids)]}
 
 

@@ -107,7 +107,7 @@ def panel(
         raise ValueError(
             f"a panel draws at most {PANEL_RUNS} runs one by one, got {len(run_ids)}: group them"
         )
-    buckets = max(10, min(int(buckets), 2000))
+    buckets = max(10, min(int(buckets), 1000))
     if not x:  # auto: the key's define_metric step metric, else the step
         x = step_metric_of(lake.reader, list(run_ids), key) or "step"
     parts: list[tuple[str, str, np.ndarray, np.ndarray, int]] = []
@@ -116,7 +116,7 @@ def panel(
         version, marks, own_from = lake.charts.plan(run_id)
         if x == "step":
             window = (None if lo is None else math.ceil(lo), None if hi is None else math.floor(hi))
-            total, pieces = lake.charts.drawn(run_id, key, *window, None, 4 * buckets, version)
+            total, pieces = lake.charts.drawn(run_id, key, *window, None, buckets, version, extremes_ok=True)
             halves = [(st.astype(np.float64), ys) for st, ys, _ in pieces]
             for m in marks:
                 m["x"] = float(m["step"])

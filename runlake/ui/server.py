@@ -167,7 +167,7 @@ def create_app(
             lake,
             _list(request, "runs"),
             q.get("key") or "",
-            _int(request, "buckets", 400, 10, 2000),
+            _int(request, "buckets", 400, 10, 1000),
             q.get("x") or None,
             lo=api.bound(q.get("lo"), steps=False),
             hi=api.bound(q.get("hi"), steps=False),
