@@ -627,6 +627,92 @@ def test_logged_charts_are_drawn_as_their_charts(tmp_path, browser):
         _stop(proc)
 
 
+def test_artifacts_tab_and_a_workspace_picked_from_a_sweep_or_a_lineage_tree(tmp_path, browser):
+    """#29: a run page lists the artifacts it logged and used (versions, type, size, files on
+    demand, who logged what it used); a sweep in the runs table opens a workspace of its runs;
+    the lineage tree's ticked runs open a workspace."""
+    root = str(tmp_path / "root")
+    config = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"lr": {"values": [0.1, 0.01, 0.001]}},
+    }
+    sweep_id = runlake.sweep(config, project="sw", root=root)
+
+    def train():
+        run = runlake.init(root=root)
+        for epoch in range(5):
+            run.log({"loss": run.config["lr"] * (5 - epoch), "acc": epoch / 5})
+
+    assert runlake.agent(sweep_id, function=train, root=root) == 3
+    lake = runlake.Lake(root)
+    producer = lake.init("sw", id="producer")
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w" * 2048)
+    artifact = runlake.Artifact("model", type="model")
+    artifact.add_file(str(weights))
+    artifact.add_file(str(weights), name="copy/weights.bin")
+    producer.log_artifact(artifact)
+    producer.log({"loss": 1.0})
+    producer.finish()
+    consumer = lake.init("sw", id="consumer", fork_from="producer?_step=0")
+    consumer.use_artifact("model:latest")
+    consumer.log({"loss": 0.5})
+    consumer.finish()
+    lake.close()
+    port, proc, context, page = _own_server(root, browser)
+    try:
+        wait_for(lambda: answers(port), "the server")
+        base = f"http://127.0.0.1:{port}/"
+        _open(page, base + "#/run/producer")
+        logged = page.locator('#artifacts details.artifact[data-direction="output"]')
+        logged.wait_for()
+        assert logged.get_attribute("data-artifact") == "model:v0"
+        assert "model · 4.0 KiB · 2 files" in logged.inner_text()
+        logged.locator("summary").click()
+        page.wait_for_selector("#artifacts table.artifact-files td")
+        assert page.locator("#artifacts table.artifact-files tr td:first-child").all_inner_texts() == [
+            "copy/weights.bin",
+            "weights.bin",
+        ]
+        _open(page, base + "#/run/consumer")
+        used = page.locator('#artifacts details.artifact[data-direction="input"]')
+        used.wait_for()
+        assert "logged by producer" in used.inner_text()
+        # the lineage tree: tick both, open them as a workspace
+        page.locator('#lineage input.pick[value="producer"]').check()
+        page.click("#workspace-picked")
+        page.wait_for_function("location.hash.startsWith('#/workspace')")
+        page.wait_for_selector("#ws-legend .ws-run")
+        assert sorted(
+            page.eval_on_selector_all("#ws-legend .ws-run", "els => els.map(e => e.dataset.run)")
+        ) == [
+            "consumer",
+            "producer",
+        ]
+        # a sweep's runs as a workspace, from the runs table's sweeps
+        _open(page, base + "#/?project=sw")
+        page.click(f'#sweeps tr[data-sweep="{sweep_id}"] a.sweep-workspace')
+        page.wait_for_function(
+            "document.querySelectorAll('.ws-panel .chart-body[data-series]').length === 2"
+            " && [...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.series === '3')"
+        )
+        assert f"3 runs of sweep {sweep_id}" in page.inner_text("h1")
+        for query, code in (
+            ("api/runs/nope/artifacts", 404),
+            ("api/workspace?sweep=nope", 404),
+            ("api/artifact-files?project=sw&name=model&version=x", 400),
+        ):
+            try:
+                urllib.request.urlopen(base + query)
+                raise AssertionError(f"{query} was answered")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == code, query
+    finally:
+        context.close()
+        _stop(proc)
+
+
 def test_small_values_get_readable_ticks_and_a_constant_a_band(server, page):
     """#29: a constant 3e-4 was labelled "0.001, 0, 0, 0" on its y axis."""
     _open(page, server + "#/")

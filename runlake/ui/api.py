@@ -180,13 +180,22 @@ WORKSPACE_RUNS = 2_000  # runs one workspace may hold (grouped, 1,000 runs draw 
 PREFETCH_RUNS, PREFETCH_KEYS = 40, 24  # a workspace this small has its panels read ahead
 
 
-def workspace_runs(lake: Lake, run_ids: list[str], keys: str | None = None) -> dict[str, Any]:
+def workspace_runs(
+    lake: Lake, run_ids: list[str], keys: str | None = None, sweep: str | None = None
+) -> dict[str, Any]:
     """What a workspace needs of its runs, in one read of the catalog: per run its name,
     group, job type, sweep, config and chart keys (`run()` would read each run's record and
     start reading its first charts: 200 runs, 200 requests). For a workspace of at most
     PREFETCH_RUNS runs, each run's first PREFETCH_KEYS keys (matching `keys`, the page's
     regular expression) start being read at once, one scan per run for all of them: the page
-    asks for every panel right after."""
+    asks for every panel right after. `sweep` (no `run_ids`): the sweep's runs, oldest first."""
+    if not run_ids and sweep:
+        run_ids = lake.sql(
+            "SELECT run_id FROM runs WHERE sweep_id = ? ORDER BY created_at, run_id LIMIT ?",
+            [sweep, WORKSPACE_RUNS],
+        )["run_id"].to_list()
+        if not run_ids:
+            raise RunNotFoundError(f"no run of sweep {sweep!r}")
     if not run_ids:
         raise ValueError("runs= names no run")
     if len(run_ids) > WORKSPACE_RUNS:

@@ -307,3 +307,34 @@ def system(lake: Lake, run_id: str) -> dict[str, Any]:
                 "y": json_floats(mine["value"].to_numpy()),
             }
     return {"keys": out, "total_keys": metrics["key"].n_unique() if metrics.height else 0}
+
+
+def run_artifacts(lake: Lake, run_id: str) -> dict[str, Any]:
+    """A run's artifacts tab: what it logged (output) and used (input), each version with its
+    type, size, step, the run that logged it and its file count."""
+    lake.run(run_id)  # a 404 for a run that does not exist
+    frame = lake.sql(
+        "SELECT u.direction, u.artifact_project AS project, u.name, u.version, u.type, u.digest, u.size, "
+        "u.step, epoch(u.used_at) AS at, a.run_id AS logged_by, "
+        "(SELECT count(*) FROM artifact_files f WHERE f.artifact_project = u.artifact_project "
+        "AND f.name = u.name AND f.version = u.version) AS files "
+        "FROM artifact_usage u LEFT JOIN artifacts a "
+        "ON a.project = u.artifact_project AND a.name = u.name AND a.version = u.version "
+        "WHERE u.run_id = ? ORDER BY u.direction DESC, u.used_at, u.name",
+        [run_id],
+    )
+    return {"artifacts": [dict(row) for row in frame.iter_rows(named=True)]}
+
+
+ARTIFACT_FILES = 500  # files an artifact's row lists (the rest are counted)
+
+
+def artifact_files(lake: Lake, project: str, name: str, version: int) -> dict[str, Any]:
+    """An artifact version's files (path, size, sha256), the first ARTIFACT_FILES by path."""
+    frame = lake.sql(
+        "SELECT file_path AS path, size, sha256, count(*) OVER () AS total FROM artifact_files "
+        "WHERE artifact_project = ? AND name = ? AND version = ? ORDER BY file_path LIMIT ?",
+        [project, name, int(version), ARTIFACT_FILES],
+    )
+    total = int(frame["total"][0]) if frame.height else 0
+    return {"total": total, "files": [dict(r) for r in frame.drop("total").iter_rows(named=True)]}

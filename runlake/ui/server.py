@@ -159,7 +159,17 @@ def create_app(
         )
 
     def workspace(request: Request) -> Any:
-        return api.workspace_runs(lake, _list(request, "runs"), request.query_params.get("keys") or None)
+        q = request.query_params
+        return api.workspace_runs(lake, _list(request, "runs"), q.get("keys") or None, q.get("sweep") or None)
+
+    def artifacts(request: Request) -> Any:
+        return panels.run_artifacts(lake, request.path_params["run_id"])
+
+    def artifact_files(request: Request) -> Any:
+        q = request.query_params
+        return panels.artifact_files(
+            lake, q.get("project") or "", q.get("name") or "", _int(request, "version", 0, 0)
+        )
 
     def panel(request: Request) -> Any:
         q = request.query_params
@@ -292,6 +302,8 @@ def create_app(
         Route("/api/runs/{run_id}/console", endpoint(console)),
         Route("/api/runs/{run_id}/steps", endpoint(steps)),
         Route("/api/runs/{run_id}/system", endpoint(system)),
+        Route("/api/runs/{run_id}/artifacts", endpoint(artifacts)),
+        Route("/api/artifact-files", endpoint(artifact_files)),
         Route("/api/compare", endpoint(compare)),
         Route("/api/group", endpoint(group)),
         Route("/api/workspace", endpoint(workspace)),

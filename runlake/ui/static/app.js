@@ -215,7 +215,7 @@ async function viewRuns(q) {
   const sweepTable = sweeps.length ? el("div", { id: "sweeps" }, el("h2", { text: "Sweeps" }), el("table", {},
     el("tr", {}, ["sweep", "project", "method", "metric", "trials", "running", "finished", "failed", "best run", "best value"].map((h) => el("th", { text: h }))),
     sweeps.map((s) => el("tr", { "data-sweep": s.sweep_id },
-      el("td", { text: s.sweep_id }), el("td", { text: s.project }), el("td", { text: s.method }), el("td", { text: s.metric_name ? `${s.metric_name} (${s.goal})` : "" }),
+      el("td", {}, s.sweep_id, " ", el("a", { class: "sweep-workspace", href: "#/workspace?" + new URLSearchParams({ sweep: s.sweep_id }), text: "workspace" })), el("td", { text: s.project }), el("td", { text: s.method }), el("td", { text: s.metric_name ? `${s.metric_name} (${s.goal})` : "" }),
       el("td", { class: "num", text: s.trials }), el("td", { class: "num", text: s.running }), el("td", { class: "num", text: s.finished }), el("td", { class: "num", text: s.failed }),
       el("td", {}, s.best_run ? el("a", { href: "#/run/" + encodeURIComponent(s.best_run), text: s.best_run }) : ""), el("td", { class: "num", text: fmt(s.best_value) }))))) : "";
   app.replaceChildren(el("h1", { text: "Runs" }), filters, sweepTable,
@@ -340,6 +340,27 @@ function systemSection(runId) {  // system metrics, one chart per key, a series 
   }).catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
   return box;
 }
+function bytes(n) { return n === null || n === undefined ? "" : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : n < 1073741824 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1073741824).toFixed(2)} GiB`; }
+function artifactsSection(runId) {  // what the run logged and used, each version's files on demand
+  const box = el("div", { id: "artifacts" });
+  get(`api/runs/${encodeURIComponent(runId)}/artifacts`).then((data) => {
+    if (!data.artifacts.length) return;
+    box.append(el("h2", { text: "Artifacts" }), el("div", {}, data.artifacts.map((a) => {
+      const files = el("details", { class: "artifact", "data-artifact": `${a.name}:v${a.version}`, "data-direction": a.direction },
+        el("summary", {}, el("b", { text: a.direction === "output" ? "logged " : "used " }), `${a.name}:v${a.version}`, el("span", { class: "muted", text: ` ${a.type} · ${bytes(a.size)} · ${a.files} file${a.files === 1 ? "" : "s"}${a.step !== null ? " · step " + a.step : ""}` }),
+          a.direction === "input" && a.logged_by ? el("span", {}, " · logged by ", runLink(a.logged_by)) : ""));
+      files.addEventListener("toggle", () => {
+        if (!files.open || files.querySelector("table")) return;
+        get("api/artifact-files?" + new URLSearchParams({ project: a.project, name: a.name, version: a.version })).then((f) => files.appendChild(el("table", { class: "artifact-files" },
+          el("tr", {}, ["file", "size", "sha256"].map((h) => el("th", { text: h }))),
+          f.files.map((x) => el("tr", {}, el("td", { text: x.path }), el("td", { class: "num", text: bytes(x.size) }), el("td", { class: "muted", text: (x.sha256 || "").slice(0, 12) }))),
+          f.total > f.files.length ? el("tr", {}, el("td", { class: "muted", text: `and ${f.total - f.files.length} more` })) : ""))).catch((e) => files.appendChild(el("div", { class: "error", text: e.message })));
+      });
+      return files;
+    })));
+  }).catch((e) => box.appendChild(el("div", { class: "error", text: e.message })));
+  return box;
+}
 function consoleSection(runId) {  // the console tab: the last lines, searchable
   const box = el("div", { id: "console" });
   const out = el("pre", { class: "console" });
@@ -381,8 +402,12 @@ function lineageTree(info) {
     const runs = [...new Set([...document.querySelectorAll("#lineage input.pick:checked")].map((i) => i.value))];
     if (runs.length) go("compare", { runs: runs.join(",") });
   } });
+  const workspaceTicked = el("button", { id: "workspace-picked", text: "Workspace of ticked", onclick: () => {
+    const runs = [...new Set([...document.querySelectorAll("#lineage input.pick:checked")].map((i) => i.value))];
+    if (runs.length) go("workspace", { runs: runs.join(",") });
+  } });
   const archived = info.segments.filter((s) => s.segment !== run.segment);
-  return el("div", { class: "tree", id: "lineage" }, root, compareTicked,
+  return el("div", { class: "tree", id: "lineage" }, root, compareTicked, " ", workspaceTicked,
     archived.length ? el("div", { class: "muted", text: "archived segments: " + archived.map((s) => `${s.segment} (${s.kind}${s.cutoff !== null ? " @" + s.cutoff : ""})`).join(", ") }) : "");
 }
 async function drawSeries(box, runId, key, opts) {
@@ -433,7 +458,7 @@ async function viewRun(runId, q) {
       el("div", {}, el("h2", { text: "Config" }), kvTable(info.config, "config")),
       el("div", {}, el("h2", { text: "Summary" }), kvTable(info.summary, "summary"))),
     alertsSection(info), mediaSection(info),
-    el("h2", { text: "Charts" }), controls, charts, systemSection(runId), consoleSection(runId));
+    el("h2", { text: "Charts" }), controls, charts, systemSection(runId), artifactsSection(runId), consoleSection(runId));
   const archivedSegments = q.get("archived") === "1" ? info.segments.filter((s) => s.segment !== run.segment).map((s) => s.segment) : [];
   // A run may have thousands of keys: the page shows CHART_PAGE charts at a time (a filter
   // narrows them, "more" adds a page), and beyond one page a chart is fetched only when it

@@ -8,14 +8,16 @@
 
 async function viewWorkspace(q) {
   const seq = state.seq;  // a newer navigation started since? then draw nothing
-  const runs = (q.get("runs") || "").split(",").filter(Boolean);
-  if (!runs.length) {
+  let runs = (q.get("runs") || "").split(",").filter(Boolean);
+  const sweep = q.get("sweep") || "";  // a sweep's runs (picked from the runs table's sweeps)
+  if (!runs.length && !sweep) {
     if (stale(seq)) return;
     app.replaceChildren(el("h1", { text: "Workspace" }), el("p", { class: "muted", text: "Pick runs in the runs table (checkboxes) and press Workspace, or open one from a run page." }));
     return;
   }
   // one read for every run (and, for a small workspace, its panels start being read at once)
-  const infos = (await get("api/workspace?" + new URLSearchParams({ runs: runs.join(","), keys: q.get("keys") || "" }))).runs;
+  const infos = (await get("api/workspace?" + new URLSearchParams({ runs: runs.join(","), sweep, keys: q.get("keys") || "" }))).runs;
+  if (!runs.length) runs = infos.map((i) => i.run_id);
   const colourOf = new Map(runs.map((r, i) => [r, PALETTE[i % PALETTE.length]]));
   const hidden = new Set((q.get("hide") || "").split(",").filter(Boolean));
   const by = q.get("group") || "", band = q.get("band") || "std";
@@ -52,7 +54,7 @@ async function viewWorkspace(q) {
       [["s", "small"], ["m", "medium"], ["l", "large"]].map(([v, t]) => el("option", { value: v, selected: v === size, text: t }))));
   const grid = el("div", { id: "ws-grid", class: "grid ws-" + size });
   if (stale(seq)) return;
-  app.replaceChildren(el("h1", { text: `Workspace: ${runs.length} runs, ${keys.length} keys` }), toolbar, legend, grid);
+  app.replaceChildren(el("h1", { text: `Workspace: ${runs.length} runs${sweep && !q.get("runs") ? " of sweep " + sweep : ""}, ${keys.length} keys` }), toolbar, legend, grid);
   const shown = runs.filter((r) => !hidden.has(r));
   const zoom = { lo: undefined, hi: undefined };
   const panels = [];
