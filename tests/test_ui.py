@@ -967,6 +967,7 @@ def test_a_histogram_over_steps_is_a_heat_map_and_an_image_has_a_step_slider(tmp
                 np.full((8, 8, 3), step * 10, dtype=np.uint8), caption=f"step {step}"
             )
             row["note"] = f"<b>checkpoint</b> {step}"  # text: a table of step -> text, shown as text
+            row["topk"] = [step, step + 1, step + 2]  # a list: a table of step -> list
         run.log(row)
     run.finish()
     lake.close()
@@ -993,6 +994,12 @@ def test_a_histogram_over_steps_is_a_heat_map_and_an_image_has_a_step_slider(tmp
         )
         assert texts == [f"<b>checkpoint</b> {s}" for s in (0, 5, 10, 15)]
         assert page.locator("#media b").count() == 0  # shown as text, never as markup
+        page.wait_for_selector("#media .chart[data-key=topk] table.text-steps td")
+        lists = page.eval_on_selector_all(
+            "#media .chart[data-key=topk] table.text-steps tr td:nth-child(2)",
+            "ts => ts.map(t => t.textContent)",
+        )
+        assert lists == [f"[{s},{s + 1},{s + 2}]" for s in (0, 5, 10, 15)]
         assert page.locator("#charts .chart").count() == 1  # loss only: no empty frames for media or text
     finally:
         context.close()

@@ -300,6 +300,11 @@ def run(lake: Lake, run_id: str) -> dict[str, Any]:
         for k, v in sorted(record["summary"].items())
         if isinstance(v, str) and not k.startswith("_")
     ]  # text keys: a table of step -> text
+    media += [
+        {"key": k, "value": {"_type": "list", "items": v}}
+        for k, v in sorted(record["summary"].items())
+        if isinstance(v, list) and not k.startswith("_")
+    ]  # lists: a table of step -> list
     alerts = json_rows(lake.alerts(run_id).drop("path"))
     return {**record, "keys": keys, "groups": groups, "media": media, "alerts": alerts}
 

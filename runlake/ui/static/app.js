@@ -275,7 +275,7 @@ function mediaView(ref) {
     case "html-file": return el("iframe", { class: "media-html", sandbox: "", src: mediaSrc(ref), title: "logged HTML" });
     case "plotly-file": return el("a", { href: mediaSrc(ref), target: "_blank", rel: "noopener", text: "plotly figure (JSON)" });
     case "histogram": return histogramView(ref);
-    case "text": return "";  // shown by step (overSteps)
+    case "text": case "list": return "";  // shown by step (overSteps)
     case "table-file": return ref.chart ? specChart(ref) : tableView(ref);
     default: return el("span", { text: fmt(ref) });
   }
@@ -287,11 +287,11 @@ function mediaSection(info) {
 }
 function overSteps(runId, m) {  // a histogram's heat map over steps; an image's step slider; text by step
   const kind = (m.value || {})._type;
-  if (kind !== "histogram" && kind !== "image-file" && kind !== "text") return "";
+  if (kind !== "histogram" && kind !== "image-file" && kind !== "text" && kind !== "list") return "";
   const box = el("div", { class: "over-steps" });
   get(`api/runs/${encodeURIComponent(runId)}/steps?` + new URLSearchParams({ key: m.key, limit: 200 })).then((data) => {
     if (data.heatmap) return box.appendChild(heatmap(data));
-    if (kind === "text") return box.appendChild(el("table", { class: "text-steps" }, el("tr", {}, el("th", { text: "step" }), el("th", { text: "text" })),
+    if (kind === "text" || kind === "list") return box.appendChild(el("table", { class: "text-steps" }, el("tr", {}, el("th", { text: "step" }), el("th", { text: kind })),
       data.steps.map((st, i) => el("tr", {}, el("td", { class: "num", text: fmt(st) }), el("td", { text: typeof data.values[i] === "string" ? data.values[i] : fmt(data.values[i]) })))));
     if (data.steps.length < 2) return;
     const img = el("img", { class: "stepped", alt: m.key, src: mediaSrc(data.values[data.values.length - 1]) });
