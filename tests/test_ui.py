@@ -929,6 +929,21 @@ def test_the_readmes_screenshots_are_of_the_demo_population(tmp_path, browser, c
         _stop(proc)
 
 
+def test_the_runs_table_sorts_by_a_summary_or_config_column(server, page):
+    """#29: any summary or config key is a column, and a column to sort by."""
+    _open(page, server + "#/?project=demo&summary=loss&config=lr&sort=summary.loss&order=asc")
+    rows = page.locator("#runs-body tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.run)") == ["hot", "base"]  # 0.01 < 1/60
+    page.locator("#runs-table th", has_text="config.lr").click()  # descending by lr: 0.5, 0.1
+    page.wait_for_function(
+        "[...document.querySelectorAll('#runs-table th')].some(th => th.textContent === 'config.lr ▼')"
+    )
+    assert page.locator("#runs-body tr").first.get_attribute("data-run") == "hot"
+    page.locator("#runs-table th", has_text="config.lr").click()  # and ascending
+    page.wait_for_function("document.querySelector('#runs-body tr')?.dataset.run === 'base'")
+    assert "▲" in page.locator("#runs-table th", has_text="config.lr").inner_text()
+
+
 def test_the_runs_table_takes_the_apis_filter_language(server, page):
     """#29: the runs table filters with W&B's MongoDB-style filters (runlake.Api's language);
     a filter that is not JSON, or names an unknown operator, is a 400 saying so."""

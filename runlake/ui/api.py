@@ -83,8 +83,11 @@ def runs(
 ) -> dict[str, Any]:
     """One page of the runs table: filtered and sorted in SQL, with chosen summary/config columns;
     `filters`: W&B's MongoDB-style filter as JSON, the `Api`'s language (public/filters.py)."""
-    if sort not in SORTABLE:
-        raise RunlakeError(f"cannot sort by {sort!r}: one of {', '.join(SORTABLE)}")
+    by_value = sort.split(".", 1) if sort.startswith(("summary.", "config.")) else None
+    if sort not in SORTABLE and (by_value is None or not by_value[1]):
+        raise RunlakeError(
+            f"cannot sort by {sort!r}: one of {', '.join(SORTABLE)}, summary.<key>, config.<key>"
+        )
     where, params = ["true"], []
     for column, value in (("project", project), ("state", state), ('"group"', group)):
         if value:
@@ -118,12 +121,21 @@ def runs(
     select = ", ".join([*(f'"{c}"' for c in RUN_COLUMNS), *extra])
     condition = " AND ".join(where)
     direction = "DESC" if order.lower() == "desc" else "ASC"
-    sort_column = '"group"' if sort == "group" else sort
+    sort_params: list[Any] = []
+    if by_value is not None:  # a summary or config value: numbers by value, then the rest as text
+        path = "$." + json.dumps(by_value[1])
+        sort_column = (
+            f"TRY_CAST(json_extract_string({by_value[0]}, ?) AS DOUBLE) {direction} NULLS LAST, "
+            f"json_extract_string({by_value[0]}, ?)"
+        )
+        sort_params = [path, path]
+    else:
+        sort_column = '"group"' if sort == "group" else sort
     query = (
         f"SELECT {select}, count(*) OVER () AS _total FROM runs WHERE {condition} "
         f"ORDER BY {sort_column} {direction} NULLS LAST, run_id LIMIT {limit} OFFSET {offset}"
     )
-    frame = lake.sql(query, [*extra_params, *params])
+    frame = lake.sql(query, [*extra_params, *params, *sort_params])
     total = int(frame["_total"][0]) if frame.height else 0
     rows = json_rows(frame.drop("_total"))
     for row in rows:

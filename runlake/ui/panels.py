@@ -98,9 +98,10 @@ def panel(
     inherited part apart from its own, as lineage says), every run on one shared x grid — per
     x bucket the min and the max of each run in the order they came —, so the page draws a few
     hundred points per run whatever the steps and never aligns runs itself. Over [lo, hi] (a
-    zoom); few enough points are sent as they are. `x`: "step", "wall", "_runtime", a step
-    metric, or None for the key's define_metric step metric (else the step). Reads through the web app's chart caches (one scan per run for all its keys when
-    the workspace asked for them, see `workspace_runs`)."""
+    zoom); few enough points are sent as they are (a step metric's repeated values: the last).
+    `x`: "step", "wall", "_runtime", a step metric, or None for the key's define_metric step
+    metric (else the step). Reads through the web app's chart caches (one scan per run for all
+    its keys when the workspace asked for them: see `api.workspace_runs`)."""
     if not run_ids:
         raise ValueError("runs= names no run")
     if len(run_ids) > PANEL_RUNS:

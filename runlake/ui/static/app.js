@@ -174,10 +174,8 @@ async function viewRuns(q) {
   const sort = q.get("sort") || "created_at", order = q.get("order") || "desc";
   const chosen = (q.get("summary") || "").split(",").filter(Boolean);
   const chosenConfig = (q.get("config") || "").split(",").filter(Boolean);
-  const projects = await get("api/projects");
   const query = new URLSearchParams({ project, q: q.get("q") || "", state: q.get("state") || "", group: q.get("group") || "", tag: q.get("tag") || "", filters: q.get("filters") || "", sort, order, offset: page * limit, limit, summary: chosen.join(","), config: chosenConfig.join(",") });
-  const data = await get("api/runs?" + query);
-  const sweeps = await get("api/sweeps?" + new URLSearchParams({ project }));
+  const [projects, data, sweeps] = await Promise.all([get("api/projects"), get("api/runs?" + query), get("api/sweeps?" + new URLSearchParams({ project }))]);
   const selected = new Set();
   const filters = el("div", { class: "toolbar" },
     el("select", { id: "project", onchange: (e) => go("", { ...Object.fromEntries(q), project: e.target.value, page: "" }) },
@@ -197,7 +195,7 @@ async function viewRuns(q) {
     el("button", { id: "workspace-selected", onclick: () => selected.size && go("workspace", { runs: [...selected].join(",") }), text: "Workspace" }),
   );
   const all = !project;  // every project's runs: say which project each is in
-  const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, null]), ...chosenConfig.map((k) => ["config." + k, null])];
+  const columns = [["", null], ["id", "run_id"], ["name", "name"], ...(all ? [["project", null]] : []), ["state", "state"], ["group", "group"], ["tags", null], ["parent@step", null], ["last step", "last_step"], ["created", "created_at"], ...chosen.map((k) => [k, "summary." + k]), ...chosenConfig.map((k) => ["config." + k, "config." + k])];
   const head = el("tr", {}, columns.map(([label, key]) => el("th", {
     text: label + (key === sort ? (order === "desc" ? " ▼" : " ▲") : ""),
     onclick: key ? () => go("", { ...Object.fromEntries(q), sort: key, order: key === sort && order === "desc" ? "asc" : "desc" }) : null,
