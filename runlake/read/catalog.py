@@ -206,56 +206,70 @@ class Catalog(Following):
         from the commit log's newest entries (`tail.py`), or from a full listing of the root
         (a root without a log, a new reader without a checkpoint, the periodic relist)."""
         with self._lock:
-            listed_at = time.time()
-            self.fold.problems = []
-            self.fold.relisted = set()
-            self.fold.listing_all = False
-            self.fold.stream_listing = None
-            listing, packs, dir_cache = self._listing()
-            changed = [p for p, token in listing.items() if self.state.seen.get(p) != token]
-            removed = [p for p in self.state.seen if p not in listing and not is_pack_manifest(p)]
-            dirty: set[NodeKey] = set(self.tail.touched)
-            pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
-            generation = self.state.generation
+            try:
+                self._fold_changes()
+            except BaseException:
+                self.tail.listing.lose()  # the next refresh compares every manifest again
+                raise
+        if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
+            self.persist()
 
-            def fold(cur: duckdb.DuckDBPyConnection) -> None:
-                if changed or removed:
-                    self.fold.apply(cur, changed, removed, listing, dirty, pointed)
-                    self.state.generation += 1  # before _update_states: its list of running runs is cached
-                if self.fold.packs(cur, dirty, pointed):
-                    self.state.generation += 1
-                if pointed and self.fold.pointers(cur, pointed):
-                    self.state.generation += 1
-                self.fold.update_states(cur, dirty)
-                if dirty:
-                    self.fold.relist(cur, dirty)
-                    self.state.generation += 1
-                if self.fold.streams(cur):
-                    self.state.generation += 1
+    def _fold_changes(self) -> None:
+        """`refresh` under its lock."""
+        listed_at = time.time()
+        self.fold.problems = []
+        self.fold.relisted = set()
+        self.fold.listing_all = False
+        self.fold.stream_listing = None
+        listing, packs, dir_cache = self._listing()
+        seen = self.state.seen
+        if self._delta is None:  # compare everything listed
+            changed = [p for p, t in listing.items() if not is_pack_manifest(p) and seen.get(p) != t]
+            removed = [p for p in seen if p not in listing and not is_pack_manifest(p)]
+        else:  # following the log: only what its entries changed
+            candidates = [p for p in self._delta if not is_pack_manifest(p)]
+            changed = [p for p in candidates if p in listing and seen.get(p) != listing[p]]
+            removed = [p for p in candidates if p not in listing and p in seen]
+        dirty: set[NodeKey] = set(self.tail.touched)
+        pointed: set[NodeKey] = set()  # nodes whose pack pointer changed
+        generation = self.state.generation
 
-            self.fold.pack_listing = packs
-            quiet = (
-                not changed
-                and not removed
-                and not dirty
-                and not self.fold.streams_pending(self.con)
-                and all(self.state.seen.get(p) == t for p, t in packs.items())
-                and not any(p not in packs for p in self.state.pack_manifests)
-            )
-            if quiet and not self._has_running():
-                self._dir_cache = dir_cache
-                self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
-                self._after_refresh(generation)
-                return  # nothing to fold and no live run whose state could turn: no transaction
-            self._atomically(fold)
-            self.tail.settled(self.fold.relisted)
-            self.tail.streams_settled()
-            self.fold.forced.clear()
+        def fold(cur: duckdb.DuckDBPyConnection) -> None:
+            if changed or removed:
+                self.fold.apply(cur, changed, removed, listing, dirty, pointed)
+                self.state.generation += 1  # before _update_states: its list of running runs is cached
+            if self.fold.packs(cur, dirty, pointed):
+                self.state.generation += 1
+            if pointed and self.fold.pointers(cur, pointed):
+                self.state.generation += 1
+            self.fold.update_states(cur, dirty)
+            if dirty:
+                self.fold.relist(cur, dirty)
+                self.state.generation += 1
+            if self.fold.streams(cur):
+                self.state.generation += 1
+
+        self.fold.pack_listing = packs
+        quiet = (
+            not changed
+            and not removed
+            and not dirty
+            and not self.fold.streams_pending(self.con)
+            and all(self.state.seen.get(p) == t for p, t in packs.items())
+            and not any(p not in packs for p in self.state.pack_manifests)
+        )
+        if quiet and not self._has_running():
             self._dir_cache = dir_cache
             self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
             self._after_refresh(generation)
-        if self._dirty_since_persist and time.monotonic() - self._last_persist > _PERSIST_EVERY:
-            self.persist()
+            return  # nothing to fold and no live run whose state could turn: no transaction
+        self._atomically(fold)
+        self.tail.settled(self.fold.relisted)
+        self.tail.streams_settled()
+        self.fold.forced.clear()
+        self._dir_cache = dir_cache
+        self.listed_at = listed_at if self.tail.state.mode != "log" else self._log_listed_at()
+        self._after_refresh(generation)
 
     def _atomically(self, fold: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         """Run `fold` in one transaction; if it raises, the tables and every Python-side index
@@ -307,7 +321,11 @@ class Catalog(Following):
                 self.state.generation += 1
 
             self.fold.relisted = set()
-            self._atomically(fold)
+            try:
+                self._atomically(fold)
+            except BaseException:
+                self.tail.listing.lose()  # the next refresh compares every manifest again
+                raise
             self.tail.settled(self.fold.relisted)
             self.fold.forced.clear()
 

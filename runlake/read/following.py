@@ -131,8 +131,10 @@ class Following:
                 )
 
     def _listing(self) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[int, dict[str, str]]]]:
-        """(manifests, pack manifests, directory cache) as of now, with their change tokens."""
+        """(manifests, pack manifests, directory cache) as of now, with their change tokens; sets
+        `_delta`, the manifests that may have changed since the last fold (None: any)."""
         tail = self.tail
+        self._delta: set[str] | None = None
         if tail.state.mode == "" and not self.state.seen:  # a new reader: the newest checkpoint
             if checkpoint.load(self):
                 self.fold.forced.clear()
@@ -157,9 +159,9 @@ class Following:
                 self.unlogged = {
                     p for p in self.unlogged if not tail.listing.get(p, "log:").startswith("log:")
                 }
-            listing = {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)}
-            packs = {p: t for p, t in tail.listing.items() if is_pack_manifest(p)}
-            return listing, packs, self._dir_cache
+            # only what the log changed is compared (the listing itself is not copied)
+            self._delta = tail.listing.take()
+            return tail.listing, {p: tail.listing[p] for p in tail.listing.packs}, self._dir_cache
         # the whole root: no log yet, a new reader without a checkpoint, or the periodic relist
         self.fold.listing_all = True  # segments are listed for real in this refresh
         listed_ns = time.time_ns()

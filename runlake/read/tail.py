@@ -86,13 +86,54 @@ class TailState:
         )
 
 
+class Listing(dict[str, str]):
+    """What a reader knows of the root's manifests (path -> change token), noting the paths
+    that changed since the catalog last folded them (`take`), so a refresh compares those and
+    not every manifest of the root (100,000 runs: a second a refresh), and the pack manifests
+    among them."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__()
+        self.packs: set[str] = set()
+        for path, token in dict(items).items():
+            self[path] = token
+        self.changed: set[str] | None = None  # None: compare every path (new, or a fold failed)
+
+    def __setitem__(self, path: str, token: str) -> None:
+        changed = getattr(self, "changed", None)
+        if changed is not None and self.get(path) != token:
+            changed.add(path)
+        if is_pack_manifest(path):
+            self.packs.add(path)
+        super().__setitem__(path, token)
+
+    def pop(self, path: str, *default: Any) -> Any:  # type: ignore[override]
+        if path in self:
+            if self.changed is not None:
+                self.changed.add(path)
+            self.packs.discard(path)
+        return super().pop(path, *default)
+
+    def __delitem__(self, path: str) -> None:
+        self.pop(path)
+
+    def take(self) -> set[str] | None:
+        """The paths changed since the last take (None: any may have), and start again."""
+        out, self.changed = self.changed, set()
+        return out
+
+    def lose(self) -> None:
+        """What changed is not known any more (a fold that failed): compare everything next."""
+        self.changed = None
+
+
 class Tail:
     """One catalog's view of the root's files through the commit log."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.state = TailState()
-        self.listing: dict[str, str] = {}  # manifests and pack manifests (and beats) -> token
+        self._listing = Listing()  # manifests and pack manifests (and beats) -> token
         self.docs: dict[str, dict[str, Any]] = {}  # contents the entries carried, not folded yet
         self.added: dict[NodeKey, dict[str, int]] = {}  # parts stored, by node: path -> bytes
         self.dropped: set[str] = set()  # parts removed
@@ -102,6 +143,14 @@ class Tail:
         self.streams_dropped_trees: list[str] = []  # runs' stream directories removed
         self.problems: list[str] = []
         self.last_full = time.monotonic()
+
+    @property
+    def listing(self) -> Listing:
+        return self._listing
+
+    @listing.setter
+    def listing(self, items: dict[str, str]) -> None:  # a listing replaced whole: compare it all
+        self._listing = items if isinstance(items, Listing) and items.changed is None else Listing(items)
 
     # ---- deciding how to read ----------------------------------------------------------------
     def has_origin(self) -> bool:
@@ -300,6 +349,8 @@ class Tail:
         if storage.is_local:
             out = []
             for entry in _scandir(bucket):
+                if start_after is not None and entry.name < start_after:
+                    continue  # named before the position (names sort by time): no stat
                 try:
                     out.append((entry.name, entry.path, entry.stat().st_mtime))
                 except OSError:

@@ -42,6 +42,8 @@ RUN_COLUMNS = (
     "last_step", "created_at", "heartbeat_at", "finished_at", "exit_code", "segment", "source",
 )  # fmt: skip
 MAX_BUCKETS = 4000
+_COLUMN_NAMES: dict[tuple[Any, ...], dict[str, list[str]]] = {}  # the runs table's column pickers
+_COLUMN_NAMES_LOCK = threading.Lock()
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -143,12 +145,22 @@ def runs(
             for i, key in enumerate(keys or []):
                 raw = row.pop(f"{prefix}_{i}", None)
                 row.setdefault(prefix, {})[key] = json.loads(raw) if isinstance(raw, str) else raw
-    names = {}
-    for column in ("summary", "config"):  # what the column pickers offer
-        names[column] = lake.sql(
-            f"SELECT DISTINCT unnest(json_keys({column})) AS k FROM runs WHERE {condition} ORDER BY k LIMIT 500",
-            params,
-        )["k"].to_list()
+    # what the column pickers offer: kept while the catalog has not changed (on 100,000 runs
+    # the two lists cost more than the page itself)
+    cached = (id(lake), lake.reader.catalog.generation, condition, json.dumps(params, default=str))
+    names = _COLUMN_NAMES.get(cached)
+    if names is None:
+        names = {
+            column: lake.sql(
+                f"SELECT DISTINCT unnest(json_keys({column})) AS k FROM runs WHERE {condition} ORDER BY k LIMIT 500",
+                params,
+            )["k"].to_list()
+            for column in ("summary", "config")
+        }
+        with _COLUMN_NAMES_LOCK:
+            _COLUMN_NAMES[cached] = names
+            while len(_COLUMN_NAMES) > 64:
+                _COLUMN_NAMES.pop(next(iter(_COLUMN_NAMES)))
     return {
         "total": total,
         "offset": offset,
