@@ -352,10 +352,10 @@ class Catalog(Following):
                 cur = self.con.cursor()
                 try:
                     files: dict[Node, list[tuple[str, int, int, bool]]] = {}
-                    for r, s, path, lo, hi, pack in cur.execute(
+                    for r, s, path, lo, hi, pack in cur.execute(  # (BIGINT and BOOLEAN come as int, bool)
                         "SELECT run_id, segment, path, step_lo, step_hi, pack FROM parts ORDER BY step_lo, path"
                     ).fetchall():
-                        files.setdefault((r, int(s)), []).append((path, int(lo), int(hi), bool(pack)))
+                        files.setdefault((r, s), []).append((path, lo, hi, pack))
                     current = {
                         r: int(s) for r, s in cur.execute("SELECT run_id, segment FROM run_meta").fetchall()
                     }

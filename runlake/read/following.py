@@ -178,6 +178,7 @@ class Following:
         else:
             tail.took_full_listing({**listing, **packs}, listed_ns, following)
         self._start_relist = False
+        tail.listing.take()  # this refresh compares every manifest: nothing is left pending
         if tail.state.mode == "log":
             return (
                 {p: t for p, t in tail.listing.items() if not is_pack_manifest(p)},

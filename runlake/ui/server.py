@@ -319,10 +319,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # check every file's page checksums now, in the background and biggest first, so the
-        # first visit of a run does not wait for it (a read checks what is not checked yet)
+        # read the catalog and check every file's page checksums now, in the background and
+        # biggest first, so the first visit does not wait for it (a read checks what is not yet)
         stop = threading.Event()
-        checker = threading.Thread(target=api.verify_root, args=(lake, stop), name="runlake-ui-verify")
+        checker = threading.Thread(target=api.warm_up, args=(lake, stop), name="runlake-ui-warm-up")
         checker.start()
         try:
             yield
