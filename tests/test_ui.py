@@ -621,7 +621,7 @@ def test_logged_charts_are_drawn_as_their_charts(tmp_path, browser):
         summary = page.inner_text("#summary")
         assert "chart wandb/bar/v0" in summary and "table, 45 rows × 1 columns" in summary
         assert '"_type"' not in summary
-        _shot(page, "charts.png", tmp_path)
+        _shot(page, "fixture-charts.png", tmp_path)
     finally:
         context.close()
         _stop(proc)
@@ -919,6 +919,14 @@ def test_the_readmes_screenshots_are_of_the_demo_population(tmp_path, browser, c
         _open(page, base + "#/population?project=pbt-demo&metric=loss")
         page.wait_for_selector("#population g.member")
         _shot(page, "population.png", tmp_path)
+        # the fine-tuning run's evaluation: its logged charts drawn as charts
+        _open(page, base + "#/run/finetune")
+        page.wait_for_selector("#media .spec-body[data-drawn=confusion_matrix]", state="attached")
+        page.wait_for_selector("#media .spec-body[data-drawn=bar] rect.bar", state="attached")
+        assert page.locator("#media .spec-body[data-drawn=bar] rect.bar").count() == 16
+        target = os.path.join(SHOTS or str(tmp_path), "charts.png")
+        page.locator("#media").screenshot(path=target)
+        assert os.path.getsize(target) > 10_000
         _open(page, base + "#/workspace?group=group&band=minmax&keys=^(loss|acc)$&runs=" + ",".join(ids))
         page.wait_for_function(
             "[...document.querySelectorAll('.ws-panel .chart-body')].every(b => b.dataset.groups === '2')"

@@ -30,9 +30,11 @@ function barChart(box, bars, { xLabel, yLabel, groups }) {  // bars: [{label, va
   const yOf = (v) => T + (H - T - B) * (1 - (v - min) / ((max - min) || 1));
   const slot = (W - L - 8) / Math.max(1, bars.length), bw = (slot * 0.8) / names.length;
   const svg = svgEl("svg", { width: W, height: H, class: "bars" });
-  const ticks = tickText([min, (min + max) / 2, max]);
-  [min, (min + max) / 2, max].forEach((v, i) => svg.append(svgEl("line", { x1: L, x2: W - 8, y1: yOf(v), y2: yOf(v), stroke: "#eef0f3" }),
+  const at = niceTicks(min, max, 4), ticks = tickText(at);
+  at.forEach((v, i) => svg.append(svgEl("line", { x1: L, x2: W - 8, y1: yOf(v), y2: yOf(v), stroke: "#eef0f3" }),
     Object.assign(svgEl("text", { x: L - 4, y: yOf(v) + 4, "text-anchor": "end", fill: "#6b7482" }), { textContent: ticks[i] })));
+  const longest = Math.max(1, ...bars.map((b) => Math.min(12, b.label.length)));
+  const every = Math.max(1, Math.ceil((longest * 6.5 + 6) / slot));  // labels that fit side by side
   bars.forEach((b, i) => {
     b.values.forEach((v, k) => {
       if (typeof v !== "number") return;
@@ -40,7 +42,7 @@ function barChart(box, bars, { xLabel, yLabel, groups }) {  // bars: [{label, va
       svg.appendChild(svgEl("rect", { x, y: y0, width: Math.max(1, bw - 1), height: Math.max(1, y1 - y0), fill: PALETTE[k % PALETTE.length], class: "bar" },
         svgTitle(`${b.label}${names[k] ? " · " + names[k] : ""}: ${fmt(v)}`)));
     });
-    if (i % Math.ceil(bars.length / 10) === 0) {  // at most ten labels: they stay readable
+    if (i % every === 0) {
       const t = svgEl("text", { x: L + i * slot + slot / 2, y: H - B + 14, "text-anchor": "middle", fill: "#1d2430" });
       t.textContent = b.label.length > 12 ? b.label.slice(0, 11) + "…" : b.label;
       svg.appendChild(t);
@@ -51,6 +53,14 @@ function barChart(box, bars, { xLabel, yLabel, groups }) {  // bars: [{label, va
   box.dataset.bars = String(bars.length * names.length);
   box.appendChild(svg);
   if (names.length > 1) box.appendChild(el("div", { class: "legend" }, names.map((n, k) => el("span", {}, el("span", { class: "swatch", style: `background:${PALETTE[k % PALETTE.length]}` }), " ", n))));
+}
+function niceTicks(lo, hi, n) {  // round values (1, 2 or 5 x 10^k apart) from lo to hi
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : +v.toPrecision(12));
+  return out;
 }
 function histogramBars(values, bins) {  // W&B's histogram chart: the column binned
   const finite = values.filter((v) => typeof v === "number" && Number.isFinite(v));
