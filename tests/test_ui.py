@@ -937,6 +937,23 @@ def test_the_readmes_screenshots_are_of_the_demo_population(tmp_path, browser, c
         _stop(proc)
 
 
+def test_fork_and_rewind_markers_are_labelled_and_values_shown_under_the_cursor(server, page):
+    """#29: fork and rewind lines were unlabelled; a chart says what each is, and a tooltip
+    gives the exact values under the cursor."""
+    page.add_init_script(
+        "window.__drawn = []; const fill = CanvasRenderingContext2D.prototype.fillText;"
+        "CanvasRenderingContext2D.prototype.fillText = function (t, ...a) { window.__drawn.push(String(t)); return fill.call(this, t, ...a); };"
+    )
+    _open(page, server + "#/run/hot")
+    page.wait_for_selector("#charts .chart[data-key=loss] canvas")
+    page.wait_for_function("window.__drawn.some(t => t.startsWith('fork @20'))")
+    assert "fork @20 ← base" in page.evaluate("window.__drawn")
+    page.hover("#charts .chart[data-key=loss] .u-over", position={"x": 200, "y": 40})
+    tip = page.locator("#charts .chart[data-key=loss] .chart-tip")
+    tip.wait_for(state="visible")
+    assert "step" in tip.inner_text() and tip.locator("b").count() >= 1
+
+
 def test_the_runs_table_sorts_by_a_summary_or_config_column(server, page):
     """#29: any summary or config key is a column, and a column to sort by."""
     _open(page, server + "#/?project=demo&summary=loss&config=lr&sort=summary.loss&order=asc")

@@ -134,8 +134,8 @@ def test_a_fork_is_drawn_as_its_parents_part_then_its_own(tmp_path):
     assert inherited[0] == (0.0, 0.0) and inherited[-1] == (2_999.0, 2_999.0)
     assert own[0] == (3_000.0, -3_000.0) and own[-1] == (5_999.0, -5_999.0)
     assert all(x <= 2_999 for x, _ in inherited) and all(x >= 3_000 for x, _ in own)
-    assert [(m["kind"], m["step"], m["from"], m["x"]) for m in out["markers"]] == [
-        ("fork", 2_999, "parent", 2_999.0)
+    assert [(m["kind"], m["step"], m["from"], m["x"], m["label"]) for m in out["markers"]] == [
+        ("fork", 2_999, "parent", 2_999.0, "fork @2999 ← parent")
     ]
     # the page's prefetch (one scan for every key, finer step buckets) draws the same ends,
     # markers and counts, and exactly what M4 over every point draws

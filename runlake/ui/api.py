@@ -360,6 +360,8 @@ def series(
     version, markers, own_from = lake.charts.plan(run_id, segment)
     if segment is not None:
         markers = []
+    for marker in markers:  # what the chart writes beside the line
+        marker["label"] = f"{marker['kind']} @{marker['step']} ← {marker['from']}"
     out: dict[str, Any] = {"key": key, "x_label": x, "own_from": own_from, "markers": markers}
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     if x == "step":

@@ -152,7 +152,8 @@ function makeChart(container, { xs, series, markers, logScale, xLabel, yLabel, o
     plugins: [markersPlugin(markers || []), tooltipPlugin(xLabel)],
     hooks: { setSelect: [(u) => { if (u.select.width > 4 && onZoom) { const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x"); onZoom(lo, hi); } }] },
     cursor: { drag: { x: true, y: false, setScale: false } },
-    legend: { show: series.length > 1 && series.length <= 8 },  // more: the tooltip says them
+    // more series, or a group's band edges: the tooltip says them
+    legend: { show: series.length > 1 && series.length <= 8 && !(bands && bands.length) },
     bands: bands || [],  // a group's band: filled between its high and low series (workspace.js)
   };
   const chart = new uPlot(opts, [xs, ...series.map((s) => s.ys)], container);
