@@ -46,30 +46,38 @@ def population(lake: Lake, project: str, metric: str | None = None) -> dict[str,
         "SELECT run_id, segment, kind, parent_run_id, cutoff FROM segments WHERE project = ? ORDER BY run_id, segment",
         [project],
     )
-    spans = lake.sql(
-        "SELECT run_id, segment, min(step) AS first, max(step) AS last FROM raw_history "
-        "WHERE project = ? AND (? IS NULL OR key = ?) GROUP BY ALL",
-        [project, chosen, chosen],
-    )
+    # one read of the chosen key's rows: each segment's span and its strip (no key to choose:
+    # the spans of every key, no strip)
+    if chosen is not None:
+        rows = lake.sql(
+            "SELECT run_id, segment, step, value FROM raw_history WHERE project = ? AND key = ?",
+            [project, chosen],
+        )
+        spans = rows.group_by("run_id", "segment").agg(
+            pl.col("step").min().alias("first"), pl.col("step").max().alias("last")
+        )
+    else:
+        spans = lake.sql(
+            "SELECT run_id, segment, min(step) AS first, max(step) AS last FROM raw_history "
+            "WHERE project = ? GROUP BY ALL",
+            [project],
+        )
+        rows = pl.DataFrame(
+            schema={"run_id": pl.String, "segment": pl.Int64, "step": pl.Int64, "value": pl.Float64}
+        )
     bounds = (spans["first"].min(), spans["last"].max()) if spans.height else (0, 0)
     lo, hi = int(bounds[0] or 0), int(bounds[1] or 0)  # type: ignore[arg-type]
     width = max(1.0, (hi - lo + 1) / STRIP_BINS)
     strips: dict[tuple[str, int], tuple[list[float], list[float | None]]] = {}
-    if chosen is not None:
-        binned = (
-            lake.sql(
-                "SELECT run_id, segment, step, value FROM raw_history WHERE project = ? AND key = ? "
-                "AND value IS NOT NULL",
-                [project, chosen],
-            )
-            .filter(pl.col("value").is_finite())
-            .with_columns(((pl.col("step") - lo) / width).floor().alias("bin"))
-            .group_by("run_id", "segment", "bin")
-            .agg(pl.col("step").min().alias("x"), pl.col("value").mean())
-            .sort("run_id", "segment", "bin")
-        )
-        for (run_id, segment), rows in binned.group_by(["run_id", "segment"], maintain_order=True):
-            strips[(str(run_id), int(segment))] = (rows["x"].to_list(), json_floats(rows["value"].to_numpy()))
+    binned = (
+        rows.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
+        .with_columns(((pl.col("step") - lo) / width).floor().alias("bin"))
+        .group_by("run_id", "segment", "bin")
+        .agg(pl.col("step").min().alias("x"), pl.col("value").mean())
+        .sort("run_id", "segment", "bin")
+    )
+    for (run_id, segment), part in binned.group_by(["run_id", "segment"], maintain_order=True):
+        strips[(str(run_id), int(segment))] = (part["x"].to_list(), json_floats(part["value"].to_numpy()))
     span = {(r["run_id"], r["segment"]): r for r in spans.iter_rows(named=True)}
     per_run: dict[str, list[dict[str, Any]]] = {}
     for row in segments.iter_rows(named=True):
