@@ -385,9 +385,7 @@ class Charts:
             jobs.append((run_id, todo, version, done))
         if not jobs:
             return
-        queue = list(reversed(jobs))
-
-        self._work(queue, fine, workers)
+        self._work(list(reversed(jobs)), fine, workers)
 
     def _work(self, queue: list[Job], fine: int, workers: int) -> None:
         """Read the queued runs' keys, `workers` at a time, each run in its own scan."""
@@ -419,7 +417,8 @@ class Charts:
         for key in todo:
             drawn = found.get(key, NOTHING)
             self._keep(self._drawn, (run_id, key, None, None, None, fine, version), drawn)
-            self._keep(self._totals, (run_id, key, None, version), drawn[0])
+            if fine != PANEL_FINE:  # (extremes leave NaN and text out of the count)
+                self._keep(self._totals, (run_id, key, None, version), drawn[0])
 
     def _release(self, run_id: str, todo: list[str], version: tuple[Any, ...], done: threading.Event) -> None:
         done.set()
