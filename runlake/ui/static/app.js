@@ -76,7 +76,7 @@ function smooth(values, weight) {
 }
 
 // ---- a chart: uPlot with fork/rewind markers, zoom that refetches at full resolution ---------
-function markersPlugin(markers) {  // fork and rewind lines, each labelled ("fork @20 → hot")
+function markersPlugin(markers) {  // fork and rewind lines, each labelled ("fork @20 ← base")
   return { hooks: { draw: [(u) => {
     const ctx = u.ctx;
     ctx.save();
