@@ -308,13 +308,17 @@ def logs(
     lake = lake_of(ctx)
     shown = 0
     while True:
+        # the state before the lines: a run stores its last lines before it says it finished,
+        # so the lines read after a finished state are all of them (read the other way round,
+        # a run finishing in between lost its last lines)
+        running = follow and lake.run(run_id).state == "running"
         lines = lake.console(run_id, raw=raw, label=label, grep=pattern)
         for row in lines.filter(pl.col("line") >= shown).iter_rows(named=True):
             prefix = f"[{row['label']}] " if row["label"] and label is None else ""
             click.echo(f"{prefix}{row['content']}", err=row["stream"] == "stderr")
         if lines.height:
             shown = max(shown, int(lines["line"].max()) + 1)  # type: ignore[arg-type]
-        if not follow or lake.run(run_id).state != "running":
+        if not running:
             return
         time.sleep(settings.flush_interval())
         lake.refresh(force=True)
